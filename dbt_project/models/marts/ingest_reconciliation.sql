@@ -1,0 +1,34 @@
+-- Per landing file: rows_read = rows_accepted + rows_duplicate + rows_quarantined, or it says not.
+with fates as (
+    select source_file,
+           count(*) filter (where quarantine_reason is null and not is_duplicate) as accepted,
+           count(*) filter (where is_duplicate) as duplicate,
+           count(*) filter (where quarantine_reason is not null) as quarantined
+    from {{ ref('int_sales_lines') }} group by 1
+    union all
+    select source_file,
+           count(*) filter (where quarantine_reason is null and not is_duplicate),
+           count(*) filter (where is_duplicate),
+           count(*) filter (where quarantine_reason is not null)
+    from {{ ref('int_iot_readings') }} group by 1
+),
+malformed as (
+    select _file as source_file, count(*) as n from {{ source('landing', 'raw_malformed') }} group by 1
+)
+select
+    f.source,
+    f.file as source_file,
+    f.sha256,
+    f.rows_read,
+    case when f.source = 'reference' then f.rows_read else coalesce(x.accepted, 0) end as rows_accepted,
+    coalesce(x.duplicate, 0) as rows_duplicate,
+    coalesce(x.quarantined, 0) + coalesce(m.n, 0) as rows_quarantined,
+    case when f.rows_read = 0 then 0.0
+         else (coalesce(x.quarantined, 0) + coalesce(m.n, 0)) / f.rows_read end as quarantine_rate,
+    f.rows_read = (case when f.source = 'reference' then f.rows_read else coalesce(x.accepted, 0) end)
+        + coalesce(x.duplicate, 0) + coalesce(x.quarantined, 0) + coalesce(m.n, 0) as reconciled,
+    f.ingested_at
+from {{ source('landing', '_ingest_files') }} f
+left join fates x on x.source_file = f.file
+left join malformed m on m.source_file = f.file
+order by f.source, f.file
