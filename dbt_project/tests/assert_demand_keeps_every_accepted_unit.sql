@@ -1,3 +1,4 @@
+{{ config(meta={"dagster": {"ref": {"name": "fct_daily_demand"}}}) }}
 -- Fails when zero-filling or joins lost or invented units: fct_daily_demand must sum to the accepted lines.
 select *
 from (select sum(qty) as accepted_units from {{ ref('int_sales_lines') }}

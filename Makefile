@@ -1,0 +1,43 @@
+# The README's commands. Every target creates .venv when it is missing and reuses it after.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export RETAIL_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(RETAIL_DATA_DIR)/dagster_home
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test dev bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when the package metadata changed, so a second `make run` is fast.
+$(STAMP): $(BIN)/python pyproject.toml setup.py
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+dbt_project/target/manifest.json: $(STAMP) $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f) dbt_project/dbt_project.yml
+	$(BIN)/retail prepare
+
+setup: $(STAMP) dbt_project/target/manifest.json
+
+run: setup
+	@mkdir -p $(DAGSTER_HOME)
+	@if [ ! -d "$(RETAIL_DATA_DIR)/landing" ]; then $(BIN)/retail generate; fi
+	$(BIN)/retail run
+
+test: setup
+	$(BIN)/python -m pytest
+
+dev: setup
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: setup
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(RETAIL_DATA_DIR) dbt_project/target

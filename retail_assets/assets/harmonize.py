@@ -1,0 +1,62 @@
+"""Harmonization: every dbt model is an asset, every dbt test an asset check."""
+
+from typing import Any, Mapping
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_duckdb import DuckDBResource
+
+from retail_assets.dbt import dbt_project
+from retail_assets.resources import RetailDataRoot
+
+
+class RetailDbtTranslator(DagsterDbtTranslator):
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        folder = dbt_resource_props.get("fqn", ["", "marts"])[1]
+        return "harmonize_staging" if folder in ("staging", "intermediate") else "warehouse"
+
+
+def _model_metadata(con, table: str) -> dict:
+    """What a person acts on, per model: row counts, and for the audit tables their breakdown."""
+    meta: dict = {"dagster/row_count": dg.MetadataValue.int(con.execute(f'select count(*) from "{table}"').fetchone()[0])}
+    if table == "quarantine":
+        rows = con.execute("select source, reason, count(*) n from quarantine group by all order by n desc").fetchall()
+        meta["reasons"] = dg.MetadataValue.md(
+            "| source | reason | rows |\n|---|---|---|\n" + "\n".join(f"| {s} | {r} | {n:,} |" for s, r, n in rows)
+        )
+    elif table == "ingest_reconciliation":
+        read, acc, dup, quar, bad, worst = con.execute(
+            "select sum(rows_read), sum(rows_accepted), sum(rows_duplicate), sum(rows_quarantined),"
+            " count(*) filter (where not reconciled), max(quarantine_rate) from ingest_reconciliation"
+        ).fetchone()
+        meta.update(
+            rows_read=int(read or 0), rows_accepted=int(acc or 0), rows_duplicate=int(dup or 0),
+            rows_quarantined=int(quar or 0), files_not_reconciled=int(bad or 0),
+            worst_file_quarantine_rate=float(worst or 0.0),
+        )
+    elif table == "fct_daily_demand":
+        first, last, units, stores, items = con.execute(
+            "select min(business_date), max(business_date), sum(units_total), count(distinct store_id),"
+            " count(distinct item_id) from fct_daily_demand"
+        ).fetchone()
+        meta.update(first_date=str(first), last_date=str(last), units_total=int(units or 0), stores=stores, items=items)
+    return meta
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    dagster_dbt_translator=RetailDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+)
+def harmonized(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, data_root: RetailDataRoot, duckdb: DuckDBResource
+):
+    """`dbt build`: staging maps regional schemas, marts build facts, dims, quarantine and reconciliation."""
+    data_root.export_env()
+    events = list(dbt.cli(["build"], context=context).stream())
+    # dbt held the warehouse's write lock until now (one writer): read the counts afterwards
+    with duckdb.get_connection() as con:
+        for event in events:
+            if isinstance(event, dg.Output):
+                table = context.asset_key_for_output(event.output_name).path[-1]
+                event = event.with_metadata({**event.metadata, **_model_metadata(con, table)})
+            yield event

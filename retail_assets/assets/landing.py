@@ -1,0 +1,64 @@
+"""Raw landing: copy new landing files into DuckDB `raw_*` tables (the first writer of the warehouse)."""
+
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from retail_assets.core.landing import load_landing_zone
+from retail_assets.resources import RetailDataRoot
+
+RAW_TABLES = {
+    "raw_pos_us": "US point-of-sale lines as sent (comma separated, `qty`, `color`).",
+    "raw_pos_uk": "UK point-of-sale lines as sent (`quantity`, `colour`, day-first dates).",
+    "raw_pos_de": "German point-of-sale lines as sent (`;`, decimal commas, German column names).",
+    "raw_ecommerce": "E-commerce order lines, one JSON document per line, UTC timestamps.",
+    "raw_iot": "Store IoT readings: hourly temperature, shelf units per item.",
+    "raw_malformed": "CSV lines the parser could not split; they reach quarantine.",
+    "ingest_files": "One row per landing file loaded: SHA-256, rows read, header.",
+    "raw_stores": "Reference: stores with region, time zone, currency, opening date, climate zone.",
+    "raw_items": "Reference: items with category, colour, list price, launch date.",
+    "raw_holidays": "Reference: regional holidays and retail events, with store closures.",
+    "raw_promotions": "Reference: the promotion calendar, planned in advance.",
+    "raw_fx_rates": "Reference: daily FX rates to USD.",
+}
+TABLE_OF = {name: ("_ingest_files" if name == "ingest_files" else name) for name in RAW_TABLES}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["landing", name], description=desc, group_name="landing", kinds={"duckdb"})
+        for name, desc in RAW_TABLES.items()
+    ],
+    can_subset=False,
+)
+def raw_landing(context: dg.AssetExecutionContext, data_root: RetailDataRoot, duckdb: DuckDBResource):
+    """Load only new or changed landing files: re-running over the same files changes nothing."""
+    layout = data_root.layout
+    with duckdb.get_connection() as con:
+        report = load_landing_zone(con, layout.landing, progress=context.log.info)
+        table_rows = {
+            name: con.execute(f"select count(*) from {table}").fetchone()[0] for name, table in TABLE_OF.items()
+        }
+        fingerprint = con.execute(
+            "select sha256(string_agg(file || ':' || sha256, ',' order by file)) from _ingest_files"
+        ).fetchone()[0]
+    source_of = {"raw_pos_us": "pos_us", "raw_pos_uk": "pos_uk", "raw_pos_de": "pos_de",
+                 "raw_ecommerce": "ecommerce", "raw_iot": "iot"}
+    for name in RAW_TABLES:
+        metadata = {
+            "dagster/row_count": dg.MetadataValue.int(int(table_rows[name])),
+            "files_seen": report.files_seen,
+            "files_loaded": report.files_loaded,
+            "files_unchanged": report.files_unchanged,
+            "files_replaced": report.files_replaced,
+            "landing_fingerprint": fingerprint,
+        }
+        if name in source_of:
+            metadata["rows_loaded_this_run"] = report.rows_loaded.get(source_of[name], 0)
+        if name == "raw_malformed":
+            metadata["malformed_rows_this_run"] = report.malformed_rows
+        yield dg.MaterializeResult(
+            asset_key=["landing", name],
+            metadata=metadata,
+            data_version=dg.DataVersion(fingerprint),
+        )

@@ -1,0 +1,128 @@
+"""`retail`: the command line of the platform (generate a landing zone, run the pipeline)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from retail_assets.settings import DataLayout
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _layout(data_dir: str | None) -> DataLayout:
+    layout = DataLayout(Path(data_dir).resolve()) if data_dir else DataLayout.from_env()
+    os.environ["RETAIL_DATA_DIR"] = str(layout.root)
+    return layout
+
+
+@click.group()
+def main() -> None:
+    """Retail demand platform: landing zone -> dbt on DuckDB -> per-store forecasts and edge bundles."""
+
+
+@main.command()
+@click.option("--data-dir", default=None, help="Data root (default: $RETAIL_DATA_DIR or ./data).")
+@click.option("--stores", default=8, show_default=True, type=click.IntRange(1, 9000))
+@click.option("--items", default=30, show_default=True, type=click.IntRange(1, 8999))
+@click.option("--days", default=1096, show_default=True, type=click.IntRange(14, 20000))
+@click.option("--start", default="2023-01-01", show_default=True, help="First day of history (YYYY-MM-DD).")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--scenario", default="demo", show_default=True, type=click.Choice(["demo", "clean"]))
+def generate(data_dir, stores, items, days, start, seed, scenario) -> None:
+    """Write a seeded demo landing zone (replacing <data-dir>/landing)."""
+    from retail_assets.core.generator import GeneratorConfig, generate_landing_zone
+
+    layout = _layout(data_dir)
+    try:
+        cfg = GeneratorConfig(stores=stores, items=items, days=days, start=dt.date.fromisoformat(start),
+                              seed=seed, scenario=scenario)
+    except ValueError as exc:
+        _fail(str(exc))
+    t0 = time.perf_counter()
+    truth = generate_landing_zone(layout.landing, cfg, progress=lambda m: click.echo(f"  {m}"))
+    counts = truth["counts"]
+    click.echo(
+        f"landing zone written to {layout.landing} in {time.perf_counter() - t0:.1f}s: "
+        f"{counts['pos']['rows_written']:,} POS rows, {counts['ecommerce']['rows_written']:,} e-commerce lines, "
+        f"{counts['iot']['rows_written']:,} IoT readings; injected defects in {layout.landing / '_truth/defects.json'}"
+    )
+
+
+@main.command()
+def prepare() -> None:
+    """Build the dbt manifest (done by `make`; needed before the code location loads outside `dagster dev`)."""
+    from retail_assets.dbt import prepare_manifest
+
+    prepare_manifest()
+    click.echo("dbt manifest ready")
+
+
+@main.command()
+@click.option("--data-dir", default=None, help="Data root (default: $RETAIL_DATA_DIR or ./data).")
+def run(data_dir) -> None:
+    """Materialize every asset into the data root, recorded in its local Dagster instance."""
+    layout = _layout(data_dir)
+    if not layout.landing.is_dir():
+        _fail(f"no landing zone at {layout.landing}: run `retail generate` first, or copy your files there")
+    layout.dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(layout.dagster_home)
+
+    import dagster as dg
+
+    from retail_assets.dbt import dbt_project, prepare_manifest
+
+    if not dbt_project.manifest_path.exists():
+        prepare_manifest()
+    from retail_assets.definitions import defs
+
+    t0 = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("ingest_and_harmonize").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
+    if not result.success:
+        failed = [e.step_key for e in result.all_events if e.is_step_failure]
+        _fail(f"run {result.run_id} failed at {', '.join(failed) or 'a step'}; open `make dev` to see its logs")
+    _print_summary(layout, time.perf_counter() - t0, result.run_id)
+
+
+def _print_summary(layout: DataLayout, seconds: float, run_id: str) -> None:
+    from retail_assets.resources import build_resources
+
+    # same connection settings as the run's resource: DuckDB refuses a second, different config
+    with build_resources(layout.root)["duckdb"].get_connection() as con:
+        q = lambda sql: con.execute(sql).fetchone()  # noqa: E731
+        stores, items = q("select count(*) from dim_store")[0], q("select count(*) from dim_item")[0]
+        rows, first, last, units = q(
+            "select count(*), min(business_date), max(business_date), sum(units_total) from fct_daily_demand"
+        )
+        read, accepted, dup, quar, ok = q(
+            "select sum(rows_read), sum(rows_accepted), sum(rows_duplicate), sum(rows_quarantined),"
+            " bool_and(reconciled) from ingest_reconciliation where source <> 'reference'"
+        )
+        reasons = con.execute("select reason, count(*) from quarantine group by 1 order by 2 desc").fetchall()
+    click.echo(f"\nrun {run_id} finished in {seconds:.1f}s")
+    click.echo(f"  warehouse      {layout.warehouse}")
+    click.echo(f"  dagster home   {layout.dagster_home}  (`make dev` shows this run)")
+    click.echo(f"  stores/items   {stores} stores x {items} items")
+    click.echo(f"  fct_daily_demand  {rows:,} rows, {first} .. {last}, {int(units):,} units")
+    click.echo(
+        f"  ingest         {int(read):,} rows read = {int(accepted):,} accepted + {int(dup):,} duplicate"
+        f" + {int(quar):,} quarantined ({'reconciled' if ok else 'NOT RECONCILED'})"
+    )
+    click.echo("  quarantine     " + ", ".join(f"{r}: {n}" for r, n in reasons))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""The dbt project as Dagster sees it. The manifest is built at install/test time (`retail prepare`),
+or by `dagster dev` itself, not at every code-server load."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from retail_assets.settings import DBT_PROJECT_DIR
+
+# The dbt installed beside this interpreter, so an unactivated venv still finds it.
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() \
+    else (shutil.which("dbt") or "dbt")
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+dbt_project.prepare_if_dev()
+
+
+def dbt_cli() -> DbtCliResource:
+    return DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+
+
+def prepare_manifest() -> None:
+    """Parse the dbt project into target/manifest.json (no warehouse connection needed)."""
+    dbt_cli().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()

@@ -1,0 +1,35 @@
+"""Configurable resources: storage is configuration (DESIGN.md decision 5)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from retail_assets.dbt import dbt_cli
+from retail_assets.settings import DataLayout, default_data_dir
+
+
+class RetailDataRoot(dg.ConfigurableResource):
+    """The data root (`RETAIL_DATA_DIR`): landing zone, warehouse and per-store artifacts."""
+
+    data_dir: str = str(default_data_dir())
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout(Path(self.data_dir).resolve())
+
+    def export_env(self) -> None:
+        """dbt's profile reads the warehouse path from RETAIL_DATA_DIR: keep it absolute and in sync."""
+        os.environ["RETAIL_DATA_DIR"] = str(self.layout.root)
+
+
+def build_resources(data_dir: str | os.PathLike | None = None) -> dict:
+    root = DataLayout(Path(data_dir).resolve()) if data_dir else DataLayout.from_env()
+    return {
+        "data_root": RetailDataRoot(data_dir=str(root.root)),
+        "duckdb": DuckDBResource(database=str(root.warehouse)),
+        "dbt": dbt_cli(),
+    }

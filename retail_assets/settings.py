@@ -1,0 +1,45 @@
+"""Where things live: one data root (`RETAIL_DATA_DIR`, default `./data`) and the code's own folders.
+
+Pure (no Dagster imports) so the CLI, the resources and the tests agree on every path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+DBT_PROJECT_DIR = REPO_DIR / "dbt_project"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("RETAIL_DATA_DIR", "data")).resolve()
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """The documented layout under the data root."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> "DataLayout":
+        return cls(default_data_dir())
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
