@@ -401,7 +401,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]], sep: str = 
 
 
 def _choose(rng: np.random.Generator, pool: np.ndarray, rate: float) -> np.ndarray:
-    k = int(round(len(pool) * rate))
+    k = max(1, int(round(len(pool) * rate))) if rate > 0 else 0  # a rate > 0 always injects one
     if k == 0 or len(pool) == 0:
         return np.array([], dtype=np.int64)
     return rng.choice(pool, size=min(k, len(pool)), replace=False)

@@ -219,9 +219,10 @@ def load_landing_zone(
     landing = Path(landing).resolve()
     ensure_schema(con)
     report = LoadReport()
+    sources = discover_sources(landing)  # refuse an undocumented layout before writing anything
     load_reference(con, landing)
     known = dict(con.execute("select file, sha256 from _ingest_files").fetchall())
-    for source in discover_sources(landing):
+    for source in sources:
         files = sorted(landing.glob(source.pattern))
         report.files_seen += len(files)
         pending: list[tuple[str, pa.Table]] = []

@@ -1,0 +1,60 @@
+"""Shared fixtures: one small generated landing zone, ingested once by a real Dagster run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from retail_assets.core.generator import GeneratorConfig, generate_landing_zone
+from retail_assets.dbt import dbt_project, prepare_manifest
+
+# Three stores (US, UK, DE), both autumn clock changes (29 Oct UK/DE, 5 Nov US), one late opener.
+SMALL = GeneratorConfig(stores=4, items=6, days=75, start=dt.date(2023, 10, 1), seed=7)
+
+
+def pytest_configure(config):
+    if not dbt_project.manifest_path.exists():
+        prepare_manifest()
+
+
+def materialize_ingest(data_dir: Path) -> dg.ExecuteInProcessResult:
+    """A real run of the landing and dbt assets against `data_dir`."""
+    from retail_assets.assets.harmonize import harmonized
+    from retail_assets.assets.landing import raw_landing
+    from retail_assets.resources import build_resources
+
+    os.environ["RETAIL_DATA_DIR"] = str(data_dir)
+    return dg.materialize([raw_landing, harmonized], resources=build_resources(data_dir))
+
+
+@pytest.fixture(scope="session")
+def small_zone(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("retail") / "data"
+    truth = generate_landing_zone(root / "landing", SMALL)
+    return root, truth
+
+
+@pytest.fixture(scope="session")
+def ingested(small_zone) -> tuple[Path, dict, dg.ExecuteInProcessResult]:
+    root, truth = small_zone
+    result = materialize_ingest(root)
+    assert result.success
+    return root, truth, result
+
+
+@pytest.fixture()
+def warehouse(ingested):
+    root, _truth, _result = ingested
+    con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+    yield con
+    con.close()
+
+
+def load_truth(landing: Path) -> dict:
+    return json.loads((landing / "_truth" / "defects.json").read_text())
