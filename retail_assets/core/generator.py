@@ -87,12 +87,15 @@ class GeneratorConfig:
     start: dt.date = dt.date(2023, 1, 1)
     seed: int = 42
     scenario: str = "demo"
+    channels: tuple[str, ...] = ("pos", "ecommerce", "iot")  # which landing sources to write
 
     def __post_init__(self) -> None:
         if self.stores < 1 or self.items < 1 or self.days < 14:
             raise ValueError("need at least 1 store, 1 item and 14 days of history")
         if self.stores > 9000 or self.items > 8999:
             raise ValueError("at most 9000 stores and 8999 items (ids are 4 digits)")
+        if not set(self.channels) <= {"pos", "ecommerce", "iot"}:
+            raise ValueError(f"unknown channels {self.channels}; choose from pos, ecommerce, iot")
         if self.scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {self.scenario!r}; choose one of {SCENARIOS}")
 
@@ -444,7 +447,8 @@ def generate_landing_zone(
     root.mkdir(parents=True)
     rng = np.random.default_rng(cfg.seed)
     defects = DEMO_DEFECT_RATES if cfg.scenario == "demo" else {k: 0 for k in DEMO_DEFECT_RATES}
-    cfg_dict = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in asdict(cfg).items()}
+    cfg_dict = {k: (v.isoformat() if isinstance(v, dt.date) else list(v) if isinstance(v, tuple) else v)
+                for k, v in asdict(cfg).items()}
     truth = Truth(config=cfg_dict)
 
     stores = make_stores(cfg, rng)
@@ -509,9 +513,12 @@ def generate_landing_zone(
                 return code, disc
         return "", 0
 
-    _write_pos(root, cfg, stores, items, pos_units, fx_lookup, promo_for, defects, rng, truth, say)
-    _write_ecommerce(root, cfg, stores, items, ecom_units, fx_lookup, promo_for, defects, rng, truth, say)
-    _write_iot(root, cfg, stores, items, temps, open_mask, stockout, defects, rng, truth, say)
+    if "pos" in cfg.channels:
+        _write_pos(root, cfg, stores, items, pos_units, fx_lookup, promo_for, defects, rng, truth, say)
+    if "ecommerce" in cfg.channels:
+        _write_ecommerce(root, cfg, stores, items, ecom_units, fx_lookup, promo_for, defects, rng, truth, say)
+    if "iot" in cfg.channels:
+        _write_iot(root, cfg, stores, items, temps, open_mask, stockout, defects, rng, truth, say)
 
     sidecar = {
         "config": truth.config,

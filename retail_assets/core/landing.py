@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -118,16 +119,16 @@ def _read_csv(path: Path, separator: str) -> tuple[pa.Table, list[tuple[int, str
 
     table = pacsv.read_csv(
         path,
-        read_options=pacsv.ReadOptions(use_threads=False),
+        read_options=pacsv.ReadOptions(use_threads=True),
         parse_options=pacsv.ParseOptions(delimiter=separator, invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in header}, strings_can_be_null=True, quoted_strings_can_be_null=True
         ),
     )
-    total = table.num_rows + len(bad)
-    bad_lines = {n for n, _ in bad}
-    lines = [n for n in range(2, total + 2) if n not in bad_lines][: table.num_rows]
-    return table.append_column("_line", pa.array(lines, pa.int64())), bad
+    lines = np.arange(2, table.num_rows + len(bad) + 2, dtype=np.int64)  # line 1 is the header
+    if bad:
+        lines = np.setdiff1d(lines, np.array([n for n, _ in bad], dtype=np.int64))
+    return table.append_column("_line", pa.array(lines[: table.num_rows])), bad
 
 
 def _read_jsonl(path: Path) -> pa.Table:
@@ -187,7 +188,7 @@ def load_reference(con: duckdb.DuckDBPyConnection, landing: Path) -> int:
         con.register("_batch", table)
         con.execute(f"create table raw_{name} as select * from _batch")
         con.unregister("_batch")
-        _record(con, "reference", rel, digest, path.stat().st_size, table.num_rows, 0, _header(table))
+        _record(con, "reference", [(rel, digest, path.stat().st_size, table.num_rows, 0, _header(table))])
         changed += 1
     return changed
 
@@ -201,12 +202,25 @@ def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(con.execute("select count(*) from information_schema.tables where table_name = ?", [name]).fetchone()[0])
 
 
-def _record(con, source: str, rel: str, digest: str, size: int, rows: int, malformed: int, header: str) -> None:
-    con.execute("delete from _ingest_files where file = ?", [rel])
-    con.execute(
-        "insert into _ingest_files values (?, ?, ?, ?, ?, ?, ?, ?)",
-        [source, rel, digest, size, rows, malformed, header, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)],
-    )
+def _record(con, source: str, entries: list[tuple[str, str, int, int, int, str]]) -> None:
+    """Log loaded files (file, sha256, bytes, rows_read, malformed_rows, header) in one statement."""
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    log = pa.table({
+        "source": pa.repeat(pa.scalar(source), len(entries)),
+        "file": [e[0] for e in entries],
+        "sha256": [e[1] for e in entries],
+        "bytes": pa.array([e[2] for e in entries], pa.int64()),
+        "rows_read": pa.array([e[3] for e in entries], pa.int64()),
+        "malformed_rows": pa.array([e[4] for e in entries], pa.int64()),
+        "header": [e[5] for e in entries],
+        "ingested_at": pa.repeat(pa.scalar(now, pa.timestamp("us")), len(entries)),
+    })
+    con.register("_log", log)
+    try:
+        con.execute("delete from _ingest_files where file in (select file from _log)")
+        con.execute("insert into _ingest_files by name select * from _log")
+    finally:
+        con.unregister("_log")
 
 
 def load_landing_zone(
@@ -242,7 +256,7 @@ def load_landing_zone(
                 table, bad = _read_csv(path, source.separator)
             else:
                 table, bad = _read_jsonl(path), []
-            table = table.append_column("_file", pa.array([rel] * table.num_rows, pa.string()))
+            table = table.append_column("_file", pa.repeat(pa.scalar(rel), table.num_rows))
             pending.append((rel, table))
             malformed.extend((rel, n, text) for n, text in bad)
             log_rows.append((rel, digest, path.stat().st_size, table.num_rows + len(bad), len(bad), _header(table)))
@@ -256,8 +270,7 @@ def load_landing_zone(
                 con.executemany(
                     "insert into raw_malformed values (?, ?, ?, ?)", [(source.name, *m) for m in malformed]
                 )
-            for entry in log_rows:
-                _record(con, source.name, *entry)
+            _record(con, source.name, log_rows)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")

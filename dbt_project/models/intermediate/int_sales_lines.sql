@@ -70,10 +70,11 @@ judged as (
             when cast(local_time as date) < opened_on then 'sale_before_store_opened'
         end as quarantine_reason,
         -- a local wall time that happens twice when clocks go back: the date is still certain
-        channel = 'pos' and timezone is not null and sold_at_local is not null and (
+        -- (clocks only change between 00:00 and 04:00 local, so only those rows pay for the time zone maths)
+        case when channel = 'pos' and timezone is not null and hour(sold_at_local) < 4 then (
             timezone(timezone, timezone(timezone, sold_at_local) - interval 1 hour) = sold_at_local
             or timezone(timezone, timezone(timezone, sold_at_local) + interval 1 hour) = sold_at_local
-        ) as dst_ambiguous
+        ) else false end as dst_ambiguous
     from fx
 )
 select

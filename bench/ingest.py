@@ -1,0 +1,90 @@
+"""Harmonization throughput: raw landing + `dbt build` on generated POS landing zones of 1 M and 10 M rows.
+
+Prints wall time and rows per second for each stage, and, as a baseline measured in the same run on the
+same files, the time DuckDB alone takes to parse every POS file once (`read_csv` into a count).
+Goal (issue 3): 10 M POS rows harmonized in at most 60 s on the 2-core machine.
+
+    .venv/bin/python bench/ingest.py [--rows 1000000 10000000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from retail_assets.core.generator import GeneratorConfig, generate_landing_zone
+from retail_assets.core.regions import POS_CONVENTIONS
+from retail_assets.resources import build_resources
+
+ROWS_PER_STORE = 71_600  # POS lines per store for 30 items x 1096 days with the demo demand model
+
+
+def baseline_scan(landing: Path) -> float:
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    for region, conv in POS_CONVENTIONS.items():
+        folder = landing / "pos" / f"region={region}"
+        if folder.is_dir():
+            con.execute(
+                f"select count(*) from read_csv('{folder}/*.csv', delim='{conv.separator}', all_varchar=true,"
+                " union_by_name=true)"
+            ).fetchone()
+    return time.perf_counter() - t0
+
+
+def run_one(target_rows: int, workdir: Path) -> None:
+    from retail_assets.assets.harmonize import harmonized
+    from retail_assets.assets.landing import raw_landing
+
+    stores = max(3, math.ceil(target_rows / ROWS_PER_STORE))
+    data = workdir / f"rows_{target_rows}"
+    t0 = time.perf_counter()
+    truth = generate_landing_zone(
+        data / "landing", GeneratorConfig(stores=stores, items=30, days=1096, channels=("pos",)),
+        progress=lambda m: print(f"    {m}", flush=True),
+    )
+    rows = truth["counts"]["pos"]["rows_written"]
+    print(f"  generated {rows:,} POS rows for {stores} stores in {time.perf_counter() - t0:.1f}s", flush=True)
+
+    scan = baseline_scan(data / "landing")
+    os.environ["RETAIL_DATA_DIR"] = str(data)
+    resources = build_resources(data)
+    t1 = time.perf_counter()
+    assert dg.materialize([raw_landing], resources=resources).success
+    t_load = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    assert dg.materialize([raw_landing, harmonized], resources=resources, selection=[harmonized]).success
+    t_dbt = time.perf_counter() - t2
+    total = t_load + t_dbt
+    print(f"  baseline: DuckDB parses the files once in {scan:.1f}s ({rows / scan:,.0f} rows/s)")
+    print(f"  raw landing {t_load:.1f}s ({rows / t_load:,.0f} rows/s); dbt build {t_dbt:.1f}s ({rows / t_dbt:,.0f} rows/s)")
+    print(f"  harmonization total {total:.1f}s = {rows / total:,.0f} rows/s = {total / scan:.1f}x the parse-only baseline")
+    goal = 60.0 * rows / 10_000_000
+    print(f"  goal (10 M rows in 60 s, scaled to {rows:,} rows = {goal:.1f}s): {'met' if total <= goal else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--keep", type=Path, default=None, help="keep the generated data here")
+    args = parser.parse_args()
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="bench_ingest_"))
+    try:
+        for target in args.rows:
+            print(f"\n== {target:,} POS rows (target) ==", flush=True)
+            run_one(target, workdir)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
