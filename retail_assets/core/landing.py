@@ -117,14 +117,21 @@ def _read_csv(path: Path, separator: str) -> tuple[pa.Table, list[tuple[int, str
         bad.append((row.number or -1, row.text))
         return "skip"
 
-    table = pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(use_threads=True),
-        parse_options=pacsv.ParseOptions(delimiter=separator, invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in header}, strings_can_be_null=True, quoted_strings_can_be_null=True
-        ),
-    )
+    def read(threads: bool) -> pa.Table:
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=threads),
+            parse_options=pacsv.ParseOptions(delimiter=separator, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in header}, strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+
+    table = read(threads=True)
+    if bad:  # only a single-threaded parse knows the line numbers of the rows it skipped
+        bad.clear()
+        table = read(threads=False)
     lines = np.arange(2, table.num_rows + len(bad) + 2, dtype=np.int64)  # line 1 is the header
     if bad:
         lines = np.setdiff1d(lines, np.array([n for n, _ in bad], dtype=np.int64))
