@@ -36,7 +36,7 @@ def main() -> None:
 @click.option("--days", default=1096, show_default=True, type=click.IntRange(14, 20000))
 @click.option("--start", default="2023-01-01", show_default=True, help="First day of history (YYYY-MM-DD).")
 @click.option("--seed", default=42, show_default=True, type=int)
-@click.option("--scenario", default="demo", show_default=True, type=click.Choice(["demo", "clean"]))
+@click.option("--scenario", default="demo", show_default=True, type=click.Choice(["demo", "clean", "broken_store"]))
 def generate(data_dir, stores, items, days, start, seed, scenario) -> None:
     """Write a seeded demo landing zone (replacing <data-dir>/landing)."""
     from retail_assets.core.generator import GeneratorConfig, generate_landing_zone
@@ -85,19 +85,41 @@ def run(data_dir) -> None:
     from retail_assets.definitions import defs
 
     t0 = time.perf_counter()
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with dg.DagsterInstance.get() as instance:
+        click.echo("ingest and harmonize (raw landing -> dbt build -> store partitions) ...")
         result = defs.resolve_job_def("ingest_and_harmonize").execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            instance=instance, raise_on_error=False, run_config=quiet
         )
-    if not result.success:
-        failed = [e.step_key for e in result.all_events if e.is_step_failure]
-        _fail(f"run {result.run_id} failed at {', '.join(failed) or 'a step'}; open `make dev` to see its logs")
-    _print_summary(layout, time.perf_counter() - t0, result.run_id)
+        if not result.success:
+            failed = [e.step_key for e in result.all_events if e.is_step_failure]
+            _fail(f"run {result.run_id} failed at {', '.join(failed) or 'a step'}; open `make dev` to see its logs")
+        stores = instance.get_dynamic_partitions("stores")
+        store_job = defs.resolve_job_def("store_pipeline")
+        outcomes = {}
+        with click.progressbar(stores, label="per-store pipeline", show_pos=True,
+                               item_show_func=lambda s: f"store {s}" if s else "") as bar:
+            for store in bar:
+                r = store_job.execute_in_process(
+                    instance=instance, partition_key=store, raise_on_error=False, run_config=quiet
+                )
+                outcomes[store] = _store_outcome(r)
+    _print_summary(layout, time.perf_counter() - t0, result.run_id, outcomes)
 
 
-def _print_summary(layout: DataLayout, seconds: float, run_id: str) -> None:
+def _store_outcome(result) -> str:
+    """'ok', or which blocking check stopped the store, in a few words."""
+    failed_checks = [
+        e.asset_check_evaluation_data.check_name
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+    ]
+    if failed_checks:
+        return "blocked by " + ", ".join(failed_checks)
+    return "ok" if result.success else "failed: " + ", ".join(e.step_key for e in result.all_events if e.is_step_failure)
+
+
+def _print_summary(layout: DataLayout, seconds: float, run_id: str, store_outcomes: dict[str, str]) -> None:
     from retail_assets.resources import build_resources
 
     # same connection settings as the run's resource: DuckDB refuses a second, different config
@@ -112,7 +134,7 @@ def _print_summary(layout: DataLayout, seconds: float, run_id: str) -> None:
             " bool_and(reconciled) from ingest_reconciliation where source <> 'reference'"
         )
         reasons = con.execute("select reason, count(*) from quarantine group by 1 order by 2 desc").fetchall()
-    click.echo(f"\nrun {run_id} finished in {seconds:.1f}s")
+    click.echo(f"\nfinished in {seconds:.1f}s (ingest run {run_id})")
     click.echo(f"  warehouse      {layout.warehouse}")
     click.echo(f"  dagster home   {layout.dagster_home}  (`make dev` shows this run)")
     click.echo(f"  stores/items   {stores} stores x {items} items")
@@ -122,6 +144,12 @@ def _print_summary(layout: DataLayout, seconds: float, run_id: str) -> None:
         f" + {int(quar):,} quarantined ({'reconciled' if ok else 'NOT RECONCILED'})"
     )
     click.echo("  quarantine     " + ", ".join(f"{r}: {n}" for r, n in reasons))
+    ok = sorted(s for s, o in store_outcomes.items() if o == "ok")
+    click.echo(f"  features       {layout.features}/store=<id>/features.parquet: "
+               f"{len(ok)} of {len(store_outcomes)} stores passed their gate")
+    for store, outcome in sorted(store_outcomes.items()):
+        if outcome != "ok":
+            click.echo(f"    store {store}: {outcome}")
 
 
 if __name__ == "__main__":

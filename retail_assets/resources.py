@@ -26,10 +26,30 @@ class RetailDataRoot(dg.ConfigurableResource):
         os.environ["RETAIL_DATA_DIR"] = str(self.layout.root)
 
 
-def build_resources(data_dir: str | os.PathLike | None = None) -> dict:
+class ForecastSettings(dg.ConfigurableResource):
+    """Knobs planners and data engineers tune without code changes."""
+
+    horizon_days: int = 28
+    min_history_days: int = 365
+    max_store_zero_streak_days: int = 7
+    max_file_quarantine_rate: float = 0.05
+
+    def validation_config(self):
+        from retail_assets.checks.suites import ValidationConfig
+
+        return ValidationConfig(
+            min_history_days=self.min_history_days,
+            horizon_days=self.horizon_days,
+            max_store_zero_streak_days=self.max_store_zero_streak_days,
+            max_file_quarantine_rate=self.max_file_quarantine_rate,
+        )
+
+
+def build_resources(data_dir: str | os.PathLike | None = None, **settings) -> dict:
     root = DataLayout(Path(data_dir).resolve()) if data_dir else DataLayout.from_env()
     return {
         "data_root": RetailDataRoot(data_dir=str(root.root)),
         "duckdb": DuckDBResource(database=str(root.warehouse)),
         "dbt": dbt_cli(),
+        "settings": ForecastSettings(**settings),
     }

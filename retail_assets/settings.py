@@ -43,3 +43,13 @@ class DataLayout:
     @property
     def exports(self) -> Path:
         return self.root / "exports"
+
+    @property
+    def features(self) -> Path:
+        return self.root / "features"
+
+    def store_dir(self, kind: str, store_id: str) -> Path:
+        """`<root>/<kind>/store=<id>/` for a validated store id (never a path escape)."""
+        from retail_assets.core.ids import validate_store_id
+
+        return self.root / kind / f"store={validate_store_id(store_id)}"

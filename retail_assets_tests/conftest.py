@@ -24,13 +24,15 @@ def pytest_configure(config):
 
 
 def materialize_ingest(data_dir: Path) -> dg.ExecuteInProcessResult:
-    """A real run of the landing and dbt assets against `data_dir`."""
+    """A real run of the landing and dbt assets, and the warehouse checks, against `data_dir`."""
     from retail_assets.assets.harmonize import harmonized
     from retail_assets.assets.landing import raw_landing
+    from retail_assets.checks.gx_checks import gx_demand_checks, gx_quarantine_rate
     from retail_assets.resources import build_resources
 
     os.environ["RETAIL_DATA_DIR"] = str(data_dir)
-    return dg.materialize([raw_landing, harmonized], resources=build_resources(data_dir))
+    return dg.materialize([raw_landing, harmonized, gx_demand_checks, gx_quarantine_rate],
+                          resources=build_resources(data_dir))
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +60,21 @@ def warehouse(ingested):
 
 def load_truth(landing: Path) -> dict:
     return json.loads((landing / "_truth" / "defects.json").read_text())
+
+
+def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, **settings) -> dict:
+    """Register the stores of dim_store as partitions, then run the per-store job once per store."""
+    from retail_assets.assets.stores import store_features, store_registry
+    from retail_assets.checks.gx_checks import gx_store_features
+    from retail_assets.resources import build_resources
+
+    resources = build_resources(data_dir, **settings)
+    assert dg.materialize([store_registry], instance=instance, resources=resources,
+                          selection=[store_registry]).success
+    results = {}
+    for store in instance.get_dynamic_partitions("stores"):
+        results[store] = dg.materialize(
+            [store_features, gx_store_features], instance=instance, resources=resources, partition_key=store,
+            raise_on_error=False,
+        )
+    return results

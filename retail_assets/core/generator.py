@@ -33,7 +33,8 @@ from retail_assets.core.regions import (
     REGION_STORE_SITES,
 )
 
-SCENARIOS = ("demo", "clean")
+SCENARIOS = ("demo", "clean", "broken_store")
+OUTAGE_DAYS = 21  # broken_store: one store's sales feed is silent this long
 UTC = dt.timezone.utc
 ABSURD_QTY = 5000  # far above any per-line cap the validation rules accept
 
@@ -446,7 +447,7 @@ def generate_landing_zone(
         shutil.rmtree(root)
     root.mkdir(parents=True)
     rng = np.random.default_rng(cfg.seed)
-    defects = DEMO_DEFECT_RATES if cfg.scenario == "demo" else {k: 0 for k in DEMO_DEFECT_RATES}
+    defects = DEMO_DEFECT_RATES if cfg.scenario != "clean" else {k: 0 for k in DEMO_DEFECT_RATES}
     cfg_dict = {k: (v.isoformat() if isinstance(v, dt.date) else list(v) if isinstance(v, tuple) else v)
                 for k, v in asdict(cfg).items()}
     truth = Truth(config=cfg_dict)
@@ -492,6 +493,14 @@ def generate_landing_zone(
 
     temps = daily_temperatures(cfg, stores, rng)
     units, open_mask, promo_mask, stockout = simulate_units(cfg, stores, items, hols, promos, temps, rng)
+    if cfg.scenario == "broken_store":  # the till feed of one store goes silent mid-history
+        broken = 1 % len(stores)
+        first = cfg.days // 2
+        units[broken, :, first : first + OUTAGE_DAYS] = 0
+        truth.counts["feed_outage"] = dict(
+            {"store_id": stores[broken].store_id, "first_day": (cfg.start + dt.timedelta(days=first)).isoformat(),
+             "days": OUTAGE_DAYS}
+        )
     say(f"simulated demand: {int(units.sum()):,} units over {cfg.days} days")
 
     # channel split

@@ -1,0 +1,93 @@
+"""Stores as partitions: register every store of `dim_store`, then build each store's features."""
+
+import dagster as dg
+
+from retail_assets.core.features import materialize_store_features, summarize
+from retail_assets.core.ids import InvalidIdentifier, validate_store_id
+from retail_assets.core.warehouse import connect_readonly
+from retail_assets.partitions import stores_partitions
+from retail_assets.resources import ForecastSettings, RetailDataRoot
+
+PARTITION_BATCH = 100
+
+
+def register_store_partitions(instance: dg.DagsterInstance, store_ids: list[str]) -> list[str]:
+    """Add the stores that are not partitions yet, in batches; refuse any id that could escape a path."""
+    bad = []
+    for sid in store_ids:
+        try:
+            validate_store_id(sid)
+        except InvalidIdentifier:
+            bad.append(sid)
+    if bad:
+        raise InvalidIdentifier(f"dim_store has store ids that cannot be partitions: {bad[:10]}; fix stores.csv")
+    known = set(instance.get_dynamic_partitions(stores_partitions.name))
+    new = [s for s in store_ids if s not in known]
+    for i in range(0, len(new), PARTITION_BATCH):
+        instance.add_dynamic_partitions(stores_partitions.name, new[i : i + PARTITION_BATCH])
+    return new
+
+
+@dg.asset(
+    deps=["dim_store"],
+    group_name="stores",
+    kinds={"python"},
+    description="Keeps the `stores` dynamic partitions in sync with dim_store (new stores become partitions).",
+)
+def store_registry(context: dg.AssetExecutionContext, data_root: RetailDataRoot) -> dg.MaterializeResult:
+    with connect_readonly(data_root.layout.warehouse) as con:
+        ids = [r[0] for r in con.execute("select store_id from dim_store order by store_id").fetchall()]
+    new = register_store_partitions(context.instance, ids)
+    if new:
+        context.log.info(f"registered {len(new)} new store partitions: {', '.join(new[:20])}")
+    return dg.MaterializeResult(
+        metadata={
+            "stores_in_dim_store": len(ids),
+            "partitions_added": len(new),
+            "partitions_total": len(context.instance.get_dynamic_partitions(stores_partitions.name)),
+            "new_stores": ", ".join(new[:50]) or "none",
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=stores_partitions,
+    deps=["fct_daily_demand", "dim_calendar", "dim_holiday", "dim_promotion", "fct_store_conditions",
+          "fct_shelf_stock", store_registry],
+    group_name="stores",
+    kinds={"parquet"},
+    description="Per store: one row per item-day with units (the target) and the known-future regressors.",
+)
+def store_features(
+    context: dg.AssetExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings
+) -> dg.MaterializeResult:
+    store_id = validate_store_id(context.partition_key)
+    layout = data_root.layout
+    fs = materialize_store_features(
+        layout.warehouse, layout.store_dir("features", store_id), store_id, settings.horizon_days
+    )
+    frame = fs.frame
+    facts = summarize(frame)
+    context.log.info(
+        f"store {store_id}: {facts['items']} items, {facts['history_days']} history days, "
+        f"{facts['future_rows']} future rows, data version {fs.data_version[:12]}"
+    )
+    preview = frame.head(8).copy()
+    preview["date"] = preview["date"].dt.date
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": facts["rows"],
+            "path": dg.MetadataValue.path(str(fs.path)),
+            "data_version_sha256": fs.data_version,
+            "items": facts["items"],
+            "items_dropped_never_sold": ", ".join(fs.dropped_items) or "none",
+            "history_rows": facts["history_rows"],
+            "future_rows": facts["future_rows"],
+            "first_date": facts["first_date"],
+            "last_history_date": facts["last_history_date"],
+            "last_future_date": facts["last_future_date"],
+            "share_zero_days": dg.MetadataValue.float(round(facts["share_zero_days"], 4)),
+            "preview": dg.MetadataValue.md(preview.to_markdown(index=False, disable_numparse=True)),
+        },
+        data_version=dg.DataVersion(fs.data_version),
+    )

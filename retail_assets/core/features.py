@@ -1,0 +1,145 @@
+"""Per-store training features: a daily grid per item with the target and known-future regressors.
+
+Read from the warehouse read-only (DuckDB's one writer is dbt), written as one Parquet file per store.
+Each row is one item-day: history rows carry units (the target); the `horizon` future rows carry only
+what is known in advance (promotions, holidays, the fiscal calendar, whether the store trades).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from retail_assets.core.atomic import atomic_write_bytes
+from retail_assets.core.ids import validate_store_id
+from retail_assets.core.warehouse import connect_readonly
+
+FEATURES_SQL = """
+with store as (
+    select * from dim_store where store_id = $store_id
+),
+last_day as (select max(business_date) as d from fct_daily_demand),
+first_day as (select min(business_date) as d from fct_daily_demand where store_id = $store_id),
+items as (
+    select i.item_id, i.category, i.launched_on
+    from dim_item i
+    where i.item_id in (select distinct item_id from fct_daily_demand where store_id = $store_id)
+),
+days as (
+    select c.*
+    from dim_calendar c, first_day f, last_day l
+    where c.calendar_date between f.d and l.d + $horizon
+),
+closed_holidays as (
+    select h.holiday_date from dim_holiday h join store s on h.region = s.region where h.store_closed
+),
+holidays as (
+    select h.holiday_date, string_agg(h.holiday_name, ' / ' order by h.holiday_name) as holiday_name
+    from dim_holiday h join store s on h.region = s.region
+    group by 1
+),
+promos as (
+    select distinct p.item_id, c.calendar_date
+    from dim_promotion p
+    join store s on p.region = s.region
+    join days c on c.calendar_date between p.start_date and p.end_date
+)
+select
+    s.store_id,
+    i.item_id,
+    i.category,
+    d.calendar_date as date,
+    d.calendar_date > l.d as is_future,
+    case when d.calendar_date > l.d then null else coalesce(f.units_total, 0) end::double as units,
+    (d.calendar_date >= s.opened_on
+        and not list_contains(string_split(s.closed_weekdays, ','), d.day_name)
+        and d.calendar_date not in (select holiday_date from closed_holidays)) as is_open_day,
+    p.item_id is not null as promo_planned,
+    h.holiday_date is not null as is_holiday,
+    h.holiday_name,
+    d.iso_day_of_week as day_of_week,
+    d.fiscal_year, d.fiscal_quarter, d.fiscal_period, d.fiscal_week,
+    sc.temperature_mean_c as temperature_c,
+    ss.out_of_stock_hours
+from store s
+cross join items i
+cross join last_day l
+join days d on d.calendar_date >= i.launched_on
+left join fct_daily_demand f
+    on f.store_id = s.store_id and f.item_id = i.item_id and f.business_date = d.calendar_date
+left join promos p on p.item_id = i.item_id and p.calendar_date = d.calendar_date
+left join holidays h on h.holiday_date = d.calendar_date
+left join fct_store_conditions sc on sc.store_id = s.store_id and sc.business_date = d.calendar_date
+left join fct_shelf_stock ss
+    on ss.store_id = s.store_id and ss.item_id = i.item_id and ss.business_date = d.calendar_date
+order by i.item_id, d.calendar_date
+"""
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    store_id: str
+    frame: pd.DataFrame
+    path: Path
+    data_version: str  # SHA-256 of the Parquet bytes
+    dropped_items: tuple[str, ...] = ()  # ranged here but never sold: nothing to learn from
+
+
+def build_store_features(warehouse: Path, store_id: str, horizon: int = 28) -> pd.DataFrame:
+    """The feature grid of one store, from a read-only connection to the warehouse."""
+    validate_store_id(store_id)
+    if horizon < 1:
+        raise ValueError("forecast horizon must be at least one day")
+    with connect_readonly(warehouse) as con:
+        exists = con.execute("select count(*) from dim_store where store_id = ?", [store_id]).fetchone()[0]
+        if not exists:
+            raise KeyError(f"store {store_id} is not in dim_store; run ingest first")
+        frame = con.execute(FEATURES_SQL, {"store_id": store_id, "horizon": horizon}).df()
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame
+
+
+def write_features(frame: pd.DataFrame, path: Path) -> str:
+    """Write Parquet atomically; return the SHA-256 of its bytes (the features' data version)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    data = buf.getvalue()
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def drop_never_sold(frame: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    per_item = frame[~frame["is_future"]].groupby("item_id")["units"].sum()
+    dead = tuple(sorted(per_item[per_item == 0].index))
+    return frame[~frame["item_id"].isin(dead)].reset_index(drop=True), dead
+
+
+def materialize_store_features(warehouse: Path, out_dir: Path, store_id: str, horizon: int = 28) -> FeatureSet:
+    frame, dropped = drop_never_sold(build_store_features(warehouse, store_id, horizon))
+    path = out_dir / "features.parquet"
+    return FeatureSet(store_id, frame, path, write_features(frame, path), dropped)
+
+
+def summarize(frame: pd.DataFrame) -> dict:
+    """What a data engineer reads on the materialization: size, span, sparsity."""
+    hist = frame[~frame["is_future"]]
+    open_hist = hist[hist["is_open_day"]]
+    return {
+        "rows": int(len(frame)),
+        "history_rows": int(len(hist)),
+        "future_rows": int(frame["is_future"].sum()),
+        "items": int(frame["item_id"].nunique()),
+        "first_date": str(hist["date"].min().date()) if len(hist) else None,
+        "last_history_date": str(hist["date"].max().date()) if len(hist) else None,
+        "last_future_date": str(frame["date"].max().date()) if len(frame) else None,
+        "history_days": int(hist["date"].nunique()),
+        "share_zero_days": float((open_hist["units"] == 0).mean()) if len(open_hist) else 0.0,
+        "units_total": float(hist["units"].sum()),
+    }
