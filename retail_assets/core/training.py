@@ -1,0 +1,306 @@
+"""Train one store: per-item fits in a process pool, store-level champion choice and calibration,
+and a versioned, hashed model directory. Pure: no Dagster.
+
+Layout: `<models>/store=<id>/<version>/` with `items/<item>.json` (Prophet's own JSON for Prophet
+champions, a small JSON state for baseline champions), `manifest.json` (versions, data version,
+metrics, calibration, SHA-256 of every file) and `live.json` one level up pointing at the served version.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from retail_assets.core import forecasting as fc
+from retail_assets.core.atomic import atomic_write_text, sha256_file
+from retail_assets.core.ids import validate_store_id
+from retail_assets.settings import REPO_DIR
+
+LIVE_POINTER = "live.json"
+
+
+def code_version() -> str:
+    """Package version plus the git commit when the code runs from a checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        pkg = version("retail_assets")
+    except PackageNotFoundError:
+        pkg = "0+unknown"
+    try:
+        sha = subprocess.run(["git", "-C", str(REPO_DIR), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{pkg}+{sha}" if sha else pkg
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("prophet", "cmdstanpy", "pandas", "numpy")}
+
+
+# ---------------------------------------------------------------- tasks and the pool
+
+
+def build_tasks(features: pd.DataFrame, cfg: fc.TrainConfig, inits: dict[str, dict] | None = None) -> list[fc.ItemTask]:
+    tasks = []
+    for item_id, g in features.sort_values(["item_id", "date"]).groupby("item_id", sort=True):
+        hist = g[~g["is_future"]]
+        fut = g[g["is_future"]].head(cfg.horizon)
+        rows = pd.concat([hist, fut])
+        tasks.append(fc.ItemTask(
+            store_id=str(g["store_id"].iloc[0]), item_id=str(item_id),
+            dates=rows["date"].dt.strftime("%Y-%m-%d").tolist(),
+            y=[None if pd.isna(v) else float(v) for v in rows["units"]],
+            open_day=[bool(v) for v in rows["is_open_day"]],
+            promo=[int(bool(v)) for v in rows["promo_planned"]],
+            holiday=[None if pd.isna(v) else str(v) for v in rows["holiday_name"]],
+            n_history=len(hist), cfg=cfg, init=(inits or {}).get(str(item_id)),
+        ))
+    return tasks
+
+
+def _worker_init() -> None:
+    """Each worker gets its own temp dir, so cmdstan's files never collide (prophet PR #2160)."""
+    os.environ["TMPDIR"] = tempfile.mkdtemp(prefix=f"cmdstan-{os.getpid()}-")
+    tempfile.tempdir = None
+
+
+def run_items(tasks: list[fc.ItemTask], workers: int, progress: Callable[[str], None] | None = None) -> list[fc.ItemResult]:
+    """Fit items in parallel; a crashed worker costs its item the Prophet model, never the store."""
+    say = progress or (lambda _m: None)
+    if workers <= 1:
+        out = []
+        for t in tasks:
+            out.append(fc.run_item(t))
+            say(f"item {t.item_id}: {out[-1].fits} fits" + (f", prophet failed: {out[-1].prophet_error}"
+                                                            if out[-1].prophet_error else ""))
+        return out
+    results: dict[str, fc.ItemResult] = {}
+    ctx = mp.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+        futures = {pool.submit(fc.run_item, t): t for t in tasks}
+        for fut in cf.as_completed(futures):
+            t = futures[fut]
+            try:
+                r = fut.result()
+            except Exception as exc:  # the worker died: keep the item, on its baseline
+                r = fc.run_item(fc.ItemTask(**{**t.__dict__, "cfg": _no_prophet(t.cfg)}))
+                r.prophet_error = f"worker failed: {type(exc).__name__}: {exc}"[:300]
+            results[t.item_id] = r
+            say(f"item {t.item_id}: {r.fits} fits in {r.fit_seconds:.2f}s"
+                + (f", prophet failed: {r.prophet_error}" if r.prophet_error else ""))
+    return [results[t.item_id] for t in tasks]
+
+
+def _no_prophet(cfg: fc.TrainConfig) -> fc.TrainConfig:
+    return fc.TrainConfig(**{**cfg.to_json(), "fit_timeout_s": 1e-9})
+
+
+# ---------------------------------------------------------------- store-level decisions
+
+
+@dataclass
+class ItemDecision:
+    item_id: str
+    champion: str
+    reason: str
+    backtest: dict[str, dict]  # model -> metrics on all folds
+    heldout_champion: str  # chosen on the earlier folds only
+    heldout: dict[str, dict]  # model -> metrics on the last fold
+    status: str  # ok | fallback
+    error: str | None
+
+
+@dataclass
+class StoreTraining:
+    store_id: str
+    cfg: fc.TrainConfig
+    results: list[fc.ItemResult]
+    decisions: list[ItemDecision]
+    calibration: fc.Calibration  # served: calibrated on every fold
+    summary: dict = field(default_factory=dict)
+
+
+def decide(store_id: str, results: list[fc.ItemResult], cfg: fc.TrainConfig) -> StoreTraining:
+    decisions = []
+    for r in results:
+        champion, reason, scores = fc.choose_champion(r, r.folds)
+        earlier, last = r.folds[:-1], r.folds[-1:]
+        sel, _why, _s = fc.choose_champion(r, earlier)
+        heldout = {m: fc.fold_metrics(r, m, last) for m in (sel, fc.BASELINE)}
+        decisions.append(ItemDecision(
+            item_id=r.item_id, champion=champion, reason=reason, backtest=scores, heldout_champion=sel,
+            heldout=heldout, status="fallback" if r.prophet_error else "ok", error=r.prophet_error,
+        ))
+    served_pairs = [(f, d.champion) for r, d in zip(results, decisions) for f in r.folds if d.champion in f.yhat]
+    calibration = fc.calibrate(served_pairs, cfg)
+    # honest figures: choose and calibrate on the earlier folds, score on the last one
+    early_pairs = [(f, d.heldout_champion) for r, d in zip(results, decisions) for f in r.folds[:-1]
+                   if d.heldout_champion in f.yhat]
+    last_pairs = [(f, d.heldout_champion) for r, d in zip(results, decisions) for f in r.folds[-1:]
+                  if d.heldout_champion in f.yhat]
+    heldout_cal = fc.calibrate(early_pairs, cfg)
+    training = StoreTraining(store_id, cfg, results, decisions, calibration)
+    training.summary = summarize(training, heldout_cal, last_pairs)
+    return training
+
+
+def summarize(t: StoreTraining, heldout_cal: fc.Calibration, last_pairs) -> dict:
+    champ = [d.heldout[d.heldout_champion]["wape"] for d in t.decisions
+             if d.heldout.get(d.heldout_champion, {}).get("n")]
+    base = [d.heldout[fc.BASELINE]["wape"] for d in t.decisions if d.heldout.get(fc.BASELINE, {}).get("n")]
+    finite = lambda xs: [x for x in xs if np.isfinite(x)]  # noqa: E731
+    ys, yc, yb = [], [], []
+    for (f, model) in last_pairs:
+        mask = np.array(f.open_day, bool)
+        ys.append(np.array(f.y)[mask])
+        yc.append(np.array(f.yhat[model])[mask])
+        yb.append(np.array(f.yhat[fc.BASELINE])[mask])
+    y = np.concatenate(ys) if ys else np.array([])
+    last_fold = t.cfg.folds - 1
+    mix: dict[str, int] = {}
+    for d in t.decisions:
+        mix[d.champion] = mix.get(d.champion, 0) + 1
+    return {
+        "items": len(t.decisions),
+        "items_fallback": sum(d.status == "fallback" for d in t.decisions),
+        "champion_mix": dict(sorted(mix.items())),
+        "heldout_fold": "last of %d x %d days" % (t.cfg.folds, t.cfg.fold_horizon),
+        "heldout_median_wape_champion": statistics.median(finite(champ)) if finite(champ) else None,
+        "heldout_median_wape_seasonal_naive": statistics.median(finite(base)) if finite(base) else None,
+        "heldout_weighted_wape_champion": fc.wape(y, np.concatenate(yc)) if len(y) else None,
+        "heldout_weighted_wape_seasonal_naive": fc.wape(y, np.concatenate(yb)) if len(y) else None,
+        "heldout_share_champion_beats_naive": float(np.mean(
+            [d.heldout[d.heldout_champion]["wape"] < d.heldout[fc.BASELINE]["wape"] for d in t.decisions
+             if d.heldout_champion != fc.BASELINE])) if any(d.heldout_champion != fc.BASELINE for d in t.decisions)
+        else 0.0,
+        "nominal_coverage": t.cfg.interval,
+        "heldout_coverage_calibrated": fc.interval_coverage(last_pairs, heldout_cal) if last_pairs else None,
+        "heldout_coverage_prophet_raw": fc.raw_prophet_coverage(t.results, last_fold),
+        "fit_seconds_total": float(sum(r.fit_seconds for r in t.results)),
+        "fits": int(sum(r.fits for r in t.results)),
+        "warm_started_items": int(sum(r.warm_started for r in t.results)),
+    }
+
+
+# ---------------------------------------------------------------- storage
+
+
+@dataclass
+class ModelVersion:
+    store_id: str
+    version: str
+    path: Path
+    manifest: dict
+    reused: bool = False
+
+
+def item_artifact(r: fc.ItemResult, d: ItemDecision) -> str:
+    if d.champion == "prophet":
+        return r.prophet_json  # Prophet's own serializer (no pickle)
+    return fc.dumps({"model": d.champion, **r.baseline_state})
+
+
+def write_version(models_root: Path, t: StoreTraining, features_version: str,
+                  warm_started_from: str | None = None) -> ModelVersion:
+    """Write every item artifact and the manifest into a new version directory, then flip `live.json`."""
+    store_id = validate_store_id(t.store_id)
+    store_dir = models_root / f"store={store_id}"
+    artifacts = {d.item_id: item_artifact(r, d) for r, d in zip(t.results, t.decisions)}
+    item_hashes = {i: hashlib.sha256(a.encode()).hexdigest() for i, a in sorted(artifacts.items())}
+    code = code_version()
+    identity = fc.dumps({"features": features_version, "code": code, "config": t.cfg.to_json(),
+                         "items": item_hashes, "calibration": t.calibration.to_json()})
+    version = "v" + hashlib.sha256(identity.encode()).hexdigest()[:12]
+    vdir = store_dir / version
+    for item_id, text in artifacts.items():
+        atomic_write_text(vdir / "items" / f"{item_id}.json", text)
+    decisions = {
+        d.item_id: {"champion": d.champion, "reason": d.reason, "status": d.status, "error": d.error,
+                    "backtest": d.backtest, "heldout": d.heldout, "heldout_champion": d.heldout_champion,
+                    "scale": r.scale, "sha256": item_hashes[d.item_id], "file": f"items/{d.item_id}.json",
+                    "fit_seconds": round(r.fit_seconds, 4), "warm_started": r.warm_started}
+        for r, d in zip(t.results, t.decisions)
+    }
+    manifest = {
+        "store_id": store_id,
+        "version": version,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "features_data_version": features_version,
+        "code_version": code,
+        "libraries": library_versions(),
+        "config": t.cfg.to_json(),
+        "calibration": t.calibration.to_json(),
+        "summary": t.summary,
+        "warm_started_from": warm_started_from,
+        "items": decisions,
+        "files": {f"items/{i}.json": h for i, h in item_hashes.items()},
+    }
+    atomic_write_text(vdir / "manifest.json", fc.dumps(manifest))
+    pointer = {"version": version, "manifest_sha256": sha256_file(vdir / "manifest.json"),
+               "features_data_version": features_version, "code_version": code}
+    atomic_write_text(store_dir / LIVE_POINTER, fc.dumps(pointer))
+    return ModelVersion(store_id, version, vdir, manifest)
+
+
+def live_version(models_root: Path, store_id: str) -> ModelVersion | None:
+    store_dir = models_root / f"store={validate_store_id(store_id)}"
+    pointer = store_dir / LIVE_POINTER
+    if not pointer.exists():
+        return None
+    version = json.loads(pointer.read_text())["version"]
+    vdir = store_dir / version
+    return ModelVersion(store_id, version, vdir, json.loads((vdir / "manifest.json").read_text()))
+
+
+def previous_inits(mv: ModelVersion | None) -> dict[str, dict]:
+    """Prophet parameters of the live version's Prophet champions, to warm-start a retrain."""
+    if mv is None:
+        return {}
+    inits = {}
+    for item_id, info in mv.manifest["items"].items():
+        if info["champion"] == "prophet":
+            params = json.loads((mv.path / info["file"]).read_text())["params"]
+            params = {k: json.loads(v) if isinstance(v, str) else v for k, v in params.items()}
+            inits[item_id] = {
+                "k": float(np.ravel(params["k"])[0]), "m": float(np.ravel(params["m"])[0]),
+                "sigma_obs": float(np.ravel(params["sigma_obs"])[0]),
+                "delta": [float(v) for v in np.asarray(params["delta"])[0]],
+                "beta": [float(v) for v in np.asarray(params["beta"])[0]],
+            }
+    return inits
+
+
+def train_store(features: pd.DataFrame, models_root: Path, features_version: str, cfg: fc.TrainConfig,
+                workers: int = 2, warm_start: bool = True, progress: Callable[[str], None] | None = None
+                ) -> ModelVersion:
+    """Train (or reuse) the store's models. Same features, code and config as the live version: reused."""
+    store_id = validate_store_id(str(features["store_id"].iloc[0]))
+    live = live_version(models_root, store_id)
+    if live and live.manifest["features_data_version"] == features_version \
+            and live.manifest["code_version"] == code_version() and live.manifest["config"] == cfg.to_json():
+        live.reused = True
+        return live
+    inits = previous_inits(live) if warm_start else {}
+    t0 = time.perf_counter()
+    results = run_items(build_tasks(features, cfg, inits), workers, progress)
+    training = decide(store_id, results, cfg)
+    training.summary["wall_seconds"] = time.perf_counter() - t0
+    return write_version(models_root, training, features_version, live.version if (live and inits) else None)
