@@ -86,6 +86,7 @@ def run(data_dir) -> None:
 
     t0 = time.perf_counter()
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    silent = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     with dg.DagsterInstance.get() as instance:
         click.echo("ingest and harmonize (raw landing -> dbt build -> store partitions) ...")
         result = defs.resolve_job_def("ingest_and_harmonize").execute_in_process(
@@ -100,10 +101,13 @@ def run(data_dir) -> None:
         with click.progressbar(stores, label="per-store pipeline", show_pos=True,
                                item_show_func=lambda s: f"store {s}" if s else "") as bar:
             for store in bar:
-                r = store_job.execute_in_process(
-                    instance=instance, partition_key=store, raise_on_error=False, run_config=quiet
+                r = store_job.execute_in_process(  # outcomes are summarized below; logs are in the UI
+                    instance=instance, partition_key=store, raise_on_error=False, run_config=silent
                 )
                 outcomes[store] = _store_outcome(r)
+        if any(o == "ok" for o in outcomes.values()):
+            defs.resolve_job_def("publish_forecasts").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=quiet)
     _print_summary(layout, time.perf_counter() - t0, result.run_id, outcomes)
 
 
@@ -150,6 +154,28 @@ def _print_summary(layout: DataLayout, seconds: float, run_id: str, store_outcom
     for store, outcome in sorted(store_outcomes.items()):
         if outcome != "ok":
             click.echo(f"    store {store}: {outcome}")
+    _print_models(layout, ok)
+
+
+def _print_models(layout: DataLayout, stores: list[str]) -> None:
+    from retail_assets.core.training import live_version
+
+    if not stores:
+        return
+    click.echo(f"  models         {layout.models}/store=<id>/<version>/   forecasts {layout.forecasts}/store=<id>/")
+    click.echo(f"  exports        {layout.exports}/ (planner CSV per store and run); warehouse view `forecasts`")
+    click.echo("    store  version        items  fallback  champion mix                     held-out WAPE"
+               " champion / naive  coverage(80%)")
+    for store in stores:
+        mv = live_version(layout.models, store)
+        if mv is None:
+            continue
+        s = mv.manifest["summary"]
+        mix = ", ".join(f"{k} {v}" for k, v in s["champion_mix"].items())
+        fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+        click.echo(f"    {store}   {mv.version}  {s['items']:>5}  {s['items_fallback']:>8}  {mix:<32} "
+                   f"{fmt(s['heldout_weighted_wape_champion'])} / {fmt(s['heldout_weighted_wape_seasonal_naive'])}"
+                   f"          {fmt(s['heldout_coverage_calibrated'])}")
 
 
 if __name__ == "__main__":

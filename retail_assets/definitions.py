@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from retail_assets.assets.forecasting import demand_forecast, demand_model, forecasts_view
 from retail_assets.assets.harmonize import harmonized
 from retail_assets.assets.landing import raw_landing
 from retail_assets.assets.stores import store_features, store_registry
@@ -17,14 +18,20 @@ ingest_and_harmonize_job = dg.define_asset_job(
 
 store_pipeline_job = dg.define_asset_job(
     "store_pipeline",
-    selection=dg.AssetSelection.assets(store_features),
+    selection=dg.AssetSelection.assets(store_features, demand_model, demand_forecast),
     partitions_def=stores_partitions,
-    description="Per store: features and their blocking Great Expectations gate.",
+    description="Per store: features, their blocking Great Expectations gate, models and forecast.",
+)
+
+publish_forecasts_job = dg.define_asset_job(
+    "publish_forecasts",
+    selection=dg.AssetSelection.assets(forecasts_view),
+    description="Refresh the `forecasts` view over every store's forecast file.",
 )
 
 defs = dg.Definitions(
-    assets=[raw_landing, harmonized, store_registry, store_features],
+    assets=[raw_landing, harmonized, store_registry, store_features, demand_model, demand_forecast, forecasts_view],
     asset_checks=[gx_demand_checks, gx_quarantine_rate, gx_store_features],
-    jobs=[ingest_and_harmonize_job, store_pipeline_job],
+    jobs=[ingest_and_harmonize_job, store_pipeline_job, publish_forecasts_job],
     resources=build_resources(),
 )

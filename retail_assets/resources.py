@@ -33,6 +33,19 @@ class ForecastSettings(dg.ConfigurableResource):
     min_history_days: int = 365
     max_store_zero_streak_days: int = 7
     max_file_quarantine_rate: float = 0.05
+    backtest_folds: int = 3
+    fold_days: int = 28
+    interval: float = 0.8
+    fit_workers: int = os.cpu_count() or 2
+    fit_timeout_s: float = 60.0
+    max_iter: int = 2000
+    warm_start: bool = True
+
+    def train_config(self):
+        from retail_assets.core.forecasting import TrainConfig
+
+        return TrainConfig(horizon=self.horizon_days, folds=self.backtest_folds, fold_horizon=self.fold_days,
+                           interval=self.interval, fit_timeout_s=self.fit_timeout_s, max_iter=self.max_iter)
 
     def validation_config(self):
         from retail_assets.checks.suites import ValidationConfig

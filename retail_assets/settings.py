@@ -45,6 +45,14 @@ class DataLayout:
         return self.root / "exports"
 
     @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def forecasts(self) -> Path:
+        return self.root / "forecasts"
+
+    @property
     def features(self) -> Path:
         return self.root / "features"
 

@@ -66,6 +66,17 @@ def naive_scale(y_train: np.ndarray, season: int = 7) -> float:
     return mae if mae > 0 else max(float(np.mean(np.abs(y))), 0.1)
 
 
+def recent_level(y_train: np.ndarray, open_train: np.ndarray, days: int = 28) -> float:
+    y = y_train[open_train & ~np.isnan(y_train)][-days:]
+    return float(y.mean()) if len(y) else 0.0
+
+
+def local_scale(yhat: np.ndarray, scale: float, level: float) -> np.ndarray:
+    """Noise grows with the level of demand (count data): the item's scale, stretched where the forecast
+    is above its recent level (a peak) and shrunk below it."""
+    return scale * np.sqrt((np.clip(yhat, 0, None) + 1.0) / (max(level, 0.0) + 1.0))
+
+
 def mase(y: np.ndarray, yhat: np.ndarray, scale: float) -> float:
     return float(np.mean(np.abs(y - yhat)) / scale) if len(y) else math.nan
 
@@ -101,11 +112,19 @@ def prophet_init(model) -> dict:
     return res
 
 
+def quiet_prophet() -> None:
+    """Prophet logs an error when plotly is absent (we plot with matplotlib); cmdstanpy chats per fit."""
+    import cmdstanpy  # noqa: F401  (it sets its logger's level on import: quiet it afterwards)
+
+    for name, level in (("prophet.plot", logging.CRITICAL), ("prophet", logging.WARNING),
+                        ("cmdstanpy", logging.WARNING)):
+        logging.getLogger(name).setLevel(level)
+
+
 def fit_prophet(train: pd.DataFrame, holidays: pd.DataFrame | None, cfg: TrainConfig, init: dict | None = None,
                 uncertainty_samples: int = 0):
     """Fit one Prophet model on (ds, y, promo) with the seasonalities the history can support."""
-    logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
-    logging.getLogger("prophet").setLevel(logging.WARNING)
+    quiet_prophet()
     from prophet import Prophet
 
     observed = train.dropna(subset=["y"])
@@ -163,9 +182,13 @@ class ItemTask:
     init: dict | None = None  # previous version's Prophet parameters (warm start)
 
 
+SEASON_DAYS = 364  # 52 weeks: same weekdays, same season a year earlier
+
+
 @dataclass
 class FoldForecast:
-    fold: int
+    fold: int  # recent folds 0..folds-1 (oldest first); -1 and -2 for the seasonal calibration folds
+    kind: str  # "recent" | "seasonal_heldout" | "seasonal_serving"
     dates: list[str]
     y: list[float]
     open_day: list[bool]
@@ -173,6 +196,7 @@ class FoldForecast:
     raw_lower: list[float] | None  # Prophet's own interval
     raw_upper: list[float] | None
     scale: float  # in-sample naive MAE of the fold's training data
+    level: float = 0.0  # mean units of the training's last 28 open days
 
 
 @dataclass
@@ -185,6 +209,7 @@ class ItemResult:
     future_dates: list[str] = field(default_factory=list)
     future_open: list[bool] = field(default_factory=list)
     scale: float = 1.0
+    level: float = 0.0
     baseline_state: dict = field(default_factory=dict)
     prophet_error: str | None = None
     fit_seconds: float = 0.0
@@ -211,8 +236,11 @@ def run_item(task: ItemTask) -> ItemResult:
     init = task.init  # the previous version's parameters; then each fit warm-starts the next
     prophet_ok = True
     n = len(hist)
-    for k in range(cfg.folds):
-        cutoff = n - (cfg.folds - k) * cfg.fold_horizon
+    # Recent rolling origins, plus the same season a year before the held-out fold and before the
+    # forecast window: December's intervals are calibrated on last December's errors, not November's.
+    origins = [(n - (cfg.folds - k) * cfg.fold_horizon, k, "recent") for k in range(cfg.folds)]
+    origins += [(n - cfg.fold_horizon - SEASON_DAYS, -1, "seasonal_heldout"), (n - SEASON_DAYS, -2, "seasonal_serving")]
+    for cutoff, k, kind in sorted(origins):
         if cutoff < cfg.min_train_days or int(hist["open"].iloc[:cutoff].sum()) < cfg.min_train_days:
             continue
         train, test = hist.iloc[:cutoff], hist.iloc[cutoff: cutoff + cfg.fold_horizon]
@@ -244,14 +272,16 @@ def run_item(task: ItemTask) -> ItemResult:
         for name in yhat:
             yhat[name] = np.where(closed, 0.0, yhat[name]).tolist()
         result.folds.append(FoldForecast(
-            fold=k, dates=test["ds"].dt.strftime("%Y-%m-%d").tolist(), y=test["y"].fillna(0).tolist(),
+            fold=k, kind=kind, dates=test["ds"].dt.strftime("%Y-%m-%d").tolist(), y=test["y"].fillna(0).tolist(),
             open_day=test["open"].tolist(), yhat=yhat, raw_lower=raw_lo, raw_upper=raw_hi,
             scale=naive_scale(np.where(open_train, y_train, np.nan)),
+            level=recent_level(y_train, open_train),
         ))
 
     y_all = hist["y"].to_numpy(float)
     open_all = hist["open"].to_numpy(bool)
     result.scale = naive_scale(np.where(open_all, y_all, np.nan))
+    result.level = recent_level(y_all, open_all)
     h = len(fut)
     open_future = fut["open"].to_numpy(bool)
     result.future_dates = fut["ds"].dt.strftime("%Y-%m-%d").tolist()
@@ -323,10 +353,11 @@ class Calibration:
     bucket_days: int
     n: tuple[int, ...]
 
-    def bounds(self, yhat: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    def bounds(self, yhat: np.ndarray, scale: float, level: float) -> tuple[np.ndarray, np.ndarray]:
         b = np.minimum(np.arange(len(yhat)) // self.bucket_days, len(self.lower) - 1)
-        lo = np.clip(yhat + np.array(self.lower)[b] * scale, 0, None)
-        hi = yhat + np.array(self.upper)[b] * scale
+        s = local_scale(yhat, scale, level)
+        lo = np.clip(yhat + np.array(self.lower)[b] * s, 0, None)
+        hi = yhat + np.array(self.upper)[b] * s
         return np.minimum(lo, yhat), np.maximum(hi, yhat)
 
     def to_json(self) -> dict:
@@ -339,9 +370,10 @@ def calibrate(pairs: list[tuple[FoldForecast, str]], cfg: TrainConfig) -> Calibr
     per_bucket: list[list[float]] = [[] for _ in range(cfg.horizon_buckets)]
     for f, model in pairs:
         y, yhat = np.array(f.y), np.array(f.yhat[model])
-        for h, (yy, yh, op) in enumerate(zip(y, yhat, f.open_day)):
+        s = local_scale(yhat, f.scale, f.level)
+        for h, (yy, yh, sh, op) in enumerate(zip(y, yhat, s, f.open_day)):
             if op:
-                per_bucket[min(h // bucket_days, cfg.horizon_buckets - 1)].append((yy - yh) / f.scale)
+                per_bucket[min(h // bucket_days, cfg.horizon_buckets - 1)].append((yy - yh) / sh)
     alpha = 1 - cfg.interval
     lows, highs, ns = [], [], []
     for r in per_bucket:
@@ -365,12 +397,20 @@ def interval_coverage(pairs: list[tuple[FoldForecast, str]], cal: Calibration) -
     hits, total = 0, 0
     for f, model in pairs:
         yhat = np.array(f.yhat[model])
-        lo, hi = cal.bounds(yhat, f.scale)
+        lo, hi = cal.bounds(yhat, f.scale, f.level)
         mask = np.array(f.open_day, bool)
         y = np.array(f.y)
         hits += int(((y >= lo) & (y <= hi))[mask].sum())
         total += int(mask.sum())
     return hits / total if total else math.nan
+
+
+def recent(folds: list[FoldForecast]) -> list[FoldForecast]:
+    return [f for f in folds if f.kind == "recent"]
+
+
+def seasonal(folds: list[FoldForecast], kind: str) -> list[FoldForecast]:
+    return [f for f in folds if f.kind == kind]
 
 
 def raw_prophet_coverage(results: list[ItemResult], fold_index: int) -> float:

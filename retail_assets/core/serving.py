@@ -4,7 +4,6 @@ calibrated interval. The same artifacts the edge bundle compiles, read back thro
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,7 @@ def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.nda
     text = (mv.path / info["file"]).read_text()
     open_day = future["is_open_day"].to_numpy(bool)
     if info["champion"] == "prophet":
-        logging.getLogger("prophet").setLevel(logging.WARNING)
+        fc.quiet_prophet()
         from prophet.serialize import model_from_json
 
         model = model_from_json(text)
@@ -50,7 +49,7 @@ def forecast_store(mv: ModelVersion, features: pd.DataFrame, horizon: int) -> pd
                             "is_open_day": g["is_open_day"].values})
         yhat = predict_item(mv, item_id, fut)
         info = mv.manifest["items"][item_id]
-        lower, upper = calibration.bounds(yhat, info["scale"])
+        lower, upper = calibration.bounds(yhat, info["scale"], info["level"])
         closed = ~fut["is_open_day"].to_numpy(bool)
         frames.append(pd.DataFrame({
             "store_id": mv.store_id, "item_id": item_id, "date": g["date"].values,

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from retail_assets.core import forecasting as fc
-from retail_assets.core.atomic import atomic_write_text, sha256_file
+from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text, sha256_file
 from retail_assets.core.ids import validate_store_id
 from retail_assets.settings import REPO_DIR
 
@@ -80,6 +80,8 @@ def _worker_init() -> None:
     """Each worker gets its own temp dir, so cmdstan's files never collide (prophet PR #2160)."""
     os.environ["TMPDIR"] = tempfile.mkdtemp(prefix=f"cmdstan-{os.getpid()}-")
     tempfile.tempdir = None
+    fc.quiet_prophet()
+
 
 
 def run_items(tasks: list[fc.ItemTask], workers: int, progress: Callable[[str], None] | None = None) -> list[fc.ItemResult]:
@@ -141,20 +143,23 @@ class StoreTraining:
 def decide(store_id: str, results: list[fc.ItemResult], cfg: fc.TrainConfig) -> StoreTraining:
     decisions = []
     for r in results:
-        champion, reason, scores = fc.choose_champion(r, r.folds)
-        earlier, last = r.folds[:-1], r.folds[-1:]
+        folds = fc.recent(r.folds)
+        champion, reason, scores = fc.choose_champion(r, folds)
+        earlier, last = folds[:-1], folds[-1:]
         sel, _why, _s = fc.choose_champion(r, earlier)
         heldout = {m: fc.fold_metrics(r, m, last) for m in (sel, fc.BASELINE)}
         decisions.append(ItemDecision(
             item_id=r.item_id, champion=champion, reason=reason, backtest=scores, heldout_champion=sel,
             heldout=heldout, status="fallback" if r.prophet_error else "ok", error=r.prophet_error,
         ))
-    served_pairs = [(f, d.champion) for r, d in zip(results, decisions) for f in r.folds if d.champion in f.yhat]
+    served_pairs = [(f, d.champion) for r, d in zip(results, decisions)
+                    for f in fc.recent(r.folds) + fc.seasonal(r.folds, "seasonal_serving") if d.champion in f.yhat]
     calibration = fc.calibrate(served_pairs, cfg)
-    # honest figures: choose and calibrate on the earlier folds, score on the last one
-    early_pairs = [(f, d.heldout_champion) for r, d in zip(results, decisions) for f in r.folds[:-1]
+    # honest figures: choose and calibrate on the earlier folds (and the season a year before), score on the last
+    early_pairs = [(f, d.heldout_champion) for r, d in zip(results, decisions)
+                   for f in fc.recent(r.folds)[:-1] + fc.seasonal(r.folds, "seasonal_heldout")
                    if d.heldout_champion in f.yhat]
-    last_pairs = [(f, d.heldout_champion) for r, d in zip(results, decisions) for f in r.folds[-1:]
+    last_pairs = [(f, d.heldout_champion) for r, d in zip(results, decisions) for f in fc.recent(r.folds)[-1:]
                   if d.heldout_champion in f.yhat]
     heldout_cal = fc.calibrate(early_pairs, cfg)
     training = StoreTraining(store_id, cfg, results, decisions, calibration)
@@ -218,6 +223,27 @@ def item_artifact(r: fc.ItemResult, d: ItemDecision) -> str:
     return fc.dumps({"model": d.champion, **r.baseline_state})
 
 
+def backtest_parquet(t: StoreTraining) -> bytes:
+    """Every fold forecast (all models, Prophet's raw bounds) for plots and audits."""
+    import io
+
+    rows = []
+    for r in t.results:
+        for f in r.folds:
+            for h, day in enumerate(f.dates):
+                row = {"item_id": r.item_id, "fold": f.fold, "kind": f.kind, "date": day, "horizon_day": h + 1, "y": f.y[h],
+                       "is_open_day": f.open_day[h], "scale": f.scale, "level": f.level,
+                       "prophet_raw_lower": f.raw_lower[h] if f.raw_lower else None,
+                       "prophet_raw_upper": f.raw_upper[h] if f.raw_upper else None}
+                for m in fc.MODELS:
+                    row[m] = f.yhat[m][h] if m in f.yhat else None
+                rows.append(row)
+    frame = pd.DataFrame(rows)
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
 def write_version(models_root: Path, t: StoreTraining, features_version: str,
                   warm_started_from: str | None = None) -> ModelVersion:
     """Write every item artifact and the manifest into a new version directory, then flip `live.json`."""
@@ -235,7 +261,7 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
     decisions = {
         d.item_id: {"champion": d.champion, "reason": d.reason, "status": d.status, "error": d.error,
                     "backtest": d.backtest, "heldout": d.heldout, "heldout_champion": d.heldout_champion,
-                    "scale": r.scale, "sha256": item_hashes[d.item_id], "file": f"items/{d.item_id}.json",
+                    "scale": r.scale, "level": r.level, "sha256": item_hashes[d.item_id], "file": f"items/{d.item_id}.json",
                     "fit_seconds": round(r.fit_seconds, 4), "warm_started": r.warm_started}
         for r, d in zip(t.results, t.decisions)
     }
@@ -253,6 +279,9 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
         "items": decisions,
         "files": {f"items/{i}.json": h for i, h in item_hashes.items()},
     }
+    backtest_bytes = backtest_parquet(t)
+    atomic_write_bytes(vdir / "backtest.parquet", backtest_bytes)
+    manifest["files"]["backtest.parquet"] = hashlib.sha256(backtest_bytes).hexdigest()
     atomic_write_text(vdir / "manifest.json", fc.dumps(manifest))
     pointer = {"version": version, "manifest_sha256": sha256_file(vdir / "manifest.json"),
                "features_data_version": features_version, "code_version": code}

@@ -91,8 +91,9 @@ select
     qty,
     unit_price,
     currency,
-    cast(qty * unit_price as double) as revenue_local,
-    cast(qty * unit_price as double) * usd_per_unit as revenue_usd,
+    -- decimals, not doubles: sums are exact, so a rebuild gives the same bytes (data versions stay stable)
+    cast(qty * unit_price as decimal(18, 4)) as revenue_local,
+    cast(qty * unit_price * usd_per_unit as decimal(18, 4)) as revenue_usd,
     promo_code,
     dst_ambiguous,
     quarantine_reason,

@@ -5,7 +5,9 @@ with ok as (
 ),
 temperature as (
     select store_id, business_date,
-           avg(value) as temperature_mean_c, min(value) as temperature_min_c, max(value) as temperature_max_c,
+           -- exact decimal sums: parallel float sums differ in the last bit from run to run
+           round(avg(cast(value as decimal(9, 2))), 2) as temperature_mean_c,
+           min(value) as temperature_min_c, max(value) as temperature_max_c,
            count(*) as temperature_readings
     from ok where metric = 'temperature_c'
     group by all
@@ -19,7 +21,7 @@ shelf as (
 ),
 shelf_store as (
     select store_id, business_date,
-           sum(24.0 * empty_readings / shelf_readings) as out_of_stock_item_hours,
+           round(sum(cast(24.0 * empty_readings / shelf_readings as decimal(12, 4))), 4) as out_of_stock_item_hours,
            count(*) filter (where empty_readings > 0) as items_out_of_stock,
            count(*) as items_monitored
     from shelf group by all
