@@ -40,12 +40,14 @@ class ForecastSettings(dg.ConfigurableResource):
     fit_timeout_s: float = 60.0
     max_iter: int = 2000
     warm_start: bool = True
+    min_train_days: int = 56
 
     def train_config(self):
         from retail_assets.core.forecasting import TrainConfig
 
         return TrainConfig(horizon=self.horizon_days, folds=self.backtest_folds, fold_horizon=self.fold_days,
-                           interval=self.interval, fit_timeout_s=self.fit_timeout_s, max_iter=self.max_iter)
+                           interval=self.interval, fit_timeout_s=self.fit_timeout_s, max_iter=self.max_iter,
+                           min_train_days=self.min_train_days)
 
     def validation_config(self):
         from retail_assets.checks.suites import ValidationConfig

@@ -62,19 +62,28 @@ def load_truth(landing: Path) -> dict:
     return json.loads((landing / "_truth" / "defects.json").read_text())
 
 
+# short folds so the 75-day demo history still gets two backtest folds
+FAST_SETTINGS = {"min_history_days": 20, "fold_days": 14, "backtest_folds": 2, "min_train_days": 28}
+
+
 def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, **settings) -> dict:
-    """Register the stores of dim_store as partitions, then run the per-store job once per store."""
+    """Register the stores of dim_store as partitions, run the per-store assets once per store (features,
+    their blocking gate, model, forecast), then publish the forecasts view."""
+    from retail_assets.assets.forecasting import demand_forecast, demand_model, forecasts_view
     from retail_assets.assets.stores import store_features, store_registry
     from retail_assets.checks.gx_checks import gx_store_features
     from retail_assets.resources import build_resources
 
-    resources = build_resources(data_dir, **settings)
+    resources = build_resources(data_dir, **{**FAST_SETTINGS, **settings})
     assert dg.materialize([store_registry], instance=instance, resources=resources,
                           selection=[store_registry]).success
     results = {}
     for store in instance.get_dynamic_partitions("stores"):
         results[store] = dg.materialize(
-            [store_features, gx_store_features], instance=instance, resources=resources, partition_key=store,
-            raise_on_error=False,
+            [store_features, gx_store_features, demand_model, demand_forecast], instance=instance,
+            resources=resources, partition_key=store, raise_on_error=False,
         )
+    if any(r.success for r in results.values()):
+        assert dg.materialize([forecasts_view, demand_forecast], instance=instance, resources=resources,
+                              selection=[forecasts_view]).success
     return results

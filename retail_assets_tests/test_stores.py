@@ -33,7 +33,7 @@ def test_good_store_ids_pass():
 def stores_run(ingested):
     root, truth, _ = ingested
     instance = dg.DagsterInstance.ephemeral()
-    results = run_store_pipeline(root, instance, min_history_days=20)
+    results = run_store_pipeline(root, instance)
     return root, instance, results
 
 
@@ -93,14 +93,44 @@ def test_broken_store_is_blocked_and_the_others_go_on(tmp_path):
     truth = generate_landing_zone(root / "landing", cfg)
     broken = truth["counts"]["feed_outage"]["store_id"]
     assert materialize_ingest(root).success
-    results = run_store_pipeline(root, dg.DagsterInstance.ephemeral(), min_history_days=20)
+    results = run_store_pipeline(root, dg.DagsterInstance.ephemeral())
     assert set(results) == {"0001", "0002", "0003"}
     for store, result in results.items():
         evaluation = next(e.asset_check_evaluation_data for e in result.all_events
                           if e.event_type_value == "ASSET_CHECK_EVALUATION")
+        trained = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
+                   for m in [m.materialization]}
         if store == broken:
             assert not evaluation.passed
             assert "longest_zero_sales_streak_days" in evaluation.metadata["failed_expectations"].value
             assert evaluation.metadata["longest_zero_sales_streak_days"].value >= 14
+            assert trained == {"store_features"}  # blocked: not trained in this run
+            assert not (root / "models" / f"store={store}").exists()
         else:
             assert evaluation.passed, store
+            assert {"store_features", "demand_model", "demand_forecast"} <= trained, store
+
+
+def test_models_and_forecasts_per_store(stores_run, warehouse):
+    root, _instance, results = stores_run
+    view = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+    total = 0
+    for store, result in results.items():
+        model = result.asset_materializations_for_node("demand_model")[0].metadata
+        assert model["items_fitted"].value == 6 and model["items_fallback"].value == 0
+        assert "data:image/png;base64," in model["plot_forecast_1"].value
+        assert (root / "models" / f"store={store}" / model["model_version"].value / "manifest.json").exists()
+        forecast = pd.read_parquet(root / "forecasts" / f"store={store}" / "forecast.parquet")
+        assert len(forecast) == 6 * 28
+        assert (forecast["yhat"] >= 0).all() and (forecast["yhat_lower"] >= 0).all()
+        assert (forecast["yhat_lower"] <= forecast["yhat"] + 1e-9).all()
+        assert (forecast["yhat"] <= forecast["yhat_upper"] + 1e-9).all()
+        assert set(forecast["model_version"]) == {model["model_version"].value}
+        exports = list((root / "exports").glob(f"forecast_store={store}_*.csv"))
+        assert exports
+        csv = pd.read_csv(exports[-1], dtype={"store_id": str})
+        assert list(csv.columns) == ["store_id", "item_id", "date", "fiscal_year", "fiscal_week", "forecast_units",
+                                     "lower_units", "upper_units", "model_version"]
+        total += len(forecast)
+    assert view.execute("select count(*) from forecasts").fetchone()[0] == total
+    view.close()

@@ -339,8 +339,8 @@ def choose_champion(result: ItemResult, folds: list[FoldForecast]) -> tuple[str,
     if best == "prophet" and result.prophet_json is None:
         best = BASELINE
         return best, "prophet failed to fit: serving seasonal naive", scores
-    reason = f"lowest backtest WAPE {scores[best]['wape']:.3f}" + (
-        f" vs seasonal naive {scores[BASELINE]['wape']:.3f}" if best != BASELINE else " (baseline)")
+    others = ", ".join(f"{m.replace('_', ' ')} {scores[m]['wape']:.3f}" for m in MODELS if m != best)
+    reason = f"{best.replace('_', ' ')} has the lowest backtest WAPE {scores[best]['wape']:.3f} (vs {others})"
     return best, reason, scores
 
 

@@ -238,7 +238,9 @@ def backtest_parquet(t: StoreTraining) -> bytes:
                 for m in fc.MODELS:
                     row[m] = f.yhat[m][h] if m in f.yhat else None
                 rows.append(row)
-    frame = pd.DataFrame(rows)
+    columns = ["item_id", "fold", "kind", "date", "horizon_day", "y", "is_open_day", "scale", "level",
+               "prophet_raw_lower", "prophet_raw_upper", *fc.MODELS]
+    frame = pd.DataFrame(rows, columns=columns)
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     return buf.getvalue()

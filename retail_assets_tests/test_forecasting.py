@@ -1,0 +1,95 @@
+"""Per-item models with real Prophet fits on small synthetic stores."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retail_assets.core import forecasting as fc
+from retail_assets.core.training import build_tasks, decide, run_items, train_store
+
+FAST = fc.TrainConfig(horizon=14, folds=3, fold_horizon=14, min_train_days=42, raw_interval_samples=50)
+
+
+def synthetic_store(items: dict[str, np.ndarray], start="2024-01-01", horizon=14, store="0001") -> pd.DataFrame:
+    """A features frame like store_features writes, from given history arrays (one per item)."""
+    rows = []
+    for item, y in items.items():
+        dates = pd.date_range(start, periods=len(y) + horizon, freq="D")
+        for k, d in enumerate(dates):
+            fut = k >= len(y)
+            rows.append({"store_id": store, "item_id": item, "date": d, "is_future": fut,
+                         "units": None if fut else float(y[k]), "is_open_day": True, "promo_planned": False,
+                         "holiday_name": None, "fiscal_year": 2024, "fiscal_week": 1})
+    return pd.DataFrame(rows)
+
+
+def noisy_weekly(n: int, level: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    weekly = np.array([0.8, 0.9, 0.9, 1.0, 1.1, 1.4, 1.2])
+    trend = 1 + np.arange(n) / n * 0.3
+    return rng.poisson(level * weekly[np.arange(n) % 7] * trend).astype(float)
+
+
+def test_champion_is_the_baseline_when_prophet_is_worse():
+    # an exact weekly pattern: seasonal naive is perfect, a smooth Prophet fit cannot be
+    pattern = np.tile([0, 12, 0, 12, 0, 12, 40], 20).astype(float)
+    results = run_items(build_tasks(synthetic_store({"SKU-A": pattern}), FAST), workers=1)
+    decision = decide("0001", results, FAST).decisions[0]
+    assert results[0].prophet_json is not None  # Prophet did fit...
+    assert decision.backtest["prophet"]["wape"] > decision.backtest["seasonal_naive"]["wape"] == 0.0
+    assert decision.champion == "seasonal_naive"  # ...and lost
+    assert "seasonal naive" in decision.reason
+
+
+def test_champion_is_prophet_when_it_wins():
+    results = run_items(build_tasks(synthetic_store({"SKU-B": noisy_weekly(200, 30, 1)}), FAST), workers=1)
+    decision = decide("0001", results, FAST).decisions[0]
+    assert decision.champion == "prophet"
+    assert decision.backtest["prophet"]["wape"] < decision.backtest["seasonal_naive"]["wape"]
+
+
+def test_a_fit_that_raises_falls_back_and_the_store_goes_on():
+    bad = noisy_weekly(150, 10, 2)
+    bad[5] = np.inf  # Prophet refuses infinite values
+    store = synthetic_store({"SKU-GOOD": noisy_weekly(150, 10, 3), "SKU-BAD": bad})
+    results = run_items(build_tasks(store, FAST), workers=2)  # through the real process pool
+    training = decide("0001", results, FAST)
+    by_item = {d.item_id: d for d in training.decisions}
+    assert by_item["SKU-BAD"].status == "fallback" and "infinity" in by_item["SKU-BAD"].error.lower()
+    assert by_item["SKU-BAD"].champion != "prophet"
+    assert by_item["SKU-GOOD"].status == "ok"
+    assert training.summary["items_fallback"] == 1
+
+
+def test_a_timed_out_fit_falls_back():
+    cfg = fc.TrainConfig(**{**FAST.to_json(), "fit_timeout_s": 1e-6})
+    results = run_items(build_tasks(synthetic_store({"SKU-A": noisy_weekly(120, 10, 4)}), cfg), workers=1)
+    decision = decide("0001", results, cfg).decisions[0]
+    assert decision.status == "fallback" and "Timeout" in decision.error
+    assert decision.champion in ("seasonal_naive", "moving_average")
+
+
+def test_same_features_give_the_same_model_bytes(tmp_path):
+    store = synthetic_store({"SKU-A": noisy_weekly(160, 20, 5), "SKU-B": noisy_weekly(160, 5, 6)})
+    a = train_store(store, tmp_path / "a", "features-v1", FAST, workers=2)
+    b = train_store(store, tmp_path / "b", "features-v1", FAST, workers=1)
+    assert a.version == b.version
+    assert a.manifest["files"] == b.manifest["files"]
+    for item, info in a.manifest["items"].items():
+        assert hashlib.sha256((a.path / info["file"]).read_bytes()).hexdigest() == info["sha256"]
+    again = train_store(store, tmp_path / "a", "features-v1", FAST, workers=2)
+    assert again.reused and again.version == a.version  # nothing changed: nothing retrained
+    changed = train_store(store, tmp_path / "a", "features-v2", FAST, workers=2)
+    assert not changed.reused and changed.manifest["warm_started_from"] == a.version
+
+
+def test_calibrated_intervals_cover_the_nominal_share_on_held_out_data():
+    items = {f"SKU-{i:02d}": noisy_weekly(420, level, 100 + i) for i, level in enumerate([3, 5, 8, 12, 20, 30] * 3)}
+    results = run_items(build_tasks(synthetic_store(items), FAST), workers=2)
+    summary = decide("0001", results, FAST).summary
+    assert summary["heldout_coverage_calibrated"] == pytest.approx(0.80, abs=0.05)
+    assert summary["heldout_weighted_wape_champion"] <= summary["heldout_weighted_wape_seasonal_naive"]
