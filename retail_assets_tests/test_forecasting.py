@@ -93,3 +93,48 @@ def test_calibrated_intervals_cover_the_nominal_share_on_held_out_data():
     summary = decide("0001", results, FAST).summary
     assert summary["heldout_coverage_calibrated"] == pytest.approx(0.80, abs=0.05)
     assert summary["heldout_weighted_wape_champion"] <= summary["heldout_weighted_wape_seasonal_naive"]
+
+
+def _history_csv(path, freq: str, periods: int) -> None:
+    step = "D" if freq == "D" else "W-MON"
+    rows = []
+    for s, level in (("A", 20), ("B", 6), ("C", 40)):
+        y = noisy_weekly(periods, level, ord(s))
+        for d, v in zip(pd.date_range("2022-01-03", periods=periods, freq=step), y):
+            rows.append({"region": "north", "sku": s, "week_or_day": d.date().isoformat(), "sales": v})
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+@pytest.mark.parametrize("freq, periods", [("D", 220), ("W", 110)])
+def test_retail_backtest_on_a_csv(tmp_path, freq, periods):
+    import subprocess
+    import sys
+
+    src, out = tmp_path / "history.csv", tmp_path / "results.csv"
+    _history_csv(src, freq, periods)
+    proc = subprocess.run(
+        [sys.executable, "-m", "retail_assets.cli", "backtest", "--history", str(src), "--date-col", "week_or_day",
+         "--series-cols", "region,sku", "--target", "sales", "--freq", freq, "--out", str(out), "--workers", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "series: 3" in proc.stdout
+    for model in ("prophet", "seasonal_naive", "moving_average"):
+        assert model in proc.stdout
+    assert "interval coverage" in proc.stdout
+    results = pd.read_csv(out)
+    assert sorted(results["series"]) == ["north|A", "north|B", "north|C"]
+    assert set(results["champion"]) <= {"prophet", "seasonal_naive", "moving_average"}
+
+
+def test_retail_backtest_refuses_bad_columns(tmp_path):
+    import subprocess
+    import sys
+
+    src = tmp_path / "history.csv"
+    _history_csv(src, "D", 30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "retail_assets.cli", "backtest", "--history", str(src), "--date-col", "when",
+         "--series-cols", "sku", "--target", "sales"], capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0 and "['when'] not in history.csv" in proc.stderr

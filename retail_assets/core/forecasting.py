@@ -34,10 +34,21 @@ class TrainConfig:
     min_train_days: int = 56
     yearly_min_days: int = 730  # yearly seasonality only with two years of history
     raw_interval_samples: int = 200  # Prophet's own intervals, for the raw coverage figure only
-    moving_average_days: int = 28
+    moving_average_days: int = 28  # periods
+    freq: str = "D"  # "D" daily or "W" weekly
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
+
+    @property
+    def season(self) -> int:
+        """Seasonal-naive lag: a week of days, or a year of weeks."""
+        return 7 if self.freq == "D" else 52
+
+    @property
+    def year(self) -> int:
+        """One year in periods, whole weeks so weekdays line up."""
+        return 364 if self.freq == "D" else 52
 
 
 # ---------------------------------------------------------------- metrics
@@ -114,7 +125,9 @@ def prophet_init(model) -> dict:
 
 def quiet_prophet() -> None:
     """Prophet logs an error when plotly is absent (we plot with matplotlib); cmdstanpy chats per fit."""
-    import cmdstanpy  # noqa: F401  (it sets its logger's level on import: quiet it afterwards)
+    from cmdstanpy.utils import get_logger
+
+    get_logger()  # cmdstanpy configures its logger lazily, once: let it, then turn it down
 
     for name, level in (("prophet.plot", logging.CRITICAL), ("prophet", logging.WARNING),
                         ("cmdstanpy", logging.WARNING)):
@@ -133,7 +146,7 @@ def fit_prophet(train: pd.DataFrame, holidays: pd.DataFrame | None, cfg: TrainCo
     model = Prophet(
         growth="linear",
         yearly_seasonality=span >= cfg.yearly_min_days,
-        weekly_seasonality=span >= 14,
+        weekly_seasonality=cfg.freq == "D" and span >= 14,
         daily_seasonality=False,
         seasonality_mode=mode,
         holidays=holidays,
@@ -180,9 +193,6 @@ class ItemTask:
     n_history: int
     cfg: TrainConfig
     init: dict | None = None  # previous version's Prophet parameters (warm start)
-
-
-SEASON_DAYS = 364  # 52 weeks: same weekdays, same season a year earlier
 
 
 @dataclass
@@ -239,7 +249,7 @@ def run_item(task: ItemTask) -> ItemResult:
     # Recent rolling origins, plus the same season a year before the held-out fold and before the
     # forecast window: December's intervals are calibrated on last December's errors, not November's.
     origins = [(n - (cfg.folds - k) * cfg.fold_horizon, k, "recent") for k in range(cfg.folds)]
-    origins += [(n - cfg.fold_horizon - SEASON_DAYS, -1, "seasonal_heldout"), (n - SEASON_DAYS, -2, "seasonal_serving")]
+    origins += [(n - cfg.fold_horizon - cfg.year, -1, "seasonal_heldout"), (n - cfg.year, -2, "seasonal_serving")]
     for cutoff, k, kind in sorted(origins):
         if cutoff < cfg.min_train_days or int(hist["open"].iloc[:cutoff].sum()) < cfg.min_train_days:
             continue
@@ -247,7 +257,7 @@ def run_item(task: ItemTask) -> ItemResult:
         y_train = train["y"].to_numpy(float)
         open_train = train["open"].to_numpy(bool)
         yhat = {
-            "seasonal_naive": seasonal_naive(y_train, open_train, len(test)),
+            "seasonal_naive": seasonal_naive(y_train, open_train, len(test), cfg.season),
             "moving_average": moving_average(y_train, open_train, len(test), cfg.moving_average_days),
         }
         raw_lo = raw_hi = None
@@ -274,23 +284,23 @@ def run_item(task: ItemTask) -> ItemResult:
         result.folds.append(FoldForecast(
             fold=k, kind=kind, dates=test["ds"].dt.strftime("%Y-%m-%d").tolist(), y=test["y"].fillna(0).tolist(),
             open_day=test["open"].tolist(), yhat=yhat, raw_lower=raw_lo, raw_upper=raw_hi,
-            scale=naive_scale(np.where(open_train, y_train, np.nan)),
+            scale=naive_scale(np.where(open_train, y_train, np.nan), cfg.season),
             level=recent_level(y_train, open_train),
         ))
 
     y_all = hist["y"].to_numpy(float)
     open_all = hist["open"].to_numpy(bool)
-    result.scale = naive_scale(np.where(open_all, y_all, np.nan))
+    result.scale = naive_scale(np.where(open_all, y_all, np.nan), cfg.season)
     result.level = recent_level(y_all, open_all)
     h = len(fut)
     open_future = fut["open"].to_numpy(bool)
     result.future_dates = fut["ds"].dt.strftime("%Y-%m-%d").tolist()
     result.future_open = open_future.tolist()
-    sn = seasonal_naive(y_all, open_all, h)
+    sn = seasonal_naive(y_all, open_all, h, cfg.season)
     ma = moving_average(y_all, open_all, h, cfg.moving_average_days)
     result.future_yhat = {"seasonal_naive": np.where(open_future, sn, 0).tolist(),
                           "moving_average": np.where(open_future, ma, 0).tolist()}
-    last_week = np.where(open_all, np.nan_to_num(y_all), 0.0)[-7:]
+    last_week = np.where(open_all, np.nan_to_num(y_all), 0.0)[-cfg.season:]
     result.baseline_state = {
         "anchor_date": hist["ds"].iloc[-1].strftime("%Y-%m-%d"),
         "last_week": [float(v) for v in last_week],

@@ -1,0 +1,115 @@
+"""`retail backtest`: the platform's backtest and champion selection on any long-format history CSV,
+so a planner can judge the method on their own data before onboarding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from retail_assets.core import forecasting as fc
+from retail_assets.core.training import decide, run_items
+
+
+class BacktestInputError(ValueError):
+    """The CSV or the arguments do not fit; the message says how."""
+
+
+@dataclass
+class BacktestReport:
+    series: int
+    summary: dict
+    per_model: dict[str, dict]
+    results: pd.DataFrame
+
+
+def load_history(path: Path, date_col: str, series_cols: list[str], target: str, freq: str,
+                 holiday_col: str | None) -> pd.DataFrame:
+    if not path.is_file():
+        raise BacktestInputError(f"no such file: {path}")
+    try:
+        raw = pd.read_csv(path, dtype={c: str for c in series_cols})
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise BacktestInputError(f"{path} is not a readable CSV: {exc}") from exc
+    wanted = [date_col, target, *series_cols] + ([holiday_col] if holiday_col else [])
+    missing = [c for c in wanted if c not in raw.columns]
+    if missing:
+        raise BacktestInputError(f"column(s) {missing} not in {path.name}; it has {list(raw.columns)}")
+    dates = pd.to_datetime(raw[date_col], errors="coerce")
+    if dates.isna().any():
+        bad = raw.loc[dates.isna(), date_col].head(3).tolist()
+        raise BacktestInputError(f"{dates.isna().sum()} value(s) in {date_col!r} are not dates, e.g. {bad}")
+    y = pd.to_numeric(raw[target], errors="coerce")
+    if y.isna().any():
+        bad = raw.loc[y.isna(), target].head(3).tolist()
+        raise BacktestInputError(f"{y.isna().sum()} value(s) in {target!r} are not numbers, e.g. {bad}")
+    frame = pd.DataFrame({"date": dates, "y": y.astype(float),
+                          "series": raw[series_cols].astype(str).agg("|".join, axis=1)})
+    if freq == "W":
+        frame["date"] = frame["date"].dt.to_period("W-SUN").dt.start_time
+    frame["holiday"] = raw[holiday_col].where(raw[holiday_col].notna() & (raw[holiday_col].astype(str) != "")) \
+        if holiday_col else None
+    return frame
+
+
+def series_tasks(frame: pd.DataFrame, cfg: fc.TrainConfig) -> list[fc.ItemTask]:
+    step = pd.Timedelta(days=1 if cfg.freq == "D" else 7)
+    tasks = []
+    for key, g in frame.groupby("series", sort=True):
+        g = g.groupby("date").agg(y=("y", "sum"), holiday=("holiday", "first"))
+        grid = pd.date_range(g.index.min(), g.index.max() + step * cfg.horizon, freq=step)
+        g = g.reindex(grid)
+        n_hist = len(grid) - cfg.horizon
+        y = g["y"].iloc[:n_hist].fillna(0.0)  # a missing period in a long-format file is zero demand
+        tasks.append(fc.ItemTask(
+            store_id="backtest", item_id=str(key), dates=[d.strftime("%Y-%m-%d") for d in grid],
+            y=[float(v) for v in y] + [None] * cfg.horizon, open_day=[True] * len(grid), promo=[0] * len(grid),
+            holiday=[None if pd.isna(h) else str(h) for h in g["holiday"]], n_history=n_hist, cfg=cfg,
+        ))
+    return tasks
+
+
+def run_backtest(path: Path, date_col: str, series_cols: list[str], target: str, freq: str = "D",
+                 horizon: int | None = None, holiday_col: str | None = None, workers: int = 2,
+                 progress: Callable[[str], None] | None = None,
+                 on_start: Callable[[int], None] | None = None) -> BacktestReport:
+    if freq not in ("D", "W"):
+        raise BacktestInputError("--freq must be D (daily) or W (weekly)")
+    horizon = horizon or (28 if freq == "D" else 8)
+    if horizon < 1:
+        raise BacktestInputError("--horizon must be at least 1")
+    cfg = fc.TrainConfig(horizon=horizon, fold_horizon=horizon, freq=freq,
+                         min_train_days=56 if freq == "D" else 26,
+                         moving_average_days=28 if freq == "D" else 8, horizon_buckets=min(4, horizon))
+    frame = load_history(path, date_col, series_cols, target, freq, holiday_col)
+    tasks = series_tasks(frame, cfg)
+    if not tasks:
+        raise BacktestInputError(f"{path.name} has no rows")
+    if on_start:
+        on_start(len(tasks))
+    training = decide("backtest", run_items(tasks, workers, progress), cfg)
+    rows, per_model = [], {}
+    for r, d in zip(training.results, training.decisions):
+        row = {"series": r.item_id, "champion": d.champion, "heldout_champion": d.heldout_champion,
+               "reason": d.reason, "status": d.status, "error": d.error}
+        for m in fc.MODELS:
+            row[f"backtest_wape_{m}"] = d.backtest[m]["wape"]
+        last = fc.recent(r.folds)[-1:]
+        for m in fc.MODELS:
+            row[f"heldout_wape_{m}"] = fc.fold_metrics(r, m, last)["wape"]
+        rows.append(row)
+    results = pd.DataFrame(rows)
+    for m in fc.MODELS:
+        ys, yh = [], []
+        for r in training.results:
+            for f in fc.recent(r.folds)[-1:]:
+                if m in f.yhat:
+                    ys.append(np.array(f.y))
+                    yh.append(np.array(f.yhat[m]))
+        col = results[f"heldout_wape_{m}"].replace([np.inf], np.nan)
+        per_model[m] = {"median_wape": float(col.median()) if col.notna().any() else None,
+                        "weighted_wape": fc.wape(np.concatenate(ys), np.concatenate(yh)) if ys else None}
+    return BacktestReport(len(tasks), training.summary, per_model, results)
