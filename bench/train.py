@@ -1,0 +1,96 @@
+"""Training speed on one generated store of 50 items x 3 years (the demo demand model).
+
+Prints, all measured in this run:
+  * parallel efficiency: (sum of single-item times, run one at a time) / cores / (wall time of the process
+    pool over the same items). Goal (issue 5): >= 0.8 on 2 cores.
+  * warm start: Prophet fit seconds of a retrain that starts from the previous version's parameters vs a
+    cold retrain of the same store on the same data. Goal: >= 3x faster.
+
+    .venv/bin/python bench/train.py [--items 50] [--days 1096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from retail_assets.core import forecasting as fc
+from retail_assets.core.features import materialize_store_features
+from retail_assets.core.generator import GeneratorConfig, generate_landing_zone
+from retail_assets.core.landing import load_landing_zone
+from retail_assets.core.training import build_tasks, previous_inits, run_items, train_store
+from retail_assets.dbt import DBT_EXECUTABLE
+from retail_assets.settings import DBT_PROJECT_DIR
+
+
+def prepare(root: Path, items: int, days: int):
+    generate_landing_zone(root / "landing", GeneratorConfig(stores=1, items=items, days=days, channels=("pos",)))
+    with duckdb.connect(str(root / "warehouse.duckdb")) as con:
+        load_landing_zone(con, root / "landing")
+    env = {**os.environ, "RETAIL_DATA_DIR": str(root)}
+    subprocess.run([DBT_EXECUTABLE, "build", "--quiet", "--profiles-dir", str(DBT_PROJECT_DIR),
+                    "--project-dir", str(DBT_PROJECT_DIR)], check=True, env=env)
+    return materialize_store_features(root / "warehouse.duckdb", root / "features", "0001", 28)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=50)
+    parser.add_argument("--days", type=int, default=1096)
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    root = Path(tempfile.mkdtemp(prefix="bench_train_"))
+    try:
+        fs = prepare(root, args.items, args.days)
+        cfg = fc.TrainConfig()
+        tasks = build_tasks(fs.frame, cfg)
+        print(f"store 0001: {len(tasks)} items x {args.days} days; {cores} cores", flush=True)
+
+        t0 = time.perf_counter()
+        serial = run_items(tasks, workers=1)
+        t_serial = time.perf_counter() - t0
+        per_item_sum = t_serial  # one at a time, in this process: the sum of single-item times
+        fits = sum(r.fits for r in serial)
+        print(f"  one at a time : {t_serial:6.1f}s wall, {fits} Prophet fits, "
+              f"{sum(r.fit_seconds for r in serial):.1f}s inside Prophet.fit", flush=True)
+
+        t0 = time.perf_counter()
+        run_items(tasks, workers=cores)
+        t_pool = time.perf_counter() - t0
+        eff = per_item_sum / cores / t_pool
+        print(f"  process pool  : {t_pool:6.1f}s wall with {cores} workers (spawn start-up included)")
+        print(f"  parallel efficiency = {per_item_sum:.1f}s / {cores} / {t_pool:.1f}s = {eff:.2f} "
+              f"(goal >= 0.80: {'met' if eff >= 0.8 else 'NOT met'})", flush=True)
+
+        models = root / "models"
+        first = train_store(fs.frame, models, "bench-v1", cfg, workers=cores, warm_start=False)
+        inits = previous_inits(first)
+        warm_tasks = build_tasks(fs.frame, cfg, inits)
+        t0 = time.perf_counter()
+        cold = run_items(build_tasks(fs.frame, cfg), workers=1)
+        t_cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        warm = run_items(warm_tasks, workers=1)
+        t_warm = time.perf_counter() - t0
+        fit_cold = sum(r.fit_seconds for r in cold)
+        fit_warm = sum(r.fit_seconds for r in warm)
+        print(f"  retrain cold  : {t_cold:6.1f}s wall, {fit_cold:.1f}s inside Prophet.fit")
+        print(f"  retrain warm  : {t_warm:6.1f}s wall, {fit_warm:.1f}s inside Prophet.fit "
+              f"({len(inits)} items started from the previous version's parameters)")
+        ratio = fit_cold / fit_warm if fit_warm else float("inf")
+        print(f"  warm-start speed-up (fit time) = {ratio:.2f}x, wall {t_cold / t_warm:.2f}x "
+              f"(goal >= 3x: {'met' if ratio >= 3 else 'NOT met'})")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
