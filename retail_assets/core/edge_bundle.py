@@ -1,0 +1,188 @@
+"""Build, verify against Prophet, sign and publish a store's edge bundle (platform side).
+
+A bundle is a zip: `model.onnx` (every item of the store in one graph), `calendar.json` (the dates, open days,
+holidays and planned promotions of its horizon, so a device needs nobody), `manifest.json` (versions, hashes,
+metrics, interval offsets, verification figures) and `manifest.sig` (Ed25519 over the manifest bytes).
+It is published only when its forecast matches Prophet's `predict` for every item to 1e-6 relative error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import statistics
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text
+from retail_assets.core.edge_compile import compile_store
+from retail_assets.core.ids import validate_store_id
+from retail_assets.core.serving import predict_item
+from retail_assets.core.training import ModelVersion
+from retail_assets.edge import runner
+
+MAX_REL_ERROR = 1e-6
+PRIVATE_KEY_FILE = "edge_signing.pem"
+PUBLIC_KEY_FILE = "edge_signing.pub"
+
+
+class BundleVerificationError(RuntimeError):
+    """The compiled bundle does not reproduce Prophet: it is not published."""
+
+
+@dataclass
+class PublishedBundle:
+    store_id: str
+    bundle_version: str
+    path: Path
+    manifest: dict
+    size_bytes: int
+
+
+def ensure_dev_keys(keys_dir: Path) -> tuple[Path, Path]:
+    """The embedded default's signing key pair, created once (private key 0600)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    priv, pub = keys_dir / PRIVATE_KEY_FILE, keys_dir / PUBLIC_KEY_FILE
+    if not priv.exists():
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        atomic_write_bytes(priv, pem)
+        os.chmod(priv, 0o600)
+        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        atomic_write_text(pub, raw.hex() + "\n")
+    return priv, pub
+
+
+def load_private_key(pem: bytes):
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(pem, password=None)
+
+
+def public_key_hex(private_key) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+
+
+def _calendar(mv: ModelVersion, features: pd.DataFrame, horizon: int, holiday_columns: list, items: list[str]):
+    fut = features[features["is_future"]].sort_values(["item_id", "date"])
+    days = sorted(fut["date"].unique())[:horizon]
+    by_day = fut[fut["date"].isin(days)].drop_duplicates("date").set_index("date").sort_index()
+    promo = {}
+    for item in items:
+        g = fut[fut["item_id"] == item].set_index("date").reindex(days)
+        promo[item] = [int(bool(v)) if not pd.isna(v) else 0 for v in g["promo_planned"]]
+    return {
+        "store_id": mv.store_id,
+        "dates": [pd.Timestamp(d).strftime("%Y-%m-%d") for d in days],
+        "open": [int(bool(v)) for v in by_day["is_open_day"]],
+        "holidays": {pd.Timestamp(d).strftime("%Y-%m-%d"): str(n) for d, n in by_day["holiday_name"].items()
+                     if isinstance(n, str)},
+        "holiday_columns": [list(c) for c in holiday_columns],
+        "promo": promo,
+    }
+
+
+def build_bundle(mv: ModelVersion, features: pd.DataFrame, horizon: int, private_key, out_root: Path,
+                 code_version: str, latency_runs: int = 200) -> PublishedBundle:
+    store_id = validate_store_id(mv.store_id)
+    items = {i: {"champion": info["champion"], "artifact": (mv.path / info["file"]).read_text()}
+             for i, info in mv.manifest["items"].items()}
+    compiled = compile_store(items)
+    calendar = _calendar(mv, features, horizon, compiled.holidays, compiled.items)
+    calendar_bytes = json.dumps(calendar, sort_keys=True, indent=1).encode()
+    verification = verify_against_reference(mv, compiled, calendar)
+    if verification["max_rel_error"] > MAX_REL_ERROR or not np.isfinite(verification["max_rel_error"]):
+        raise BundleVerificationError(
+            f"store {store_id}: bundle differs from Prophet by {verification['max_rel_error']:.2e} "
+            f"(worst item {verification['worst_item']}); limit {MAX_REL_ERROR:.0e}: not published")
+    files = {"model.onnx": compiled.onnx_bytes, "calendar.json": calendar_bytes}
+    hashes = {n: hashlib.sha256(b).hexdigest() for n, b in sorted(files.items())}
+    bundle_version = "b" + hashlib.sha256(json.dumps(
+        {"model_version": mv.version, "files": hashes}, sort_keys=True).encode()).hexdigest()[:12]
+    manifest = {
+        "store_id": store_id,
+        "bundle_version": bundle_version,
+        "model_version": mv.version,
+        "features_data_version": mv.manifest["features_data_version"],
+        "code_version": code_version,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "horizon": {"first": calendar["dates"][0], "last": calendar["dates"][-1], "days": len(calendar["dates"])},
+        "items_order": compiled.items,
+        "items": {i: {"champion": compiled.champions[i], "model_version": mv.version,
+                      "model_sha256": mv.manifest["items"][i]["sha256"], "scale": mv.manifest["items"][i]["scale"],
+                      "level": mv.manifest["items"][i]["level"]} for i in compiled.items},
+        "intervals": mv.manifest["calibration"],
+        "metrics": mv.manifest["summary"],
+        "verification": verification,
+        "files": hashes,
+        "public_key": public_key_hex(private_key),
+    }
+    manifest_bytes = json.dumps(manifest, sort_keys=True, indent=1).encode()
+    signature = private_key.sign(manifest_bytes)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(files):
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), files[name])
+        zf.writestr(zipfile.ZipInfo("manifest.json", date_time=(2020, 1, 1, 0, 0, 0)), manifest_bytes)
+        zf.writestr(zipfile.ZipInfo("manifest.sig", date_time=(2020, 1, 1, 0, 0, 0)), signature.hex() + "\n")
+    path = out_root / f"store={store_id}" / f"bundle_{bundle_version}.zip"
+    atomic_write_bytes(path, buf.getvalue())  # the zip appears whole or not at all
+    pub = bytes.fromhex(manifest["public_key"])
+    bundle = runner.load_bundle(path, pub)  # the device's own check, before anyone is told
+    manifest["latency_ms"] = measure_latency(bundle, latency_runs)
+    atomic_write_text(path.parent / "latest.json", json.dumps(
+        {"bundle_version": bundle_version, "file": path.name, "model_version": mv.version,
+         "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}, sort_keys=True, indent=1))
+    return PublishedBundle(store_id, bundle_version, path, manifest, len(buf.getvalue()))
+
+
+def verify_against_reference(mv: ModelVersion, compiled, calendar: dict) -> dict:
+    """Run the graph on the bundle's calendar and compare with each item's served model (Prophet's predict)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(compiled.onnx_bytes, providers=["CPUExecutionProvider"])
+    fake = runner.Bundle({"items_order": compiled.items}, calendar, session, "memory")
+    feeds, _first, n = runner.inputs_for(fake)
+    (yhat,) = session.run(["yhat"], feeds)
+    worst_rel, worst_abs, worst_item = 0.0, 0.0, None
+    for i, item in enumerate(compiled.items):
+        future = pd.DataFrame({"ds": pd.to_datetime(calendar["dates"]), "promo": calendar["promo"][item],
+                               "is_open_day": [bool(v) for v in calendar["open"]]})
+        ref = predict_item(mv, item, future)
+        abs_err = float(np.max(np.abs(yhat[i] - ref))) if n else 0.0
+        rel_err = float(np.max(np.abs(yhat[i] - ref) / np.maximum(np.abs(ref), 1.0))) if n else 0.0
+        if rel_err >= worst_rel:
+            worst_rel, worst_abs, worst_item = rel_err, max(worst_abs, abs_err), item
+        worst_abs = max(worst_abs, abs_err)
+    return {"max_rel_error": worst_rel, "max_abs_error": worst_abs, "worst_item": worst_item,
+            "items_checked": len(compiled.items), "days_checked": n,
+            "rule": "max |onnx - reference| / max(|reference|, 1 unit) over every item and day; reference = "
+                    "Prophet.predict (Prophet champions) or the stored baseline, clipped at 0, 0 on closed days"}
+
+
+def measure_latency(bundle, runs: int) -> dict:
+    """One whole-store forecast (all items, whole horizon) through the device runner's session."""
+    feeds, _first, _n = runner.inputs_for(bundle)
+    for _ in range(5):
+        bundle.session.run(["yhat"], feeds)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        bundle.session.run(["yhat"], feeds)
+        times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return {"p50": statistics.median(times), "p99": times[min(len(times) - 1, int(0.99 * len(times)))],
+            "runs": runs}

@@ -1,0 +1,225 @@
+"""Compile a store's served models into one batched ONNX graph (float64) that reproduces the point forecast.
+
+With MAP fits Prophet's forecast is closed form: a piecewise-linear (or flat) trend, plus Fourier,
+holiday and regressor terms times beta, additive ones times y_scale, multiplicative ones scaling the trend.
+No public exporter does this (hummingbird converts the trend only), so we build the graph with onnx's helper
+API from Prophet's own fitted attributes. Baseline champions (seasonal naive, moving average) compile into
+the same graph, so a device runs every item of the store in one session call.
+
+Graph inputs (T forecast days, H holiday names of the store, I items):
+  t_days  [T]     float64  days since 1970-01-01 of each forecast date
+  holiday [T, H]  float64  1 where that date is holiday h shifted by its window offset (from the calendar)
+  promo   [I, T]  float64  planned promotion flag per item
+  open    [T]     float64  1 when the store trades that day
+Output:
+  yhat    [I, T]  float64  never negative, 0 on closed days
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+NS_PER_DAY = 86400 * 10**9
+_SEASONAL_COL = re.compile(r"^(?P<name>.+)_delim_(?P<i>\d+)$")
+_HOLIDAY_COL = re.compile(r"^(?P<name>.+)_delim_(?P<offset>[+-]\d+)$")  # holiday name, day offset in its window
+NO_HOLIDAY = ("__none__", 0)  # a column that is never set, so the holiday input is never empty
+
+
+@dataclass
+class CompiledStore:
+    onnx_bytes: bytes
+    items: list[str]
+    holidays: list[tuple[str, int]]  # (holiday name, day offset) per column of the holiday input
+    champions: dict[str, str]
+
+
+def _prophet_terms(model) -> dict:
+    """Everything the graph needs from one fitted Prophet model, read through Prophet's own feature maker."""
+    import pandas as pd
+
+    probe = pd.DataFrame({"ds": [model.history["ds"].max()]})
+    for name in model.extra_regressors:
+        probe[name] = 0.0
+    probe = model.setup_dataframe(probe)
+    features, _prior, component_cols, _modes = model.make_all_seasonality_features(probe)
+    beta = np.asarray(model.params["beta"], dtype=float).mean(axis=0)
+    add_mask = component_cols["additive_terms"].to_numpy(float)
+    mult_mask = component_cols["multiplicative_terms"].to_numpy(float)
+    terms = {"fourier": [], "holiday": {}, "regressor": {}}
+    for j, col in enumerate(features.columns):
+        ba, bm = beta[j] * add_mask[j], beta[j] * mult_mask[j]
+        m = _SEASONAL_COL.match(col)
+        if m and m.group("name") in model.seasonalities:
+            period = float(model.seasonalities[m.group("name")]["period"])
+            i = int(m.group("i")) - 1
+            order = i // 2 + 1
+            terms["fourier"].append((2.0 * np.pi * order / period, "sin" if i % 2 == 0 else "cos", ba, bm))
+        elif col in model.extra_regressors:
+            props = model.extra_regressors[col]
+            terms["regressor"][col] = (float(props["mu"]), float(props["std"]), ba, bm)
+        else:
+            h = _HOLIDAY_COL.match(col)
+            if not h:
+                raise ValueError(f"unexpected Prophet feature column {col!r}")
+            terms["holiday"][(h.group("name"), int(h.group("offset")))] = (ba, bm)
+    start_ns = pd.Timestamp(model.start).value
+    t_scale_ns = pd.Timedelta(model.t_scale).value
+    terms.update(
+        growth=model.growth,
+        a=NS_PER_DAY / t_scale_ns, b=-start_ns / t_scale_ns,
+        k=float(np.nanmean(model.params["k"])), m=float(np.nanmean(model.params["m"])),
+        delta=np.asarray(np.nanmean(model.params["delta"], axis=0), dtype=float).ravel(),
+        cp=np.asarray(model.changepoints_t if model.changepoints_t is not None else [], dtype=float).ravel(),
+        y_scale=float(model.y_scale),
+        floor=float(model.y_min) if model.scaling == "minmax" else 0.0,
+    )
+    if model.growth == "flat":
+        terms["k"], terms["delta"] = 0.0, np.zeros_like(terms["delta"])
+    if model.growth == "logistic":
+        raise ValueError("logistic growth is not supported on the edge (no capacity input)")
+    return terms
+
+
+def compile_store(items: dict[str, dict]) -> CompiledStore:
+    """`items`: item_id -> {"champion": name, "artifact": text (Prophet JSON or baseline state JSON)}."""
+    from prophet.serialize import model_from_json
+
+    ids = sorted(items)
+    n = len(ids)
+    parsed = {}
+    for item in ids:
+        if items[item]["champion"] == "prophet":
+            parsed[item] = _prophet_terms(model_from_json(items[item]["artifact"]))
+    # the store-wide feature sets: union of frequencies and holiday names over its Prophet models
+    freqs = sorted({round(w, 15) for t in parsed.values() for w, _f, _a, _m in t["fourier"]}) or [0.0]
+    holidays = sorted({h for t in parsed.values() for h in t["holiday"]}) or [NO_HOLIDAY]
+    n_cp = max([len(t["cp"]) for t in parsed.values()] + [1])
+    F, H = len(freqs), len(holidays)
+    fidx = {w: j for j, w in enumerate(freqs)}
+    hidx = {h: j for j, h in enumerate(holidays)}
+
+    a = np.zeros((n, 1)); b = np.zeros((n, 1)); k = np.zeros((n, 1)); m = np.zeros((n, 1))  # noqa: E702
+    cp = np.full((n, n_cp), 1e12); delta = np.zeros((n, n_cp))
+    y_scale = np.ones((n, 1)); floor = np.zeros((n, 1))
+    sin_add = np.zeros((F, n)); cos_add = np.zeros((F, n)); sin_mult = np.zeros((F, n)); cos_mult = np.zeros((F, n))
+    h_add = np.zeros((H, n)); h_mult = np.zeros((H, n))
+    p_mu = np.zeros((n, 1)); p_std = np.ones((n, 1)); p_add = np.zeros((n, 1)); p_mult = np.zeros((n, 1))
+    is_prophet = np.zeros((n, 1), dtype=bool); is_sn = np.zeros((n, 1), dtype=bool)
+    week = np.zeros((n, 7)); anchor = np.zeros((n, 1)); level = np.zeros((n, 1))
+
+    for i, item in enumerate(ids):
+        champion = items[item]["champion"]
+        if champion == "prophet":
+            t = parsed[item]
+            is_prophet[i] = True
+            a[i], b[i], k[i], m[i] = t["a"], t["b"], t["k"], t["m"]
+            cp[i, : len(t["cp"])] = t["cp"]
+            delta[i, : len(t["delta"])] = t["delta"]
+            y_scale[i], floor[i] = t["y_scale"], t["floor"]
+            for w, fun, ba, bm in t["fourier"]:
+                j = fidx[round(w, 15)]
+                if fun == "sin":
+                    sin_add[j, i] += ba
+                    sin_mult[j, i] += bm
+                else:
+                    cos_add[j, i] += ba
+                    cos_mult[j, i] += bm
+            for h, (ba, bm) in t["holiday"].items():
+                h_add[hidx[h], i], h_mult[hidx[h], i] = ba, bm
+            if "promo" in t["regressor"]:
+                p_mu[i], p_std[i], p_add[i], p_mult[i] = t["regressor"]["promo"]
+            for name in t["regressor"]:
+                if name != "promo":
+                    raise ValueError(f"{item}: regressor {name!r} has no edge input")
+        else:
+            state = json.loads(items[item]["artifact"])
+            anchor[i] = (np.datetime64(state["anchor_date"]) - np.datetime64("1970-01-01")).astype(int)
+            if champion == "seasonal_naive":
+                is_sn[i] = True
+                week[i] = state["last_week"]
+            else:
+                level[i] = state["moving_average_level"]
+
+    consts = {
+        "a": a, "b": b, "k": k, "m": m, "cp": cp[:, None, :], "delta": delta[:, None, :],
+        "neg_cp_delta": (-cp * delta)[:, None, :], "y_scale": y_scale, "floor": floor,
+        "freqs": np.array(freqs, dtype=float).reshape(1, F),
+        "sin_add": sin_add, "cos_add": cos_add, "sin_mult": sin_mult, "cos_mult": cos_mult,
+        "h_add": h_add, "h_mult": h_mult, "p_mu": p_mu, "p_std": p_std, "p_add": p_add, "p_mult": p_mult,
+        "week": week, "anchor_plus_one": anchor + 1.0, "level": level, "seven": np.array(7.0),
+        "zero": np.array(0.0), "one": np.array(1.0), "axes2": np.array([2], dtype=np.int64),
+        "axes1": np.array([1], dtype=np.int64), "axes0": np.array([0], dtype=np.int64),
+    }
+    initializers = [numpy_helper.from_array(np.asarray(v, dtype=np.int64 if v.dtype == np.int64 else np.float64), name)
+                    for name, v in consts.items()]
+    initializers += [numpy_helper.from_array(is_prophet, "is_prophet"), numpy_helper.from_array(is_sn, "is_sn")]
+    N = helper.make_node
+    nodes = [
+        # trend: t = a * t_days + b; piecewise linear through the changepoints
+        N("Unsqueeze", ["t_days", "axes0"], ["t_row"]),                      # [1, T]
+        N("Mul", ["a", "t_row"], ["at"]), N("Add", ["at", "b"], ["t"]),      # [I, T]
+        N("Unsqueeze", ["t", "axes2"], ["t3"]),                              # [I, T, 1]
+        N("GreaterOrEqual", ["t3", "cp"], ["past_cp"]),                      # [I, T, C]
+        N("Cast", ["past_cp"], ["ind"], to=TensorProto.DOUBLE),
+        N("Mul", ["ind", "delta"], ["ind_delta"]),
+        N("ReduceSum", ["ind_delta", "axes2"], ["k_adj"], keepdims=0),
+        N("Mul", ["ind", "neg_cp_delta"], ["ind_gamma"]),
+        N("ReduceSum", ["ind_gamma", "axes2"], ["m_adj"], keepdims=0),
+        N("Add", ["k", "k_adj"], ["k_t"]), N("Add", ["m", "m_adj"], ["m_t"]),
+        N("Mul", ["k_t", "t"], ["kt_t"]), N("Add", ["kt_t", "m_t"], ["trend_scaled"]),
+        N("Mul", ["trend_scaled", "y_scale"], ["trend_y"]), N("Add", ["trend_y", "floor"], ["trend"]),
+        # Fourier terms on days since the epoch, as Prophet's fourier_series
+        N("Unsqueeze", ["t_days", "axes1"], ["t_col"]),                      # [T, 1]
+        N("Mul", ["t_col", "freqs"], ["angle"]),                             # [T, F]
+        N("Sin", ["angle"], ["sin"]), N("Cos", ["angle"], ["cos"]),
+        N("MatMul", ["sin", "sin_add"], ["sa"]), N("MatMul", ["cos", "cos_add"], ["ca"]),
+        N("MatMul", ["sin", "sin_mult"], ["sm"]), N("MatMul", ["cos", "cos_mult"], ["cm"]),
+        N("MatMul", ["holiday", "h_add"], ["ha"]), N("MatMul", ["holiday", "h_mult"], ["hm"]),
+        N("Add", ["sa", "ca"], ["seas_add"]), N("Add", ["seas_add", "ha"], ["add_T"]),        # [T, I]
+        N("Add", ["sm", "cm"], ["seas_mult"]), N("Add", ["seas_mult", "hm"], ["mult_T"]),
+        N("Transpose", ["add_T"], ["add_IT"], perm=[1, 0]), N("Transpose", ["mult_T"], ["mult_IT"], perm=[1, 0]),
+        # the promotion regressor, standardized as in training
+        N("Sub", ["promo", "p_mu"], ["promo_c"]), N("Div", ["promo_c", "p_std"], ["promo_s"]),
+        N("Mul", ["promo_s", "p_add"], ["pa"]), N("Mul", ["promo_s", "p_mult"], ["pm"]),
+        N("Add", ["add_IT", "pa"], ["additive_scaled"]), N("Mul", ["additive_scaled", "y_scale"], ["additive"]),
+        N("Add", ["mult_IT", "pm"], ["multiplicative"]),
+        N("Add", ["one", "multiplicative"], ["mult_factor"]),
+        N("Mul", ["trend", "mult_factor"], ["trend_mult"]), N("Add", ["trend_mult", "additive"], ["prophet_yhat"]),
+        # baselines: last week again (by weekday), or a flat level
+        N("Sub", ["t_row", "anchor_plus_one"], ["since_anchor"]),
+        N("Mod", ["since_anchor", "seven"], ["weekday_f"], fmod=1),
+        N("Add", ["weekday_f", "seven"], ["weekday_pos"]), N("Mod", ["weekday_pos", "seven"], ["weekday_w"], fmod=1),
+        N("Cast", ["weekday_w"], ["weekday"], to=TensorProto.INT64),
+        N("GatherElements", ["week", "weekday"], ["naive"], axis=1),
+        N("Mul", ["level", "t_row"], ["level_t0"]), N("Mul", ["level_t0", "zero"], ["zeros_IT"]),
+        N("Add", ["zeros_IT", "level"], ["flat"]),
+        N("Where", ["is_sn", "naive", "flat"], ["baseline"]),
+        N("Where", ["is_prophet", "prophet_yhat", "baseline"], ["raw"]),
+        N("Max", ["raw", "zero"], ["nonneg"]),
+        N("Unsqueeze", ["open", "axes0"], ["open_row"]),
+        N("Mul", ["nonneg", "open_row"], ["yhat"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "store_forecast",
+        inputs=[
+            helper.make_tensor_value_info("t_days", TensorProto.DOUBLE, ["T"]),
+            helper.make_tensor_value_info("holiday", TensorProto.DOUBLE, ["T", H]),
+            helper.make_tensor_value_info("promo", TensorProto.DOUBLE, [n, "T"]),
+            helper.make_tensor_value_info("open", TensorProto.DOUBLE, ["T"]),
+        ],
+        outputs=[helper.make_tensor_value_info("yhat", TensorProto.DOUBLE, [n, "T"])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="retail_assets.edge_compile")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return CompiledStore(model.SerializeToString(), ids, holidays,
+                         {i: items[i]["champion"] for i in ids})
