@@ -104,6 +104,39 @@ def backtest(history, date_col, series_cols, target, freq, horizon, holiday_col,
     click.echo(f"  champion mix: {s['champion_mix']}; per-series results in {out}")
 
 
+@main.group()
+def edge() -> None:
+    """Verify and run a store's edge bundle (onnxruntime only, as on the device)."""
+
+
+@edge.command("verify")
+@click.argument("bundle")
+@click.option("--public-key", default=None, help="Hex Ed25519 public key file (default: $RETAIL_EDGE_PUBLIC_KEY "
+              "or <data>/keys/edge_signing.pub).")
+def edge_verify(bundle, public_key) -> None:
+    """Check the bundle's signature, file hashes and graph."""
+    from retail_assets.edge import runner
+
+    sys.exit(runner.main(["verify", bundle] + (["--public-key", public_key] if public_key else [])))
+
+
+@edge.command("predict")
+@click.argument("bundle")
+@click.option("--public-key", default=None)
+@click.option("--start", default=None, help="First date (YYYY-MM-DD); default the bundle's first day.")
+@click.option("--horizon", default=None, type=int, help="Days; default to the end of the bundle.")
+@click.option("--format", "fmt", default="csv", type=click.Choice(["csv", "json"]))
+def edge_predict(bundle, public_key, start, horizon, fmt) -> None:
+    """Forecast every item of the store from the bundle alone."""
+    from retail_assets.edge import runner
+
+    args = ["predict", bundle, "--format", fmt]
+    for flag, value in (("--public-key", public_key), ("--start", start), ("--horizon", horizon)):
+        if value is not None:
+            args += [flag, str(value)]
+    sys.exit(runner.main(args))
+
+
 @main.command()
 def prepare() -> None:
     """Build the dbt manifest (done by `make`; needed before the code location loads outside `dagster dev`)."""

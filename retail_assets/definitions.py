@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from retail_assets.assets.forecasting import demand_forecast, demand_model, forecasts_view
+from retail_assets.assets.forecasting import demand_forecast, demand_model, edge_bundle, forecasts_view
 from retail_assets.assets.harmonize import harmonized
 from retail_assets.assets.landing import raw_landing
 from retail_assets.assets.stores import store_features, store_registry
@@ -18,9 +18,9 @@ ingest_and_harmonize_job = dg.define_asset_job(
 
 store_pipeline_job = dg.define_asset_job(
     "store_pipeline",
-    selection=dg.AssetSelection.assets(store_features, demand_model, demand_forecast),
+    selection=dg.AssetSelection.assets(store_features, demand_model, demand_forecast, edge_bundle),
     partitions_def=stores_partitions,
-    description="Per store: features, their blocking Great Expectations gate, models and forecast.",
+    description="Per store: features, their blocking Great Expectations gate, models, forecast and edge bundle.",
 )
 
 publish_forecasts_job = dg.define_asset_job(
@@ -30,7 +30,8 @@ publish_forecasts_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[raw_landing, harmonized, store_registry, store_features, demand_model, demand_forecast, forecasts_view],
+    assets=[raw_landing, harmonized, store_registry, store_features, demand_model, demand_forecast, edge_bundle,
+            forecasts_view],
     asset_checks=[gx_demand_checks, gx_quarantine_rate, gx_store_features],
     jobs=[ingest_and_harmonize_job, store_pipeline_job, publish_forecasts_job],
     resources=build_resources(),

@@ -60,6 +60,25 @@ class ForecastSettings(dg.ConfigurableResource):
         )
 
 
+class EdgeSigning(dg.ConfigurableResource):
+    """The Ed25519 key that signs edge bundles: a PEM file path, or the PEM itself in an env var.
+    With neither, the embedded default creates a dev key pair once under `<data root>/keys/`."""
+
+    private_key_path: str | None = None
+    private_key_env: str = "RETAIL_EDGE_SIGNING_KEY"
+
+    def load(self, data_root: "RetailDataRoot"):
+        from retail_assets.core.edge_bundle import ensure_dev_keys, load_private_key
+
+        pem = os.environ.get(self.private_key_env)
+        if pem:
+            return load_private_key(pem.encode())
+        if self.private_key_path:
+            return load_private_key(Path(self.private_key_path).read_bytes())
+        priv, _pub = ensure_dev_keys(data_root.layout.root / "keys")
+        return load_private_key(priv.read_bytes())
+
+
 def build_resources(data_dir: str | os.PathLike | None = None, **settings) -> dict:
     root = DataLayout(Path(data_dir).resolve()) if data_dir else DataLayout.from_env()
     return {
@@ -67,4 +86,5 @@ def build_resources(data_dir: str | os.PathLike | None = None, **settings) -> di
         "duckdb": DuckDBResource(database=str(root.warehouse)),
         "dbt": dbt_cli(),
         "settings": ForecastSettings(**settings),
+        "edge_signing": EdgeSigning(),
     }

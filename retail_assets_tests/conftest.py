@@ -68,8 +68,8 @@ FAST_SETTINGS = {"min_history_days": 20, "fold_days": 14, "backtest_folds": 2, "
 
 def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, **settings) -> dict:
     """Register the stores of dim_store as partitions, run the per-store assets once per store (features,
-    their blocking gate, model, forecast), then publish the forecasts view."""
-    from retail_assets.assets.forecasting import demand_forecast, demand_model, forecasts_view
+    their blocking gate, model, forecast, edge bundle), then publish the forecasts view."""
+    from retail_assets.assets.forecasting import demand_forecast, demand_model, edge_bundle, forecasts_view
     from retail_assets.assets.stores import store_features, store_registry
     from retail_assets.checks.gx_checks import gx_store_features
     from retail_assets.resources import build_resources
@@ -80,7 +80,7 @@ def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, **settings)
     results = {}
     for store in instance.get_dynamic_partitions("stores"):
         results[store] = dg.materialize(
-            [store_features, gx_store_features, demand_model, demand_forecast], instance=instance,
+            [store_features, gx_store_features, demand_model, demand_forecast, edge_bundle], instance=instance,
             resources=resources, partition_key=store, raise_on_error=False,
         )
     if any(r.success for r in results.values()):

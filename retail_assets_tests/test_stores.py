@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -108,7 +108,7 @@ def test_broken_store_is_blocked_and_the_others_go_on(tmp_path):
             assert not (root / "models" / f"store={store}").exists()
         else:
             assert evaluation.passed, store
-            assert {"store_features", "demand_model", "demand_forecast"} <= trained, store
+            assert {"store_features", "demand_model", "demand_forecast", "edge_bundle"} <= trained, store
 
 
 def test_models_and_forecasts_per_store(stores_run, warehouse):
@@ -132,5 +132,9 @@ def test_models_and_forecasts_per_store(stores_run, warehouse):
         assert list(csv.columns) == ["store_id", "item_id", "date", "fiscal_year", "fiscal_week", "forecast_units",
                                      "lower_units", "upper_units", "model_version"]
         total += len(forecast)
+        edge = result.asset_materializations_for_node("edge_bundle")[0].metadata
+        assert edge["verification_max_rel_error"].value < 1e-6
+        assert edge["size_bytes"].value < 1_000_000
+        assert Path(edge["path"].value).exists() and edge["model_version"].value == model["model_version"].value
     assert view.execute("select count(*) from forecasts").fetchone()[0] == total
     view.close()

@@ -109,10 +109,10 @@ def _days_since_epoch(day: str) -> float:
 def inputs_for(bundle: Bundle, start: str | None = None, horizon: int | None = None) -> tuple[dict, int, int]:
     """Model inputs for [start, start + horizon) from the bundle's own calendar and promotion plan."""
     dates = bundle.dates
-    first = dates.index(start) if start else 0
     if start and start not in dates:
         raise BundleError(f"{start} is outside this bundle's horizon {dates[0]}..{dates[-1]}: "
                           "expired or not yet covered, install a newer bundle")
+    first = dates.index(start) if start else 0
     n = len(dates) - first if horizon is None else horizon
     if n < 1 or first + n > len(dates):
         raise BundleError(f"horizon {n} from {dates[first]} runs past this bundle's last day {dates[-1]}: "
