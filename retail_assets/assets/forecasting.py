@@ -33,15 +33,20 @@ def _fmt(x) -> str:
 def demand_model(
     context: dg.AssetExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings
 ) -> dg.MaterializeResult:
-    store_id = validate_store_id(context.partition_key)
-    layout = data_root.layout
+    metadata, version = model_step(data_root.layout, settings, context.partition_key, context.log.info)
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+
+
+def model_step(layout, settings: ForecastSettings, store_id: str, log) -> tuple[dict, str]:
+    """Train (or reuse) one store's models; return the materialization metadata and the model version."""
+    store_id = validate_store_id(store_id)
     features_path = layout.store_dir("features", store_id) / "features.parquet"
     features = pd.read_parquet(features_path)
     cfg = settings.train_config()
     mv = train_store(features, layout.models, sha256_file(features_path), cfg, workers=settings.fit_workers,
-                     warm_start=settings.warm_start, progress=context.log.info)
+                     warm_start=settings.warm_start, progress=log)
     s = mv.manifest["summary"]
-    context.log.info(f"store {store_id}: version {mv.version}" + (" (reused: inputs unchanged)" if mv.reused else ""))
+    log(f"store {store_id}: version {mv.version}" + (" (reused: inputs unchanged)" if mv.reused else ""))
     metadata = {
         "model_version": mv.version,
         "reused_unchanged_inputs": mv.reused,
@@ -75,7 +80,7 @@ def demand_model(
     if fallbacks:
         metadata["fallback_items"] = dg.MetadataValue.json(fallbacks)
     metadata.update(_plots(mv, features, settings.horizon_days))
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(mv.version))
+    return metadata, mv.version
 
 
 def _plots(mv, features: pd.DataFrame, horizon: int, top: int = 3) -> dict:
@@ -113,8 +118,13 @@ def _plots(mv, features: pd.DataFrame, horizon: int, top: int = 3) -> dict:
 def demand_forecast(
     context: dg.AssetExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings
 ) -> dg.MaterializeResult:
-    store_id = validate_store_id(context.partition_key)
-    layout = data_root.layout
+    metadata, version = forecast_step(data_root.layout, settings, context.partition_key, context.run_id)
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+
+
+def forecast_step(layout, settings: ForecastSettings, store_id: str, run_id: str) -> tuple[dict, str]:
+    """Forecast one store from its live model: Parquet, planner CSV; metadata and data version."""
+    store_id = validate_store_id(store_id)
     mv = live_version(layout.models, store_id)
     if mv is None:
         raise dg.Failure(f"store {store_id} has no live model: materialize demand_model for it first")
@@ -133,24 +143,22 @@ def demand_forecast(
          "upper_units", "model_version"]].copy()
     export["date"] = pd.to_datetime(export["date"]).dt.strftime("%Y-%m-%d")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    csv_path = layout.exports / f"forecast_store={store_id}_{mv.version}_{stamp}_{context.run_id[:8]}.csv"
+    csv_path = layout.exports / f"forecast_store={store_id}_{mv.version}_{stamp}_{run_id[:8]}.csv"
     atomic_write_text(csv_path, export.round(3).to_csv(index=False))
     preview = fcst.head(8).assign(date=lambda d: pd.to_datetime(d["date"]).dt.date).round(2)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(fcst),
-            "model_version": mv.version,
-            "items": int(fcst["item_id"].nunique()),
-            "horizon_days": settings.horizon_days,
-            "first_date": str(pd.to_datetime(fcst["date"]).min().date()) if len(fcst) else None,
-            "forecast_units_total": float(fcst["yhat"].sum()),
-            "mean_interval_width": float((fcst["yhat_upper"] - fcst["yhat_lower"]).mean()) if len(fcst) else 0.0,
-            "path": dg.MetadataValue.path(str(path)),
-            "planner_export": dg.MetadataValue.path(str(csv_path)),
-            "preview": dg.MetadataValue.md(preview.to_markdown(index=False, disable_numparse=True)),
-        },
-        data_version=dg.DataVersion(f"{mv.version}-{sha256_file(path)[:12]}"),
-    )
+    metadata = {
+        "dagster/row_count": len(fcst),
+        "model_version": mv.version,
+        "items": int(fcst["item_id"].nunique()),
+        "horizon_days": settings.horizon_days,
+        "first_date": str(pd.to_datetime(fcst["date"]).min().date()) if len(fcst) else None,
+        "forecast_units_total": float(fcst["yhat"].sum()),
+        "mean_interval_width": float((fcst["yhat_upper"] - fcst["yhat_lower"]).mean()) if len(fcst) else 0.0,
+        "path": dg.MetadataValue.path(str(path)),
+        "planner_export": dg.MetadataValue.path(str(csv_path)),
+        "preview": dg.MetadataValue.md(preview.to_markdown(index=False, disable_numparse=True)),
+    }
+    return metadata, f"{mv.version}-{sha256_file(path)[:12]}"
 
 
 @dg.asset(
@@ -186,35 +194,39 @@ def edge_bundle(
     context: dg.AssetExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings,
     edge_signing: EdgeSigning,
 ) -> dg.MaterializeResult:
+    metadata, version = bundle_step(data_root.layout, settings, edge_signing.load(data_root), context.partition_key,
+                                    context.log.info)
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+
+
+def bundle_step(layout, settings: ForecastSettings, signing_key, store_id: str, log) -> tuple[dict, str]:
+    """Compile, verify, sign and publish one store's bundle; metadata and bundle version."""
     from retail_assets.core.edge_bundle import BundleVerificationError, build_bundle
     from retail_assets.core.training import code_version
 
-    store_id = validate_store_id(context.partition_key)
-    layout = data_root.layout
+    store_id = validate_store_id(store_id)
     mv = live_version(layout.models, store_id)
     if mv is None:
         raise dg.Failure(f"store {store_id} has no live model: materialize demand_model for it first")
     features = pd.read_parquet(layout.store_dir("features", store_id) / "features.parquet")
     try:
-        bundle = build_bundle(mv, features, settings.horizon_days, edge_signing.load(data_root),
-                              layout.root / "bundles", code_version())
+        bundle = build_bundle(mv, features, settings.horizon_days, signing_key, layout.root / "bundles",
+                              code_version())
     except BundleVerificationError as exc:
         raise dg.Failure(str(exc), metadata={"model_version": mv.version}) from exc
     v, lat = bundle.manifest["verification"], bundle.manifest["latency_ms"]
-    context.log.info(f"store {store_id}: bundle {bundle.bundle_version}, {bundle.size_bytes:,} bytes, "
-                     f"max rel error {v['max_rel_error']:.1e}, p50 {lat['p50']:.3f} ms")
-    return dg.MaterializeResult(
-        metadata={
-            "bundle_version": bundle.bundle_version,
-            "model_version": mv.version,
-            "path": dg.MetadataValue.path(str(bundle.path)),
-            "size_bytes": bundle.size_bytes,
-            "items": len(bundle.manifest["items_order"]),
-            "horizon": f"{bundle.manifest['horizon']['first']} .. {bundle.manifest['horizon']['last']}",
-            "verification_max_rel_error": v["max_rel_error"],
-            "verification_max_abs_error": v["max_abs_error"],
-            "latency_p50_ms": round(lat["p50"], 4),
-            "latency_p99_ms": round(lat["p99"], 4),
-        },
-        data_version=dg.DataVersion(bundle.bundle_version),
-    )
+    log(f"store {store_id}: bundle {bundle.bundle_version}, {bundle.size_bytes:,} bytes, "
+        f"max rel error {v['max_rel_error']:.1e}, p50 {lat['p50']:.3f} ms")
+    metadata = {
+        "bundle_version": bundle.bundle_version,
+        "model_version": mv.version,
+        "path": dg.MetadataValue.path(str(bundle.path)),
+        "size_bytes": bundle.size_bytes,
+        "items": len(bundle.manifest["items_order"]),
+        "horizon": f"{bundle.manifest['horizon']['first']} .. {bundle.manifest['horizon']['last']}",
+        "verification_max_rel_error": v["max_rel_error"],
+        "verification_max_abs_error": v["max_abs_error"],
+        "latency_p50_ms": round(lat["p50"], 4),
+        "latency_p99_ms": round(lat["p99"], 4),
+    }
+    return metadata, bundle.bundle_version

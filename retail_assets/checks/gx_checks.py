@@ -122,9 +122,13 @@ def gx_quarantine_rate(data_root: RetailDataRoot, settings: ForecastSettings) ->
 def gx_store_features(
     context: dg.AssetCheckExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings
 ) -> dg.AssetCheckResult:
-    store_id = validate_store_id(context.partition_key)
-    path = data_root.layout.store_dir("features", store_id) / "features.parquet"
-    features = pd.read_parquet(path)
+    return features_gate(data_root.layout, settings, context.partition_key)
+
+
+def features_gate(layout, settings: ForecastSettings, store_id: str) -> dg.AssetCheckResult:
+    """Run the store_features suites on one store's file; the result names every failed expectation."""
+    store_id = validate_store_id(store_id)
+    features = pd.read_parquet(layout.store_dir("features", store_id) / "features.parquet")
     cfg = settings.validation_config()
     frames = suites.features_frames(features, cfg)
     outcomes = [validate_frame(frames[name], suite) for name, suite in suites.features_suites(cfg).items()]
