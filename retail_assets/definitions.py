@@ -6,6 +6,15 @@ from retail_assets.assets.forecasting import demand_forecast, demand_model, edge
 from retail_assets.assets.harmonize import harmonized
 from retail_assets.assets.landing import raw_landing
 from retail_assets.assets.stores import store_features, store_registry
+from retail_assets.automation.batch import retrain_stores
+from retail_assets.automation.schedules import seasonal_retrain_schedule, weekly_retrain_schedule
+from retail_assets.automation.sensors import (
+    DriftSettings,
+    drift_sensor,
+    landing_files_sensor,
+    new_stores_sensor,
+    sales_spike_sensor,
+)
 from retail_assets.checks.gx_checks import gx_demand_checks, gx_quarantine_rate, gx_store_features
 from retail_assets.partitions import stores_partitions
 from retail_assets.resources import build_resources
@@ -33,6 +42,14 @@ defs = dg.Definitions(
     assets=[raw_landing, harmonized, store_registry, store_features, demand_model, demand_forecast, edge_bundle,
             forecasts_view],
     asset_checks=[gx_demand_checks, gx_quarantine_rate, gx_store_features],
-    jobs=[ingest_and_harmonize_job, store_pipeline_job, publish_forecasts_job],
-    resources=build_resources(),
+    jobs=[ingest_and_harmonize_job, store_pipeline_job, publish_forecasts_job, retrain_stores],
+    sensors=[
+        landing_files_sensor, new_stores_sensor, drift_sensor, sales_spike_sensor,
+        dg.AutomationConditionSensorDefinition(
+            "forecast_and_bundle_follow_models", target=dg.AssetSelection.all(),
+            default_status=dg.DefaultSensorStatus.RUNNING,
+        ),
+    ],
+    schedules=[weekly_retrain_schedule, seasonal_retrain_schedule],
+    resources={**build_resources(), "drift_settings": DriftSettings()},
 )

@@ -87,3 +87,12 @@ def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, **settings)
         assert dg.materialize([forecasts_view, demand_forecast], instance=instance, resources=resources,
                               selection=[forecasts_view]).success
     return results
+
+
+@pytest.fixture(scope="session")
+def stores_run(ingested):
+    """The small zone's stores trained once, in a real (ephemeral) Dagster instance."""
+    root, _truth, _ = ingested
+    instance = dg.DagsterInstance.ephemeral()
+    results = run_store_pipeline(root, instance)
+    return root, instance, results

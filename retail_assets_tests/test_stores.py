@@ -29,14 +29,6 @@ def test_good_store_ids_pass():
     assert validate_store_id("store_238-B") == "store_238-B"
 
 
-@pytest.fixture(scope="module")
-def stores_run(ingested):
-    root, truth, _ = ingested
-    instance = dg.DagsterInstance.ephemeral()
-    results = run_store_pipeline(root, instance)
-    return root, instance, results
-
-
 def test_every_store_in_dim_store_is_a_partition(stores_run, warehouse):
     _root, instance, _ = stores_run
     ids = [r[0] for r in warehouse.execute("select store_id from dim_store order by 1").fetchall()]

@@ -111,6 +111,7 @@ def _plots(mv, features: pd.DataFrame, horizon: int, top: int = 3) -> dict:
     partitions_def=stores_partitions,
     deps=[demand_model],
     group_name="forecasting",
+    automation_condition=dg.AutomationCondition.eager(),  # follows a retrain by itself
     kinds={"parquet", "csv"},
     description="The store's served forecast: yhat with calibrated interval per item and day, never negative; "
                 "Parquet per store plus a planner CSV export per run.",
@@ -164,6 +165,7 @@ def forecast_step(layout, settings: ForecastSettings, store_id: str, run_id: str
 @dg.asset(
     deps=[demand_forecast],
     group_name="forecasting",
+    automation_condition=dg.AutomationCondition.eager(),
     kinds={"duckdb"},
     description="`forecasts` view in the warehouse over every store's forecast file (created by the one writer).",
 )
@@ -186,6 +188,7 @@ def forecasts_view(data_root: RetailDataRoot, duckdb: DuckDBResource) -> dg.Mate
     partitions_def=stores_partitions,
     deps=[demand_model, store_features],
     group_name="edge",
+    automation_condition=dg.AutomationCondition.eager(),  # follows a retrain by itself
     kinds={"onnx"},
     description="The store's models compiled to one ONNX graph with its horizon's calendar, verified against "
                 "Prophet to 1e-6, signed (Ed25519) and zipped for offline devices.",

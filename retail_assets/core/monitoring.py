@@ -1,0 +1,246 @@
+"""What moved: new landing files, forecast drift per store, sales spikes per store and category. Pure logic
+the sensors call; no Dagster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from retail_assets.core.landing import discover_sources
+from retail_assets.core.training import live_version
+from retail_assets.core.warehouse import connect_readonly
+
+# ---------------------------------------------------------------- landing files
+
+
+def scan_landing(landing: Path) -> list[tuple[str, int]]:
+    """(relative path, mtime in ns) of every file the loader would read, oldest first."""
+    landing = Path(landing)
+    files = [landing / "reference" / f"{n}.csv" for n in ("stores", "items", "holidays", "promotions", "fx_rates")]
+    for source in discover_sources(landing):
+        files.extend(landing.glob(source.pattern))
+    out = [(p.relative_to(landing).as_posix(), p.stat().st_mtime_ns) for p in files if p.is_file()]
+    return sorted(out, key=lambda x: (x[1], x[0]))
+
+
+def new_files(listing: list[tuple[str, int]], cursor: str | None) -> tuple[list[str], str]:
+    """Files past the cursor (a high-water mark of mtimes plus the names seen at that mark), and the next cursor.
+    A restart resumes from the stored cursor: nothing is skipped, nothing requested twice."""
+    state = json.loads(cursor) if cursor else {"hwm": -1, "at_hwm": []}
+    seen = set(state["at_hwm"])
+    fresh = [(p, m) for p, m in listing if m > state["hwm"] or (m == state["hwm"] and p not in seen)]
+    if not fresh:
+        return [], json.dumps(state)
+    hwm = max(m for _p, m in fresh)
+    at = sorted({p for p, m in listing if m == hwm} | (seen if hwm == state["hwm"] else set()))
+    return [p for p, _m in fresh], json.dumps({"hwm": hwm, "at_hwm": at})
+
+
+def files_key(paths: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- drift
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    wape_ratio: float = 1.5  # recent WAPE over the model's own backtest WAPE
+    max_abs_bias: float = 0.25  # |sum(forecast - actual)| / sum(actual) over 14 days
+    max_psi: float = 0.25  # population stability of daily item units, recent 28 days vs training
+    min_overlap_days: int = 5  # days of new actuals inside the served forecast before judging
+
+
+@dataclass
+class StoreDrift:
+    store_id: str
+    model_version: str
+    overlap_days: int
+    last_actual_date: str | None
+    wape_7: float | None
+    wape_14: float | None
+    bias_7: float | None
+    bias_14: float | None
+    backtest_wape: float | None
+    psi: float | None
+    drifted: bool
+    reasons: list[str]
+
+    def metadata(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in ("reasons",)} | {"reasons": ", ".join(self.reasons)}
+
+
+def _category_level(frame: pd.DataFrame, items: pd.DataFrame, value_cols: list[str]) -> pd.DataFrame:
+    """Aggregate to store x category x day: item noise averages out, a real shift stays."""
+    f = frame.merge(items, on="item_id", how="left")
+    return f.groupby(["category", "date"], as_index=False)[value_cols].sum()
+
+
+def _wape(actual: np.ndarray, forecast: np.ndarray) -> float | None:
+    denom = float(np.abs(actual).sum())
+    return float(np.abs(actual - forecast).sum() / denom) if denom > 0 else None
+
+
+def _bias(actual: np.ndarray, forecast: np.ndarray) -> float | None:
+    denom = float(np.abs(actual).sum())
+    return float((forecast - actual).sum() / denom) if denom > 0 else None
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float | None:
+    """Population stability index of `actual` against `expected`, on the expected quantile bins."""
+    expected, actual = expected[~np.isnan(expected)], actual[~np.isnan(actual)]
+    if len(expected) < 50 or len(actual) < 20:
+        return None
+    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 3:
+        return None
+    edges[0], edges[-1] = -np.inf, np.inf
+    e = np.histogram(expected, edges)[0] / len(expected)
+    a = np.histogram(actual, edges)[0] / len(actual)
+    e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def store_drift(layout, store_id: str, th: DriftThresholds) -> StoreDrift | None:
+    """Recent actuals against the forecast the live model served for those days; None without a forecast."""
+    mv = live_version(layout.models, store_id)
+    fpath = layout.store_dir("forecasts", store_id) / "forecast.parquet"
+    if mv is None or not fpath.exists():
+        return None
+    served = pd.read_parquet(fpath)
+    served = served[served["model_version"] == mv.version]
+    if served.empty:
+        return None
+    served["date"] = pd.to_datetime(served["date"])
+    first, last = served["date"].min(), served["date"].max()
+    with connect_readonly(layout.warehouse) as con:
+        actual = con.execute(
+            "select item_id, business_date as date, units_total as units from fct_daily_demand "
+            "where store_id = ? and business_date between ? and ?", [store_id, first.date(), last.date()]).df()
+        items = con.execute("select item_id, category from dim_item").df()
+    actual["date"] = pd.to_datetime(actual["date"])
+    joined = served.merge(actual, on=["item_id", "date"], how="inner")
+    days = sorted(joined["date"].unique())
+    backtest_wape = _backtest_category_wape(mv, items)
+    result = StoreDrift(store_id, mv.version, len(days), str(pd.Timestamp(days[-1]).date()) if days else None,
+                        None, None, None, None, backtest_wape, None, False, [])
+    if len(days) < th.min_overlap_days:
+        return result
+    cat = _category_level(joined, items, ["units", "yhat"])
+    for window in (7, 14):
+        recent = cat[cat["date"] > pd.Timestamp(days[-1]) - pd.Timedelta(days=window)]
+        setattr(result, f"wape_{window}", _wape(recent["units"].to_numpy(), recent["yhat"].to_numpy()))
+        setattr(result, f"bias_{window}", _bias(recent["units"].to_numpy(), recent["yhat"].to_numpy()))
+    features = pd.read_parquet(layout.store_dir("features", store_id) / "features.parquet",
+                               columns=["date", "units", "is_future", "is_open_day"])
+    train = features[(~features["is_future"]) & features["is_open_day"]]
+    train = train[train["date"] > train["date"].max() - pd.Timedelta(days=365)]
+    recent_units = actual[actual["date"] > pd.Timestamp(days[-1]) - pd.Timedelta(days=28)]["units"]
+    result.psi = psi(train["units"].to_numpy(float), recent_units.to_numpy(float))
+    if result.wape_7 is not None and backtest_wape and result.wape_7 > th.wape_ratio * backtest_wape:
+        result.reasons.append(f"wape_7 {result.wape_7:.3f} > {th.wape_ratio} x backtest {backtest_wape:.3f}")
+    if result.bias_14 is not None and abs(result.bias_14) > th.max_abs_bias:
+        result.reasons.append(f"bias_14 {result.bias_14:+.3f} beyond +-{th.max_abs_bias}")
+    if result.psi is not None and result.psi > th.max_psi:
+        result.reasons.append(f"psi {result.psi:.3f} > {th.max_psi}")
+    result.drifted = bool(result.reasons)
+    return result
+
+
+def _backtest_category_wape(mv, items: pd.DataFrame) -> float | None:
+    """The model's own held-out WAPE, at the same category x day level the drift is measured on."""
+    path = mv.path / "backtest.parquet"
+    if not path.exists():
+        return None
+    bt = pd.read_parquet(path)
+    bt = bt[bt["kind"] == "recent"]
+    if bt.empty:
+        return None
+    bt = bt[bt["fold"] == bt["fold"].max()].copy()
+    champion = {i: d["champion"] for i, d in mv.manifest["items"].items()}
+    bt["yhat"] = [row[champion.get(row["item_id"], "seasonal_naive")] for _, row in bt.iterrows()]
+    bt = bt.rename(columns={"y": "units"})
+    cat = _category_level(bt[["item_id", "date", "units", "yhat"]], items, ["units", "yhat"])
+    return _wape(cat["units"].to_numpy(), cat["yhat"].to_numpy())
+
+
+# ---------------------------------------------------------------- sales spikes
+
+
+@dataclass(frozen=True)
+class SpikeThresholds:
+    z: float = 6.0  # robust z-score of a day's units against the same weekday of the trailing weeks
+    min_excess_units: float = 25.0  # and at least this many units above the median
+    weeks: int = 8
+
+
+def sales_spikes(warehouse: Path, since: str | None, th: SpikeThresholds) -> tuple[list[dict], str | None]:
+    """Store x category days after `since` whose units jump beyond the thresholds (holidays excepted).
+    Returns the spikes and the last business date evaluated (the next cursor)."""
+    with connect_readonly(warehouse) as con:
+        last = con.execute("select max(business_date) from fct_daily_demand").fetchone()[0]
+        if last is None:
+            return [], since
+        start = pd.Timestamp(since) + pd.Timedelta(days=1) if since else pd.Timestamp(last)
+        lookback = start - pd.Timedelta(weeks=th.weeks)
+        daily = con.execute(
+            """select f.store_id, i.category, f.business_date as date, sum(f.units_total) as units,
+                      bool_or(f.promo_planned) as promo
+               from fct_daily_demand f join dim_item i using (item_id)
+               where f.business_date >= ? and f.is_open_day group by all""", [lookback.date()]).df()
+        holidays = con.execute(
+            "select s.store_id, h.holiday_date as date from dim_holiday h join dim_store s on s.region = h.region"
+        ).df()
+    if daily.empty:
+        return [], str(last)
+    daily["date"] = pd.to_datetime(daily["date"])
+    holidays["date"] = pd.to_datetime(holidays["date"])
+    skip = set(zip(holidays["store_id"], holidays["date"]))
+    spikes = []
+    for (store, category), g in daily.groupby(["store_id", "category"]):
+        g = g.set_index("date").sort_index()
+        for day in g.index[g.index >= start]:
+            if (store, day) in skip or bool(g.loc[day, "promo"]):
+                continue  # a planned peak is not a surprise
+            ref = g[(g.index < day) & (g.index >= day - pd.Timedelta(weeks=th.weeks))]
+            ref = ref[ref.index.dayofweek == day.dayofweek]["units"]
+            if len(ref) < 4:
+                continue
+            med = float(ref.median())
+            mad = float((ref - med).abs().median()) * 1.4826
+            x = float(g.loc[day, "units"])
+            z = (x - med) / max(mad, 1.0)
+            if z > th.z and x - med > th.min_excess_units:
+                spikes.append({"store_id": store, "category": category, "date": str(day.date()),
+                               "units": x, "median": med, "z": round(z, 2)})
+    return spikes, str(last)
+
+
+def seasonal_trigger_dates(year: int, peaks: list[dict]) -> dict[str, str]:
+    """date (ISO) -> peak name, for every peak of `year` minus its lead days."""
+    from dateutil.easter import easter
+
+    out = {}
+    for peak in peaks:
+        rule = peak["date"]
+        if rule == "black_friday":
+            nov1 = pd.Timestamp(year=year, month=11, day=1)
+            day = nov1 + pd.Timedelta(days=(3 - nov1.dayofweek) % 7 + 22)
+        elif rule == "easter":
+            day = pd.Timestamp(easter(year))
+        else:
+            month, dom = (int(x) for x in rule.split("-"))
+            day = pd.Timestamp(year=year, month=month, day=dom)
+        out[str((day - pd.Timedelta(days=int(peak["lead_days"]))).date())] = peak["name"]
+    return out
+
+
+def finite(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x

@@ -1,0 +1,178 @@
+"""Sensors and schedules through build_sensor_context / build_schedule_context, on real data and instances."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from retail_assets.automation.batch import retrain_stores
+from retail_assets.automation.schedules import seasonal_retrain_schedule, weekly_retrain_schedule
+from retail_assets.automation.sensors import (
+    DriftSettings,
+    drift_sensor,
+    landing_files_sensor,
+    new_stores_sensor,
+    sales_spike_sensor,
+)
+from retail_assets.resources import build_resources, RetailDataRoot
+from retail_assets_tests.conftest import FAST_SETTINGS, materialize_ingest, run_store_pipeline
+
+
+def _root(path: Path) -> dict:
+    return {"data_root": RetailDataRoot(data_dir=str(path))}
+
+
+def test_landing_sensor_cursor_skip_and_new_files(small_zone, tmp_path):
+    src, _truth = small_zone
+    shutil.copytree(src / "landing", tmp_path / "landing")
+    ctx = dg.build_sensor_context(cursor=None, resources=_root(tmp_path))
+    first = landing_files_sensor(ctx)
+    assert isinstance(first, dg.RunRequest) and first.run_key.startswith("landing-")
+    assert int(first.tags["retail/new_files"]) > 300  # every file of the zone
+    cursor = ctx.cursor
+    # a restart from the stored cursor: nothing new, nothing repeated
+    again = landing_files_sensor(dg.build_sensor_context(cursor=cursor, resources=_root(tmp_path)))
+    assert isinstance(again, dg.SkipReason) and "no new landing files" in again.skip_message
+    # a restart that lost its cursor asks again with the same run key: Dagster runs it once
+    replay = landing_files_sensor(dg.build_sensor_context(cursor=None, resources=_root(tmp_path)))
+    assert replay.run_key == first.run_key
+    new = tmp_path / "landing" / "pos" / "region=US" / "pos_US_20991231.csv"
+    new.write_text((next((tmp_path / "landing" / "pos" / "region=US").glob("*.csv"))).read_text())
+    os.utime(new, ns=(new.stat().st_mtime_ns + 10**9, new.stat().st_mtime_ns + 10**9))
+    ctx2 = dg.build_sensor_context(cursor=cursor, resources=_root(tmp_path))
+    second = landing_files_sensor(ctx2)
+    assert second.tags["retail/new_files"] == "1" and second.run_key != first.run_key
+
+
+def test_new_stores_become_partitions_and_get_a_first_training(ingested):
+    root, _truth, _ = ingested
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_sensor_context(instance=instance, resources=_root(root))
+        result = new_stores_sensor(ctx)
+        added = [k for r in result.dynamic_partitions_requests for k in r.partition_keys]
+        assert added == ["0001", "0002", "0003", "0004"]
+        assert [r.partition_key for r in result.run_requests] == added
+        assert {r.run_key for r in result.run_requests} == {f"first-train-{s}" for s in added}
+        instance.add_dynamic_partitions("stores", added)
+        assert isinstance(new_stores_sensor(dg.build_sensor_context(instance=instance, resources=_root(root))),
+                          dg.SkipReason)
+
+
+def test_drift_sensor_records_metrics_and_stays_quiet_without_new_actuals(stores_run):
+    root, instance, _ = stores_run
+    result = drift_sensor(dg.build_sensor_context(
+        instance=instance, resources={**_root(root), "drift_settings": DriftSettings()}))
+    assert isinstance(result, dg.SensorResult)
+    assert result.run_requests == []
+    partitions = {e.partition for e in result.asset_events}
+    assert partitions and partitions <= {"0001", "0002", "0003", "0004"}
+    assert all(e.metadata["drift_overlap_days"].value == 0 for e in result.asset_events)
+
+
+def test_spike_sensor_quiet_on_normal_days_and_cursor_moves(ingested):
+    root, _truth, _ = ingested
+    ctx = dg.build_sensor_context(cursor=None, resources={**_root(root), "drift_settings": DriftSettings()})
+    result = sales_spike_sensor(ctx)
+    assert isinstance(result, dg.SkipReason) and "no sales spike" in result.skip_message
+    assert ctx.cursor == "2023-12-14"
+
+
+@pytest.fixture(scope="module")
+def drifted(small_zone, tmp_path_factory):
+    """Train on the history minus its last 14 days, then receive those days with store 0002 selling 4x."""
+    src, _truth = small_zone
+    root = tmp_path_factory.mktemp("drift") / "data"
+    shutil.copytree(src / "landing", root / "landing")
+    held = root / "held_back"
+    cut = dt.date(2023, 12, 1)
+    for path in list((root / "landing").rglob("*_2023*.*")) + list((root / "landing").rglob("*2023*.*")):
+        day = path.stem.split("_")[2] if path.stem.startswith("pos_") else path.stem.split("_")[1]
+        if path.exists() and dt.date(int(day[:4]), int(day[4:6]), int(day[6:8])) >= cut:
+            target = held / path.relative_to(root / "landing")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, target)
+    assert materialize_ingest(root).success
+    instance = dg.DagsterInstance.ephemeral()
+    run_store_pipeline(root, instance)
+    for path in held.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            if path.suffix == ".csv" and "/pos/region=UK/" in path.as_posix():
+                lines = text.splitlines()
+                out = [lines[0]]
+                for line in lines[1:]:
+                    f = line.split(",")
+                    if f[1] == "0002" and f[4].isdigit():
+                        f[4] = str(int(f[4]) * 4)
+                    out.append(",".join(f))
+                text = "\n".join(out) + "\n"
+            target = root / "landing" / path.relative_to(held)
+            target.write_text(text)
+    assert materialize_ingest(root).success
+    return root, instance
+
+
+def test_drift_retrains_only_the_store_that_moved(drifted):
+    root, instance = drifted
+    settings = DriftSettings()
+    result = drift_sensor(dg.build_sensor_context(instance=instance,
+                                                  resources={**_root(root), "drift_settings": settings}))
+    assert [r.partition_key for r in result.run_requests] == ["0002"]
+    request = result.run_requests[0]
+    assert request.run_key.startswith("drift-0002-v") and request.tags["retail/trigger"] == "drift"
+    assert "wape_7" in request.tags["retail/drift_reasons"] or "bias_14" in request.tags["retail/drift_reasons"]
+    by_store = {e.partition: e.metadata for e in result.asset_events}
+    assert by_store["0002"]["drift_overlap_days"].value >= 5
+    assert by_store["0002"]["drift_bias_14"].value < -0.25  # actuals far above what was served
+    ctx = dg.build_sensor_context(cursor="2023-11-30", resources={**_root(root), "drift_settings": settings})
+    spikes = sales_spike_sensor(ctx)
+    assert [r.partition_key for r in spikes.run_requests] == ["0002"]
+    assert spikes.run_requests[0].run_key == "spike-0002-2023-12-14" and ctx.cursor == "2023-12-14"
+
+
+def test_weekly_schedule_batches_stores_into_few_runs():
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("stores", [f"{i:04d}" for i in range(1, 121)])
+        ctx = dg.build_schedule_context(instance=instance,
+                                        scheduled_execution_time=dt.datetime(2025, 11, 2, 3, tzinfo=dt.timezone.utc))
+        requests = list(weekly_retrain_schedule(ctx))
+        assert [len(r.run_config["ops"]["retrain_stores_op"]["config"]["stores"]) for r in requests] == [50, 50, 20]
+        assert [r.run_key for r in requests] == ["weekly-2025-11-02-0", "weekly-2025-11-02-1", "weekly-2025-11-02-2"]
+
+
+@pytest.mark.parametrize("day, peak", [("2025-11-07", "Black Friday"), ("2025-11-27", "Christmas"),
+                                       ("2025-03-30", "Easter"), ("2025-05-04", "Summer (patio)"),
+                                       ("2025-11-08", None)])
+def test_seasonal_schedule_fires_lead_days_before_each_peak(day, peak):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("stores", ["0001", "0002"])
+        when = dt.datetime.fromisoformat(day).replace(hour=4, tzinfo=dt.timezone.utc)
+        result = seasonal_retrain_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+        if peak is None:
+            assert isinstance(result, dg.SkipReason)
+        else:
+            (request,) = list(result)
+            assert request.tags["retail/trigger"] == f"seasonal: {peak}"
+
+
+def test_batch_retrain_records_each_store_partition(stores_run):
+    root, instance, _ = stores_run
+    result = retrain_stores.execute_in_process(
+        instance=instance, resources=build_resources(root, **FAST_SETTINGS),
+        run_config={"ops": {"retrain_stores_op": {"config": {"stores": ["0001", "0002"], "reason": "test"}}}})
+    assert result.success
+    assert result.output_for_node("retrain_stores_op") == {"0001": "ok", "0002": "ok"}
+    mats = [(m.asset_key.to_user_string(), m.partition) for m in result.asset_materializations_for_node("retrain_stores_op")]
+    for store in ("0001", "0002"):
+        for asset in ("store_features", "demand_model", "demand_forecast", "edge_bundle"):
+            assert (asset, store) in mats
+    checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert {(c.partition, c.passed) for c in checks} == {("0001", True), ("0002", True)}
+
