@@ -54,15 +54,15 @@ def test_landing_sensor_cursor_skip_and_new_files(small_zone, tmp_path):
 def test_new_stores_become_partitions_and_get_a_first_training(ingested):
     root, _truth, _ = ingested
     with dg.instance_for_test() as instance:
-        ctx = dg.build_sensor_context(instance=instance, resources=_root(root))
-        result = new_stores_sensor(ctx)
+        with dg.build_sensor_context(instance=instance, resources=_root(root)) as ctx:
+            result = new_stores_sensor(ctx)
         added = [k for r in result.dynamic_partitions_requests for k in r.partition_keys]
         assert added == ["0001", "0002", "0003", "0004"]
         assert [r.partition_key for r in result.run_requests] == added
         assert {r.run_key for r in result.run_requests} == {f"first-train-{s}" for s in added}
         instance.add_dynamic_partitions("stores", added)
-        assert isinstance(new_stores_sensor(dg.build_sensor_context(instance=instance, resources=_root(root))),
-                          dg.SkipReason)
+        with dg.build_sensor_context(instance=instance, resources=_root(root)) as ctx:
+            assert isinstance(new_stores_sensor(ctx), dg.SkipReason)
 
 
 def test_drift_sensor_records_metrics_and_stays_quiet_without_new_actuals(stores_run):
@@ -140,9 +140,10 @@ def test_drift_retrains_only_the_store_that_moved(drifted):
 def test_weekly_schedule_batches_stores_into_few_runs():
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("stores", [f"{i:04d}" for i in range(1, 121)])
-        ctx = dg.build_schedule_context(instance=instance,
-                                        scheduled_execution_time=dt.datetime(2025, 11, 2, 3, tzinfo=dt.timezone.utc))
-        requests = list(weekly_retrain_schedule(ctx))
+        with dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=dt.datetime(2025, 11, 2, 3, tzinfo=dt.timezone.utc)
+        ) as ctx:
+            requests = list(weekly_retrain_schedule(ctx))
         assert [len(r.run_config["ops"]["retrain_stores_op"]["config"]["stores"]) for r in requests] == [50, 50, 20]
         assert [r.run_key for r in requests] == ["weekly-2025-11-02-0", "weekly-2025-11-02-1", "weekly-2025-11-02-2"]
 
@@ -154,11 +155,13 @@ def test_seasonal_schedule_fires_lead_days_before_each_peak(day, peak):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("stores", ["0001", "0002"])
         when = dt.datetime.fromisoformat(day).replace(hour=4, tzinfo=dt.timezone.utc)
-        result = seasonal_retrain_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as ctx:
+            result = seasonal_retrain_schedule(ctx)
+            result = result if isinstance(result, dg.SkipReason) else list(result)
         if peak is None:
             assert isinstance(result, dg.SkipReason)
         else:
-            (request,) = list(result)
+            (request,) = result
             assert request.tags["retail/trigger"] == f"seasonal: {peak}"
 
 
