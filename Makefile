@@ -8,7 +8,7 @@ export RETAIL_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(RETAIL_DATA_DIR)/dagster_home
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test dev bench clean
+.PHONY: setup run test dev bench clean cold-snap
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,7 @@ bench: setup
 
 clean:
 	rm -rf $(RETAIL_DATA_DIR) dbt_project/target
+
+# The cold-snap scenario end to end (generate, train, cold days arrive, drift retrains), with its lag.
+cold-snap: setup
+	$(BIN)/python -m pytest -q -s retail_assets_tests/test_cold_snap.py -p no:logging 2>&1 | grep -E "cold snap:|passed|failed"

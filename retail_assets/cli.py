@@ -36,7 +36,7 @@ def main() -> None:
 @click.option("--days", default=1096, show_default=True, type=click.IntRange(14, 20000))
 @click.option("--start", default="2023-01-01", show_default=True, help="First day of history (YYYY-MM-DD).")
 @click.option("--seed", default=42, show_default=True, type=int)
-@click.option("--scenario", default="demo", show_default=True, type=click.Choice(["demo", "clean", "broken_store"]))
+@click.option("--scenario", default="demo", show_default=True, type=click.Choice(["demo", "clean", "broken_store", "cold_snap"]))
 def generate(data_dir, stores, items, days, start, seed, scenario) -> None:
     """Write a seeded demo landing zone (replacing <data-dir>/landing)."""
     from retail_assets.core.generator import GeneratorConfig, generate_landing_zone

@@ -66,7 +66,8 @@ def load_truth(landing: Path) -> dict:
 FAST_SETTINGS = {"min_history_days": 20, "fold_days": 14, "backtest_folds": 2, "min_train_days": 28}
 
 
-def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, **settings) -> dict:
+def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, only: list[str] | None = None,
+                       **settings) -> dict:
     """Register the stores of dim_store as partitions, run the per-store assets once per store (features,
     their blocking gate, model, forecast, edge bundle), then publish the forecasts view."""
     from retail_assets.assets.forecasting import demand_forecast, demand_model, edge_bundle, forecasts_view
@@ -78,7 +79,7 @@ def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, **settings)
     assert dg.materialize([store_registry], instance=instance, resources=resources,
                           selection=[store_registry]).success
     results = {}
-    for store in instance.get_dynamic_partitions("stores"):
+    for store in only or instance.get_dynamic_partitions("stores"):
         results[store] = dg.materialize(
             [store_features, gx_store_features, demand_model, demand_forecast, edge_bundle], instance=instance,
             resources=resources, partition_key=store, raise_on_error=False,

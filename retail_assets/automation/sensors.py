@@ -16,15 +16,17 @@ PARTITION_BATCH = 100
 class DriftSettings(dg.ConfigurableResource):
     """Drift and spike thresholds (configuration, not code)."""
 
-    wape_ratio: float = 1.5
+    wape_ratio: float = 1.75
     max_abs_bias: float = 0.25
     max_psi: float = 0.25
     min_overlap_days: int = 5
+    category_bias_ratio: float = 1.5
     spike_z: float = 6.0
     spike_min_excess_units: float = 25.0
 
     def drift(self) -> monitoring.DriftThresholds:
-        return monitoring.DriftThresholds(self.wape_ratio, self.max_abs_bias, self.max_psi, self.min_overlap_days)
+        return monitoring.DriftThresholds(self.wape_ratio, self.max_abs_bias, self.max_psi, self.min_overlap_days,
+                                          self.category_bias_ratio)
 
     def spikes(self) -> monitoring.SpikeThresholds:
         return monitoring.SpikeThresholds(self.spike_z, self.spike_min_excess_units)

@@ -33,7 +33,9 @@ from retail_assets.core.regions import (
     REGION_STORE_SITES,
 )
 
-SCENARIOS = ("demo", "clean", "broken_store")
+SCENARIOS = ("demo", "clean", "broken_store", "cold_snap")
+COLD_SNAP_DAYS = 21  # cold_snap: the last days of history, three warmest stores
+COLD_SNAP_DROP_C = 18.0
 OUTAGE_DAYS = 21  # broken_store: one store's sales feed is silent this long
 UTC = dt.timezone.utc
 ABSURD_QTY = 5000  # far above any per-line cap the validation rules accept
@@ -492,6 +494,13 @@ def generate_landing_zone(
     )
 
     temps = daily_temperatures(cfg, stores, rng)
+    if cfg.scenario == "cold_snap":  # a sudden, lasting cold in the three warmest ("southern") stores
+        warm = sorted(range(len(stores)), key=lambda s: (-CLIMATE[stores[s].climate_zone][0], s))[:3]
+        temps[warm, -COLD_SNAP_DAYS:] -= COLD_SNAP_DROP_C
+        truth.counts["cold_snap"] = {
+            "stores": ",".join(sorted(stores[s].store_id for s in warm)),
+            "first_day": (cfg.end - dt.timedelta(days=COLD_SNAP_DAYS - 1)).isoformat(), "days": COLD_SNAP_DAYS,
+        }
     units, open_mask, promo_mask, stockout = simulate_units(cfg, stores, items, hols, promos, temps, rng)
     if cfg.scenario == "broken_store":  # the till feed of one store goes silent mid-history
         broken = 1 % len(stores)

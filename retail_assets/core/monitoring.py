@@ -52,10 +52,11 @@ def files_key(paths: list[str]) -> str:
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    wape_ratio: float = 1.5  # recent WAPE over the model's own backtest WAPE
+    wape_ratio: float = 1.75  # recent WAPE over the model's own backtest WAPE
     max_abs_bias: float = 0.25  # |sum(forecast - actual)| / sum(actual) over 14 days
     max_psi: float = 0.25  # population stability of daily item units, recent 28 days vs training
     min_overlap_days: int = 5  # days of new actuals inside the served forecast before judging
+    category_bias_ratio: float = 1.5  # category-level bias over the last 7 days vs the backtest's
 
 
 @dataclass
@@ -69,6 +70,8 @@ class StoreDrift:
     bias_7: float | None
     bias_14: float | None
     backtest_wape: float | None
+    category_bias_7: float | None
+    backtest_category_bias: float | None
     psi: float | None
     drifted: bool
     reasons: list[str]
@@ -128,9 +131,9 @@ def store_drift(layout, store_id: str, th: DriftThresholds) -> StoreDrift | None
     actual["date"] = pd.to_datetime(actual["date"])
     joined = served.merge(actual, on=["item_id", "date"], how="inner")
     days = sorted(joined["date"].unique())
-    backtest_wape = _backtest_category_wape(mv, items)
+    backtest_wape, backtest_cat_bias = _backtest_category_errors(mv, items)
     result = StoreDrift(store_id, mv.version, len(days), str(pd.Timestamp(days[-1]).date()) if days else None,
-                        None, None, None, None, backtest_wape, None, False, [])
+                        None, None, None, None, backtest_wape, None, backtest_cat_bias, None, False, [])
     if len(days) < th.min_overlap_days:
         return result
     cat = _category_level(joined, items, ["units", "yhat"])
@@ -138,6 +141,8 @@ def store_drift(layout, store_id: str, th: DriftThresholds) -> StoreDrift | None
         recent = cat[cat["date"] > pd.Timestamp(days[-1]) - pd.Timedelta(days=window)]
         setattr(result, f"wape_{window}", _wape(recent["units"].to_numpy(), recent["yhat"].to_numpy()))
         setattr(result, f"bias_{window}", _bias(recent["units"].to_numpy(), recent["yhat"].to_numpy()))
+        if window == 7:
+            result.category_bias_7 = category_bias(recent)
     features = pd.read_parquet(layout.store_dir("features", store_id) / "features.parquet",
                                columns=["date", "units", "is_future", "is_open_day"])
     train = features[(~features["is_future"]) & features["is_open_day"]]
@@ -148,27 +153,45 @@ def store_drift(layout, store_id: str, th: DriftThresholds) -> StoreDrift | None
         result.reasons.append(f"wape_7 {result.wape_7:.3f} > {th.wape_ratio} x backtest {backtest_wape:.3f}")
     if result.bias_14 is not None and abs(result.bias_14) > th.max_abs_bias:
         result.reasons.append(f"bias_14 {result.bias_14:+.3f} beyond +-{th.max_abs_bias}")
+    if result.category_bias_7 is not None and backtest_cat_bias and \
+            result.category_bias_7 > th.category_bias_ratio * backtest_cat_bias:
+        result.reasons.append(f"category bias 7d {result.category_bias_7:.3f} > {th.category_bias_ratio} x "
+                              f"backtest {backtest_cat_bias:.3f}")
     if result.psi is not None and result.psi > th.max_psi:
         result.reasons.append(f"psi {result.psi:.3f} > {th.max_psi}")
     result.drifted = bool(result.reasons)
     return result
 
 
-def _backtest_category_wape(mv, items: pd.DataFrame) -> float | None:
-    """The model's own held-out WAPE, at the same category x day level the drift is measured on."""
+def category_bias(frame: pd.DataFrame) -> float | None:
+    """Sum over categories of |sum of (forecast - actual)| over the window, over the actual units: errors that
+    keep one sign within a category (a shift) add up; day-to-day noise cancels."""
+    total = float(frame["units"].sum())
+    if total <= 0:
+        return None
+    per_cat = frame.groupby("category").apply(lambda g: abs(float((g["yhat"] - g["units"]).sum())),
+                                              include_groups=False)
+    return float(per_cat.sum() / total)
+
+
+def _backtest_category_errors(mv, items: pd.DataFrame) -> tuple[float | None, float | None]:
+    """The model's own held-out WAPE and 7-day category bias, at the level the drift is measured on."""
     path = mv.path / "backtest.parquet"
     if not path.exists():
-        return None
+        return None, None
     bt = pd.read_parquet(path)
     bt = bt[bt["kind"] == "recent"]
     if bt.empty:
-        return None
+        return None, None
     bt = bt[bt["fold"] == bt["fold"].max()].copy()
     champion = {i: d["champion"] for i, d in mv.manifest["items"].items()}
     bt["yhat"] = [row[champion.get(row["item_id"], "seasonal_naive")] for _, row in bt.iterrows()]
     bt = bt.rename(columns={"y": "units"})
     cat = _category_level(bt[["item_id", "date", "units", "yhat"]], items, ["units", "yhat"])
-    return _wape(cat["units"].to_numpy(), cat["yhat"].to_numpy())
+    cat["date"] = pd.to_datetime(cat["date"])
+    weeks = [category_bias(g) for _w, g in cat.groupby((cat["date"] - cat["date"].min()).dt.days // 7)]
+    weeks = [w for w in weeks if w is not None]
+    return _wape(cat["units"].to_numpy(), cat["yhat"].to_numpy()), (float(np.mean(weeks)) if weeks else None)
 
 
 # ---------------------------------------------------------------- sales spikes
