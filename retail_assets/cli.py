@@ -153,8 +153,10 @@ def run(data_dir) -> None:
     layout = _layout(data_dir)
     if not layout.landing.is_dir():
         _fail(f"no landing zone at {layout.landing}: run `retail generate` first, or copy your files there")
-    layout.dagster_home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(layout.dagster_home)
+    # the embedded default instance lives in the data root; an instance configured elsewhere (e.g. Postgres)
+    # is used when DAGSTER_HOME says so
+    os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
 
     import dagster as dg
 
@@ -220,7 +222,7 @@ def _print_summary(layout: DataLayout, seconds: float, run_id: str, store_outcom
         reasons = con.execute("select reason, count(*) from quarantine group by 1 order by 2 desc").fetchall()
     click.echo(f"\nfinished in {seconds:.1f}s (ingest run {run_id})")
     click.echo(f"  warehouse      {layout.warehouse}")
-    click.echo(f"  dagster home   {layout.dagster_home}  (`make dev` shows this run)")
+    click.echo(f"  dagster home   {os.environ['DAGSTER_HOME']}  (`make dev` shows these runs)")
     click.echo(f"  stores/items   {stores} stores x {items} items")
     click.echo(f"  fct_daily_demand  {rows:,} rows, {first} .. {last}, {int(units):,} units")
     click.echo(
@@ -244,6 +246,8 @@ def _print_models(layout: DataLayout, stores: list[str]) -> None:
         return
     click.echo(f"  models         {layout.models}/store=<id>/<version>/   forecasts {layout.forecasts}/store=<id>/")
     click.echo(f"  exports        {layout.exports}/ (planner CSV per store and run); warehouse view `forecasts`")
+    click.echo(f"  edge bundles   {layout.root / 'bundles'}/store=<id>/bundle_<version>.zip "
+               f"(`retail edge verify` / `retail edge predict`)")
     click.echo("    store  version        items  fallback  champion mix                     held-out WAPE"
                " champion / naive  coverage(80%)")
     for store in stores:

@@ -141,7 +141,7 @@ def fit_prophet(train: pd.DataFrame, holidays: pd.DataFrame | None, cfg: TrainCo
     from prophet import Prophet
 
     observed = train.dropna(subset=["y"])
-    span = (observed["ds"].max() - observed["ds"].min()).days + 1 if len(observed) else 0
+    span = (observed["ds"].max() - observed["ds"].min()).days if len(observed) else 0  # as Prophet measures it
     mode = "multiplicative" if observed["y"].mean() >= 2 else "additive"
     model = Prophet(
         growth="linear",
