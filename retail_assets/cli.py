@@ -138,6 +138,131 @@ def edge_predict(bundle, public_key, start, horizon, fmt) -> None:
 
 
 @main.command()
+@click.option("--data-dir", default=None)
+@click.option("--store", default=None, help="One store only.")
+@click.option("--all", "show_all", is_flag=True, help="Every trained version and published bundle, not just live.")
+@click.option("--format", "fmt", default="table", type=click.Choice(["table", "json"]))
+def models(data_dir, store, show_all, fmt) -> None:
+    """Which model version is live per store, with its champion mix and held-out accuracy."""
+    import json as _json
+
+    from retail_assets.core import registry
+    from retail_assets.core.ids import InvalidIdentifier
+
+    layout = _layout(data_dir)
+    try:
+        if show_all:
+            rows = [e for s in ([store] if store else registry.stores(layout.models))
+                    for e in registry.history(layout.models, s)]
+        else:
+            rows = registry.live_rows(layout.models, store)
+    except InvalidIdentifier as exc:
+        _fail(str(exc))
+    if store and not rows:
+        _fail(f"store {store} has no trained model in {layout.models}")
+    if fmt == "json":
+        click.echo(_json.dumps(rows, indent=1, default=str))
+        return
+    if show_all:
+        for e in rows:
+            what = e.get("bundle_version") or e["version"]
+            click.echo(f"{e['store_id']}  {e['kind']:<6} {what:<14} model {e['version']}  {e['created_at']}")
+        return
+    fmt3 = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    click.echo(f"{len(rows)} stores with a live model, {len({r['live_version'] for r in rows})} distinct live versions")
+    click.echo("store  live version   bundle          created                    WAPE champ/naive  coverage  champions")
+    for r in rows:
+        mix = ", ".join(f"{k} {v}" for k, v in r["champion_mix"].items())
+        click.echo(f"{r['store_id']:<6} {r['live_version']:<14} {str(r['bundle_version']):<15} {r['created_at']:<26} "
+                   f"{fmt3(r['heldout_wape_champion'])}/{fmt3(r['heldout_wape_naive'])}      "
+                   f"{fmt3(r['coverage'])}     {mix}")
+
+
+@main.command()
+@click.option("--data-dir", default=None)
+@click.option("--store", required=True)
+@click.option("--to", "version", required=True, help="The model version to serve again (see `retail models --all`).")
+@click.option("--reason", default="manual rollback", show_default=True)
+def rollback(data_dir, store, version, reason) -> None:
+    """Serve an earlier model version for one store, republish its edge bundle, audit it."""
+    import pandas as pd
+
+    from retail_assets.core import registry
+    from retail_assets.core.edge_bundle import BundleVerificationError, build_bundle
+    from retail_assets.core.ids import InvalidIdentifier
+    from retail_assets.core.training import code_version, live_version
+    from retail_assets.resources import EdgeSigning, RetailDataRoot
+
+    layout = _layout(data_dir)
+    try:
+        current = live_version(layout.models, store)
+        target = registry.verify_version(layout.models, store, version)
+    except (InvalidIdentifier, registry.RegistryError) as exc:
+        _fail(str(exc))
+    features = pd.read_parquet(layout.store_dir("features", store) / "features.parquet")
+    key = EdgeSigning().load(RetailDataRoot(data_dir=str(layout.root)))
+    try:  # the bundle first: a version that cannot be published is not made live
+        bundle = build_bundle(target, features, target.manifest["config"]["horizon"], key,
+                              layout.root / "bundles", code_version())
+    except BundleVerificationError as exc:
+        _fail(f"rollback refused: {exc}")
+    entry = registry.set_live(layout.models, target, "rollback", reason, current.version if current else None)
+    registry.record_bundle(layout.models, store, bundle.manifest, bundle.path, _sha(bundle.path))
+    _report_to_dagster(layout, store, entry, bundle.bundle_version)
+    click.echo(f"store {store}: live {entry['from']} -> {entry['to']}; bundle {bundle.bundle_version} republished "
+               f"(verified, max rel error {bundle.manifest['verification']['max_rel_error']:.1e}); "
+               f"audit entry by {entry['who']} at {entry['when']}")
+
+
+def _sha(path) -> str:
+    from retail_assets.core.atomic import sha256_file
+
+    return sha256_file(path)
+
+
+def _report_to_dagster(layout: DataLayout, store: str, entry: dict, bundle_version: str) -> None:
+    """The rollback as materializations of the store's model and bundle, so the UI shows it."""
+    os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        if store not in instance.get_dynamic_partitions("stores"):
+            instance.add_dynamic_partitions("stores", [store])
+        meta = {"action": "rollback", "from_version": str(entry["from"]), "model_version": entry["to"],
+                "reason": entry["reason"], "who": entry["who"], "when": entry["when"]}
+        instance.report_runless_asset_event(dg.AssetMaterialization("demand_model", partition=store, metadata=meta))
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            "edge_bundle", partition=store, metadata={**meta, "bundle_version": bundle_version}))
+
+
+@main.command()
+@click.option("--data-dir", default=None)
+@click.option("--store", required=True)
+@click.option("--item", required=True)
+@click.option("--date", "day", required=True, help="The forecast date (YYYY-MM-DD).")
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]))
+def trace(data_dir, store, item, day, fmt) -> None:
+    """How one forecast number reached the shelf: value, bundle, model, data, validation, code, raw lines."""
+    import json as _json
+
+    from retail_assets.core import trace as tracing
+    from retail_assets.core.ids import InvalidIdentifier
+    from retail_assets.core.registry import RegistryError
+
+    layout = _layout(data_dir)
+    try:
+        when = dt.date.fromisoformat(day)
+    except ValueError:
+        _fail(f"--date {day!r} is not a date (YYYY-MM-DD)")
+    try:
+        t = tracing.trace(layout, store, item, when)
+    except (InvalidIdentifier, RegistryError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(_json.dumps(t, indent=1, default=str) if fmt == "json" else tracing.render(t))
+
+
+@main.command()
 def prepare() -> None:
     """Build the dbt manifest (done by `make`; needed before the code location loads outside `dagster dev`)."""
     from retail_assets.dbt import prepare_manifest

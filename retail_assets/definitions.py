@@ -5,6 +5,7 @@ import dagster as dg
 from retail_assets.assets.forecasting import demand_forecast, demand_model, edge_bundle, forecasts_view
 from retail_assets.assets.harmonize import harmonized
 from retail_assets.assets.landing import raw_landing
+from retail_assets.assets.registry import model_registry
 from retail_assets.assets.stores import store_features, store_registry
 from retail_assets.automation.batch import retrain_stores
 from retail_assets.automation.schedules import seasonal_retrain_schedule, weekly_retrain_schedule
@@ -34,13 +35,13 @@ store_pipeline_job = dg.define_asset_job(
 
 publish_forecasts_job = dg.define_asset_job(
     "publish_forecasts",
-    selection=dg.AssetSelection.assets(forecasts_view),
-    description="Refresh the `forecasts` view over every store's forecast file.",
+    selection=dg.AssetSelection.assets(forecasts_view, model_registry),
+    description="Refresh the `forecasts` view and the model registry tables over every store.",
 )
 
 defs = dg.Definitions(
     assets=[raw_landing, harmonized, store_registry, store_features, demand_model, demand_forecast, edge_bundle,
-            forecasts_view],
+            forecasts_view, model_registry],
     asset_checks=[gx_demand_checks, gx_quarantine_rate, gx_store_features],
     jobs=[ingest_and_harmonize_job, store_pipeline_job, publish_forecasts_job, retrain_stores],
     sensors=[

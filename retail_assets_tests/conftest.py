@@ -85,8 +85,11 @@ def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, only: list[
             resources=resources, partition_key=store, raise_on_error=False,
         )
     if any(r.success for r in results.values()):
-        assert dg.materialize([forecasts_view, demand_forecast], instance=instance, resources=resources,
-                              selection=[forecasts_view]).success
+        from retail_assets.assets.registry import model_registry
+
+        assert dg.materialize([forecasts_view, model_registry, demand_forecast, demand_model, edge_bundle],
+                              instance=instance, resources=resources,
+                              selection=[forecasts_view, model_registry]).success
     return results
 
 

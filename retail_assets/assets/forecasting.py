@@ -9,7 +9,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from retail_assets.assets.stores import store_features
-from retail_assets.core import plots
+from retail_assets.core import plots, registry
 from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text, sha256_file
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.serving import forecast_store
@@ -45,6 +45,7 @@ def model_step(layout, settings: ForecastSettings, store_id: str, log) -> tuple[
     cfg = settings.train_config()
     mv = train_store(features, layout.models, sha256_file(features_path), cfg, workers=settings.fit_workers,
                      warm_start=settings.warm_start, progress=log)
+    registry.record_model(layout.models, mv)
     s = mv.manifest["summary"]
     log(f"store {store_id}: version {mv.version}" + (" (reused: inputs unchanged)" if mv.reused else ""))
     metadata = {
@@ -217,6 +218,7 @@ def bundle_step(layout, settings: ForecastSettings, signing_key, store_id: str, 
                               code_version())
     except BundleVerificationError as exc:
         raise dg.Failure(str(exc), metadata={"model_version": mv.version}) from exc
+    registry.record_bundle(layout.models, store_id, bundle.manifest, bundle.path, sha256_file(bundle.path))
     v, lat = bundle.manifest["verification"], bundle.manifest["latency_ms"]
     log(f"store {store_id}: bundle {bundle.bundle_version}, {bundle.size_bytes:,} bytes, "
         f"max rel error {v['max_rel_error']:.1e}, p50 {lat['p50']:.3f} ms")

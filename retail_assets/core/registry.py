@@ -1,0 +1,125 @@
+"""The model registry: what was trained and published, what is live per store, rollback, and the audit log.
+
+Files per store (`models/store=<id>/registry.jsonl`, `audit.jsonl`, `live.json`), each rewritten atomically,
+so parallel store partitions never write the same file. Pure: no Dagster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+from pathlib import Path
+
+from retail_assets.core.atomic import atomic_write_text, sha256_file
+from retail_assets.core.ids import validate_store_id
+from retail_assets.core.training import LIVE_POINTER, ModelVersion, live_version
+
+REGISTRY = "registry.jsonl"
+AUDIT = "audit.jsonl"
+
+
+class RegistryError(ValueError):
+    """A registry request that cannot be honoured; the message says why."""
+
+
+def _append(path: Path, entry: dict) -> None:
+    old = path.read_text() if path.exists() else ""
+    atomic_write_text(path, old + json.dumps(entry, sort_keys=True) + "\n")
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def store_dir(models_root: Path, store_id: str) -> Path:
+    return Path(models_root) / f"store={validate_store_id(store_id)}"
+
+
+def record_model(models_root: Path, mv: ModelVersion) -> None:
+    """One line per trained version (a reused version is not recorded twice)."""
+    path = store_dir(models_root, mv.store_id) / REGISTRY
+    if any(e["kind"] == "model" and e["version"] == mv.version for e in _read(path)):
+        return
+    s = mv.manifest["summary"]
+    _append(path, {
+        "kind": "model", "store_id": mv.store_id, "version": mv.version, "created_at": mv.manifest["created_at"],
+        "features_data_version": mv.manifest["features_data_version"], "code_version": mv.manifest["code_version"],
+        "manifest_sha256": sha256_file(mv.path / "manifest.json"), "champion_mix": s["champion_mix"],
+        "heldout_weighted_wape_champion": s["heldout_weighted_wape_champion"],
+        "heldout_weighted_wape_seasonal_naive": s["heldout_weighted_wape_seasonal_naive"],
+        "heldout_coverage_calibrated": s["heldout_coverage_calibrated"], "items": s["items"],
+    })
+
+
+def record_bundle(models_root: Path, store_id: str, manifest: dict, path: Path, zip_sha256: str) -> None:
+    _append(store_dir(models_root, store_id) / REGISTRY, {
+        "kind": "bundle", "store_id": store_id, "bundle_version": manifest["bundle_version"],
+        "version": manifest["model_version"], "created_at": manifest["created_at"], "file": str(path),
+        "zip_sha256": zip_sha256, "files": manifest["files"],
+        "verification_max_rel_error": manifest["verification"]["max_rel_error"],
+    })
+
+
+def history(models_root: Path, store_id: str) -> list[dict]:
+    return _read(store_dir(models_root, store_id) / REGISTRY)
+
+
+def audit_log(models_root: Path, store_id: str) -> list[dict]:
+    return _read(store_dir(models_root, store_id) / AUDIT)
+
+
+def stores(models_root: Path) -> list[str]:
+    return sorted(p.name.split("=", 1)[1] for p in Path(models_root).glob("store=*") if (p / LIVE_POINTER).exists())
+
+
+def live_rows(models_root: Path, store: str | None = None) -> list[dict]:
+    """One row per store: the live version with its champion mix and held-out accuracy."""
+    rows = []
+    for s in ([validate_store_id(store)] if store else stores(models_root)):
+        mv = live_version(models_root, s)
+        if mv is None:
+            continue
+        sm = mv.manifest["summary"]
+        bundles = [e for e in history(models_root, s) if e["kind"] == "bundle" and e["version"] == mv.version]
+        rows.append({
+            "store_id": s, "live_version": mv.version, "created_at": mv.manifest["created_at"],
+            "features_data_version": mv.manifest["features_data_version"][:16],
+            "code_version": mv.manifest["code_version"], "champion_mix": sm["champion_mix"],
+            "heldout_wape_champion": sm["heldout_weighted_wape_champion"],
+            "heldout_wape_naive": sm["heldout_weighted_wape_seasonal_naive"],
+            "coverage": sm["heldout_coverage_calibrated"],
+            "bundle_version": bundles[-1]["bundle_version"] if bundles else None,
+        })
+    return rows
+
+
+def verify_version(models_root: Path, store_id: str, version: str) -> ModelVersion:
+    """A stored version whose every file still matches the SHA-256 in its manifest, or a RegistryError."""
+    if not version.startswith("v") or not version[1:].isalnum():
+        raise RegistryError(f"{version!r} is not a model version (they look like v1a2b3c4d5e6f)")
+    vdir = store_dir(models_root, store_id) / version
+    manifest_path = vdir / "manifest.json"
+    if not manifest_path.exists():
+        known = [e["version"] for e in history(models_root, store_id) if e["kind"] == "model"]
+        raise RegistryError(f"store {store_id} has no model version {version}; known: {', '.join(known) or 'none'}")
+    manifest = json.loads(manifest_path.read_text())
+    for name, digest in manifest["files"].items():
+        f = vdir / name
+        if not f.exists() or hashlib.sha256(f.read_bytes()).hexdigest() != digest:
+            raise RegistryError(f"{version}/{name} is missing or does not match its SHA-256: refusing to serve it")
+    return ModelVersion(store_id, version, vdir, manifest)
+
+
+def set_live(models_root: Path, mv: ModelVersion, action: str, reason: str, previous: str | None) -> dict:
+    """Point the store at `mv` and write who/when/why to its audit log."""
+    sdir = store_dir(models_root, mv.store_id)
+    atomic_write_text(sdir / LIVE_POINTER, json.dumps({
+        "version": mv.version, "manifest_sha256": sha256_file(mv.path / "manifest.json"),
+        "features_data_version": mv.manifest["features_data_version"], "code_version": mv.manifest["code_version"],
+    }, indent=1, sort_keys=True))
+    entry = {"action": action, "store_id": mv.store_id, "from": previous, "to": mv.version, "reason": reason,
+             "who": getpass.getuser(), "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    _append(sdir / AUDIT, entry)
+    return entry
