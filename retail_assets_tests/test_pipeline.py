@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 
-import dagster as dg
 import duckdb
 import pytest
 

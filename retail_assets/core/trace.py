@@ -47,7 +47,6 @@ def trace(layout, store_id: str, item_id: str, day: dt.date, raw_limit: int = 50
     if validation and validation.get("data_version") != mv.manifest["features_data_version"]:
         validation = {**validation, "note": "these results are for a newer features file than the live model's"}
     out["validation"] = validation
-    bt = pd.read_parquet(mv.path / "backtest.parquet")
     trained_to = pd.read_parquet(layout.store_dir("features", store_id) / "features.parquet",
                                  columns=["date", "is_future"])
     last = trained_to[~trained_to["is_future"]]["date"].max().date()
