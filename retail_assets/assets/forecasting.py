@@ -168,6 +168,7 @@ def forecast_step(layout, settings: ForecastSettings, store_id: str, run_id: str
     group_name="forecasting",
     automation_condition=dg.AutomationCondition.eager(),
     kinds={"duckdb"},
+    pool="duckdb",
     description="`forecasts` view in the warehouse over every store's forecast file (created by the one writer).",
 )
 def forecasts_view(data_root: RetailDataRoot, duckdb: DuckDBResource) -> dg.MaterializeResult:

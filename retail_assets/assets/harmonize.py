@@ -46,6 +46,7 @@ def _model_metadata(con, table: str) -> dict:
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     dagster_dbt_translator=RetailDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+    pool="duckdb",  # dbt writes the warehouse: the single-writer pool
 )
 def harmonized(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, data_root: RetailDataRoot, duckdb: DuckDBResource

@@ -30,6 +30,7 @@ TABLE_OF = {name: ("_ingest_files" if name == "ingest_files" else name) for name
         for name, desc in RAW_TABLES.items()
     ],
     can_subset=False,
+    pool="duckdb",  # one writer of the warehouse at a time (deploy/dagster.yaml limits the pool to 1)
 )
 def raw_landing(context: dg.AssetExecutionContext, data_root: RetailDataRoot, duckdb: DuckDBResource):
     """Load only new or changed landing files: re-running over the same files changes nothing."""

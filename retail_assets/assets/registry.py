@@ -14,6 +14,7 @@ from retail_assets.resources import RetailDataRoot
     deps=[demand_model, edge_bundle],
     group_name="governance",
     kinds={"duckdb"},
+    pool="duckdb",
     automation_condition=dg.AutomationCondition.eager(),
     description="Warehouse tables `model_registry` (every version and bundle, from each store's registry.jsonl) "
                 "and `live_models` (one row per store).",
