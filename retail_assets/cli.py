@@ -188,6 +188,7 @@ def rollback(data_dir, store, version, reason) -> None:
     import pandas as pd
 
     from retail_assets.core import registry
+    from retail_assets.core.atomic import sha256_file
     from retail_assets.core.edge_bundle import BundleVerificationError, build_bundle
     from retail_assets.core.ids import InvalidIdentifier
     from retail_assets.core.training import code_version, live_version
@@ -207,17 +208,11 @@ def rollback(data_dir, store, version, reason) -> None:
     except BundleVerificationError as exc:
         _fail(f"rollback refused: {exc}")
     entry = registry.set_live(layout.models, target, "rollback", reason, current.version if current else None)
-    registry.record_bundle(layout.models, store, bundle.manifest, bundle.path, _sha(bundle.path))
+    registry.record_bundle(layout.models, store, bundle.manifest, bundle.path, sha256_file(bundle.path))
     _report_to_dagster(layout, store, entry, bundle.bundle_version)
     click.echo(f"store {store}: live {entry['from']} -> {entry['to']}; bundle {bundle.bundle_version} republished "
                f"(verified, max rel error {bundle.manifest['verification']['max_rel_error']:.1e}); "
                f"audit entry by {entry['who']} at {entry['when']}")
-
-
-def _sha(path) -> str:
-    from retail_assets.core.atomic import sha256_file
-
-    return sha256_file(path)
 
 
 def _report_to_dagster(layout: DataLayout, store: str, entry: dict, bundle_version: str) -> None:

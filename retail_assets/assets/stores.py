@@ -3,28 +3,16 @@
 import dagster as dg
 
 from retail_assets.core.features import materialize_store_features, summarize
-from retail_assets.core.ids import InvalidIdentifier, validate_store_id
+from retail_assets.core.ids import validate_store_id
 from retail_assets.core.warehouse import connect_readonly
-from retail_assets.partitions import stores_partitions
+from retail_assets.partitions import batches, new_store_partitions, stores_partitions
 from retail_assets.resources import ForecastSettings, RetailDataRoot
 
-PARTITION_BATCH = 100
-
-
 def register_store_partitions(instance: dg.DagsterInstance, store_ids: list[str]) -> list[str]:
-    """Add the stores that are not partitions yet, in batches; refuse any id that could escape a path."""
-    bad = []
-    for sid in store_ids:
-        try:
-            validate_store_id(sid)
-        except InvalidIdentifier:
-            bad.append(sid)
-    if bad:
-        raise InvalidIdentifier(f"dim_store has store ids that cannot be partitions: {bad[:10]}; fix stores.csv")
-    known = set(instance.get_dynamic_partitions(stores_partitions.name))
-    new = [s for s in store_ids if s not in known]
-    for i in range(0, len(new), PARTITION_BATCH):
-        instance.add_dynamic_partitions(stores_partitions.name, new[i : i + PARTITION_BATCH])
+    """Add the stores that are not partitions yet, in batches."""
+    new = new_store_partitions(instance, store_ids)
+    for batch in batches(new):
+        instance.add_dynamic_partitions(stores_partitions.name, batch)
     return new
 
 

@@ -5,13 +5,9 @@ import json
 import dagster as dg
 
 from retail_assets.core import monitoring
-from retail_assets.core.ids import validate_store_id
 from retail_assets.core.warehouse import connect_readonly
-from retail_assets.partitions import stores_partitions
+from retail_assets.partitions import batches, new_store_partitions, stores_partitions
 from retail_assets.resources import RetailDataRoot
-
-PARTITION_BATCH = 100
-
 
 class DriftSettings(dg.ConfigurableResource):
     """Drift and spike thresholds (configuration, not code)."""
@@ -54,13 +50,11 @@ def new_stores_sensor(context: dg.SensorEvaluationContext, data_root: RetailData
             ids = [r[0] for r in con.execute("select store_id from dim_store order by 1").fetchall()]
     except Exception as exc:  # the warehouse is being written (one writer): try next tick
         return dg.SkipReason(f"warehouse not readable now: {type(exc).__name__}")
-    known = set(context.instance.get_dynamic_partitions(stores_partitions.name))
-    new = [validate_store_id(s) for s in ids if s not in known]
+    new = new_store_partitions(context.instance, ids)
     if not new:
         return dg.SkipReason(f"all {len(ids)} stores of dim_store are partitions")
     return dg.SensorResult(
-        dynamic_partitions_requests=[stores_partitions.build_add_request(new[i : i + PARTITION_BATCH])
-                                     for i in range(0, len(new), PARTITION_BATCH)],
+        dynamic_partitions_requests=[stores_partitions.build_add_request(b) for b in batches(new)],
         run_requests=[dg.RunRequest(partition_key=s, run_key=f"first-train-{s}",
                                     tags={"retail/trigger": "new_store"}) for s in new],
     )

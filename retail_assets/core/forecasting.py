@@ -193,6 +193,7 @@ class ItemTask:
     n_history: int
     cfg: TrainConfig
     init: dict | None = None  # previous version's Prophet parameters (warm start)
+    fit_prophet: bool = True  # False: baselines only (the item's worker died)
 
 
 @dataclass
@@ -244,7 +245,7 @@ def run_item(task: ItemTask) -> ItemResult:
     y_fit = hist["y"].where(hist["open"])  # closed days are missing, not zero, for Prophet
     result = ItemResult(task.store_id, task.item_id, warm_started=task.init is not None)
     init = task.init  # the previous version's parameters; then each fit warm-starts the next
-    prophet_ok = True
+    prophet_ok = task.fit_prophet
     n = len(hist)
     # Recent rolling origins, plus the same season a year before the held-out fold and before the
     # forecast window: December's intervals are calibrated on last December's errors, not November's.

@@ -185,7 +185,10 @@ def _backtest_category_errors(mv, items: pd.DataFrame) -> tuple[float | None, fl
         return None, None
     bt = bt[bt["fold"] == bt["fold"].max()].copy()
     champion = {i: d["champion"] for i, d in mv.manifest["items"].items()}
-    bt["yhat"] = [row[champion.get(row["item_id"], "seasonal_naive")] for _, row in bt.iterrows()]
+    chosen = bt["item_id"].map(champion).fillna("seasonal_naive")
+    bt["yhat"] = 0.0
+    for model in chosen.unique():  # each item's own champion's backtest forecast
+        bt.loc[chosen == model, "yhat"] = bt.loc[chosen == model, model]
     bt = bt.rename(columns={"y": "units"})
     cat = _category_level(bt[["item_id", "date", "units", "yhat"]], items, ["units", "yhat"])
     cat["date"] = pd.to_datetime(cat["date"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from retail_assets.core.atomic import atomic_write_text, sha256_file
 from retail_assets.core.ids import validate_store_id
-from retail_assets.core.training import LIVE_POINTER, ModelVersion, live_version
+from retail_assets.core.training import LIVE_POINTER, ModelVersion, live_version, write_live_pointer
 
 REGISTRY = "registry.jsonl"
 AUDIT = "audit.jsonl"
@@ -115,10 +115,7 @@ def verify_version(models_root: Path, store_id: str, version: str) -> ModelVersi
 def set_live(models_root: Path, mv: ModelVersion, action: str, reason: str, previous: str | None) -> dict:
     """Point the store at `mv` and write who/when/why to its audit log."""
     sdir = store_dir(models_root, mv.store_id)
-    atomic_write_text(sdir / LIVE_POINTER, json.dumps({
-        "version": mv.version, "manifest_sha256": sha256_file(mv.path / "manifest.json"),
-        "features_data_version": mv.manifest["features_data_version"], "code_version": mv.manifest["code_version"],
-    }, indent=1, sort_keys=True))
+    write_live_pointer(mv)
     entry = {"action": action, "store_id": mv.store_id, "from": previous, "to": mv.version, "reason": reason,
              "who": getpass.getuser(), "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     _append(sdir / AUDIT, entry)

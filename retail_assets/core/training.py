@@ -9,6 +9,7 @@ metrics, calibration, SHA-256 of every file) and `live.json` one level up pointi
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -103,16 +104,12 @@ def run_items(tasks: list[fc.ItemTask], workers: int, progress: Callable[[str], 
             try:
                 r = fut.result()
             except Exception as exc:  # the worker died: keep the item, on its baseline
-                r = fc.run_item(fc.ItemTask(**{**t.__dict__, "cfg": _no_prophet(t.cfg)}))
+                r = fc.run_item(dataclasses.replace(t, fit_prophet=False))
                 r.prophet_error = f"worker failed: {type(exc).__name__}: {exc}"[:300]
             results[t.item_id] = r
             say(f"item {t.item_id}: {r.fits} fits in {r.fit_seconds:.2f}s"
                 + (f", prophet failed: {r.prophet_error}" if r.prophet_error else ""))
     return [results[t.item_id] for t in tasks]
-
-
-def _no_prophet(cfg: fc.TrainConfig) -> fc.TrainConfig:
-    return fc.TrainConfig(**{**cfg.to_json(), "fit_timeout_s": 1e-9})
 
 
 # ---------------------------------------------------------------- store-level decisions
@@ -286,10 +283,17 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
     atomic_write_bytes(vdir / "backtest.parquet", backtest_bytes)
     manifest["files"]["backtest.parquet"] = hashlib.sha256(backtest_bytes).hexdigest()
     atomic_write_text(vdir / "manifest.json", fc.dumps(manifest))
-    pointer = {"version": version, "manifest_sha256": sha256_file(vdir / "manifest.json"),
-               "features_data_version": features_version, "code_version": code}
-    atomic_write_text(store_dir / LIVE_POINTER, fc.dumps(pointer))
-    return ModelVersion(store_id, version, vdir, manifest)
+    mv = ModelVersion(store_id, version, vdir, manifest)
+    write_live_pointer(mv)
+    return mv
+
+
+def write_live_pointer(mv: ModelVersion) -> None:
+    """Flip the store's one live pointer to `mv` (a new training, or a rollback)."""
+    atomic_write_text(mv.path.parent / LIVE_POINTER, fc.dumps({
+        "version": mv.version, "manifest_sha256": sha256_file(mv.path / "manifest.json"),
+        "features_data_version": mv.manifest["features_data_version"], "code_version": mv.manifest["code_version"],
+    }))
 
 
 def live_version(models_root: Path, store_id: str) -> ModelVersion | None:
