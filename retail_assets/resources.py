@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -79,8 +80,29 @@ class EdgeSigning(dg.ConfigurableResource):
         return load_private_key(priv.read_bytes())
 
 
+SETTINGS_ENV = "RETAIL_FORECAST_SETTINGS"
+
+
+def settings_from_env() -> dict:
+    """`ForecastSettings` overrides as JSON in $RETAIL_FORECAST_SETTINGS, so a deployment (or a test's
+    `dagster dev`) tunes the code location without code changes; unknown keys are an error, not ignored."""
+    raw = os.environ.get(SETTINGS_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"${SETTINGS_ENV} is not JSON: {exc}") from exc
+    unknown = sorted(set(values) - set(ForecastSettings.model_fields))
+    if unknown:
+        raise ValueError(f"${SETTINGS_ENV} names unknown settings {unknown}; known: "
+                         f"{sorted(ForecastSettings.model_fields)}")
+    return values
+
+
 def build_resources(data_dir: str | os.PathLike | None = None, **settings) -> dict:
     root = DataLayout(Path(data_dir).resolve()) if data_dir else DataLayout.from_env()
+    settings = {**settings_from_env(), **settings}
     return {
         "data_root": RetailDataRoot(data_dir=str(root.root)),
         "duckdb": DuckDBResource(database=str(root.warehouse)),
