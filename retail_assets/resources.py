@@ -80,6 +80,24 @@ class EdgeSigning(dg.ConfigurableResource):
         return load_private_key(priv.read_bytes())
 
 
+class FleetSettings(dg.ConfigurableResource):
+    """What the edge fleet check tolerates before it pages someone (issue 10)."""
+
+    stale_grace_hours: float = 24.0  # a store may serve a non-live bundle this long after the live one is published
+    window_hours: float = 24.0  # forecasts, failure rate and latency are measured over this window
+    max_failure_rate: float = 0.05
+    max_p99_latency_ms: float = 250.0
+    silent_after_hours: float = 6.0  # no report for this long: shown as silent
+    as_of: str | None = None  # ISO UTC time to judge against; default: now
+
+    def fleet_config(self):
+        from retail_assets.core.fleet import FleetConfig
+
+        return FleetConfig(stale_grace_hours=self.stale_grace_hours, window_hours=self.window_hours,
+                           max_failure_rate=self.max_failure_rate, max_p99_latency_ms=self.max_p99_latency_ms,
+                           silent_after_hours=self.silent_after_hours)
+
+
 SETTINGS_ENV = "RETAIL_FORECAST_SETTINGS"
 
 
@@ -109,4 +127,5 @@ def build_resources(data_dir: str | os.PathLike | None = None, **settings) -> di
         "dbt": dbt_cli(),
         "settings": ForecastSettings(**settings),
         "edge_signing": EdgeSigning(),
+        "fleet_settings": FleetSettings(),
     }
