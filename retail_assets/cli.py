@@ -57,6 +57,31 @@ def generate(data_dir, stores, items, days, start, seed, scenario) -> None:
     )
 
 
+@main.command("generate-telemetry")
+@click.option("--data-dir", default=None, help="Data root (default: $RETAIL_DATA_DIR or ./data).")
+@click.option("--hours", default=72, show_default=True, type=click.IntRange(1, 24 * 60))
+@click.option("--every-minutes", default=20, show_default=True, type=click.IntRange(1, 1440))
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--now", "now_text", default=None, help="End of the telemetry window, ISO UTC (default: now).")
+def generate_telemetry(data_dir, hours, every_minutes, seed, now_text) -> None:
+    """Write demo edge telemetry for every store with a published bundle into <data-dir>/landing/telemetry."""
+    from retail_assets.core.telemetry_generator import generate_fleet_telemetry
+
+    layout = _layout(data_dir)
+    try:
+        now = dt.datetime.fromisoformat(now_text.replace("Z", "+00:00")) if now_text else \
+            dt.datetime.now(dt.timezone.utc)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=dt.timezone.utc)
+        truth = generate_fleet_telemetry(layout.landing, layout.models, now, seed, hours, every_minutes)
+    except ValueError as exc:
+        _fail(str(exc))
+    special = ", ".join(f"{s} {r}" for s, r in truth["roles"].items() if r != "healthy")
+    click.echo(f"telemetry for {len(truth['roles'])} stores written to {layout.landing / 'telemetry'}: "
+               f"{truth['records']:,} records over {hours} h ({special}), {truth['duplicates']} duplicate and "
+               f"{sum(truth['malformed'].values())} malformed lines; truth in {layout.landing / '_truth/telemetry.json'}")
+
+
 @main.command()
 @click.option("--history", "history", required=True, type=click.Path(path_type=Path), help="Long-format CSV.")
 @click.option("--date-col", required=True)
@@ -126,12 +151,17 @@ def edge_verify(bundle, public_key) -> None:
 @click.option("--start", default=None, help="First date (YYYY-MM-DD); default the bundle's first day.")
 @click.option("--horizon", default=None, type=int, help="Days; default to the end of the bundle.")
 @click.option("--format", "fmt", default="csv", type=click.Choice(["csv", "json"]))
-def edge_predict(bundle, public_key, start, horizon, fmt) -> None:
-    """Forecast every item of the store from the bundle alone."""
+@click.option("--telemetry", default=None, help="Telemetry JSONL file (default: $RETAIL_EDGE_TELEMETRY, else "
+              "<data>/landing/telemetry/<host>/telemetry.jsonl).")
+@click.option("--no-telemetry", is_flag=True, help="Do not record this forecast.")
+@click.option("--store", default=None, help="This device's store id, reported when the bundle is refused.")
+def edge_predict(bundle, public_key, start, horizon, fmt, telemetry, no_telemetry, store) -> None:
+    """Forecast every item of the store from the bundle alone; one telemetry record per forecast."""
     from retail_assets.edge import runner
 
-    args = ["predict", bundle, "--format", fmt]
-    for flag, value in (("--public-key", public_key), ("--start", start), ("--horizon", horizon)):
+    args = ["predict", bundle, "--format", fmt] + (["--no-telemetry"] if no_telemetry else [])
+    for flag, value in (("--public-key", public_key), ("--start", start), ("--horizon", horizon),
+                        ("--telemetry", telemetry), ("--store", store)):
         if value is not None:
             args += [flag, str(value)]
     sys.exit(runner.main(args))
@@ -160,6 +190,12 @@ def models(data_dir, store, show_all, fmt) -> None:
         _fail(str(exc))
     if store and not rows:
         _fail(f"store {store} has no trained model in {layout.models}")
+    if not show_all:
+        fleet = _fleet_by_store(layout)
+        for r in rows:
+            f = fleet.get(r["store_id"], {})
+            r.update(serving_bundle=f.get("serving_bundle"), last_seen=f.get("last_seen"),
+                     fleet_status=f.get("status"))
     if fmt == "json":
         click.echo(_json.dumps(rows, indent=1, default=str))
         return
@@ -170,12 +206,32 @@ def models(data_dir, store, show_all, fmt) -> None:
         return
     fmt3 = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     click.echo(f"{len(rows)} stores with a live model, {len({r['live_version'] for r in rows})} distinct live versions")
-    click.echo("store  live version   bundle          created                    WAPE champ/naive  coverage  champions")
+    click.echo("store  live version   bundle          serving (reported)          last seen (UTC)    created"
+               "                    WAPE champ/naive  coverage  champions")
     for r in rows:
         mix = ", ".join(f"{k} {v}" for k, v in r["champion_mix"].items())
-        click.echo(f"{r['store_id']:<6} {r['live_version']:<14} {str(r['bundle_version']):<15} {r['created_at']:<26} "
+        serving = r["serving_bundle"] or "never reported"
+        if r["serving_bundle"] and r["serving_bundle"] != r["bundle_version"]:
+            serving += " NOT LIVE"
+        seen = r["last_seen"][:16].replace("T", " ") if r["last_seen"] else "-"
+        click.echo(f"{r['store_id']:<6} {r['live_version']:<14} {str(r['bundle_version']):<15} {serving:<27} "
+                   f"{seen:<18} {r['created_at']:<26} "
                    f"{fmt3(r['heldout_wape_champion'])}/{fmt3(r['heldout_wape_naive'])}      "
                    f"{fmt3(r['coverage'])}     {mix}")
+
+
+def _fleet_by_store(layout: DataLayout) -> dict[str, dict]:
+    """What each store's device last reported (fleet status now); empty when there is no telemetry mart yet."""
+    from retail_assets.core import fleet
+    from retail_assets.core.warehouse import connect_readonly
+
+    try:
+        with connect_readonly(layout.warehouse) as con:
+            tele = fleet.read_telemetry(con)
+    except Exception:  # noqa: BLE001 - no warehouse yet, or a writer holds it: show the registry alone
+        return {}
+    status = fleet.fleet_status(fleet.live_bundles(layout.models), tele, fleet.parse_as_of(None), fleet.FleetConfig())
+    return {r["store_id"]: r for r in status.to_dict("records")} if len(status) else {}
 
 
 @main.command()
@@ -307,10 +363,38 @@ def run(data_dir) -> None:
                     instance=instance, partition_key=store, raise_on_error=False, run_config=silent
                 )
                 outcomes[store] = _store_outcome(r)
+        fleet_note = None
         if any(o == "ok" for o in outcomes.values()):
             defs.resolve_job_def("publish_forecasts").execute_in_process(
                 instance=instance, raise_on_error=False, run_config=quiet)
+            fleet_note = _demo_fleet(layout, defs, instance, quiet)
     _print_summary(layout, time.perf_counter() - t0, result.run_id, outcomes)
+    if fleet_note:
+        click.echo(fleet_note)
+
+
+def _demo_fleet(layout: DataLayout, defs, instance, run_config) -> str | None:
+    """A generated demo zone gets its devices' telemetry once (they only exist after the first publish), and
+    every run judges the fleet. A zone of your own files gets telemetry only from your devices."""
+    demo = (layout.landing / "_truth" / "defects.json").exists()
+    if demo and not (layout.landing / "telemetry").exists():
+        from retail_assets.core.telemetry_generator import generate_fleet_telemetry
+
+        click.echo("demo edge telemetry (72 h of the stores' devices) ...")
+        generate_fleet_telemetry(layout.landing, layout.models, dt.datetime.now(dt.timezone.utc))
+    if not (layout.landing / "telemetry").exists():
+        return None
+    r = defs.resolve_job_def("refresh_edge_fleet").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=run_config)
+    if not r.success:
+        return f"  edge fleet     refresh_edge_fleet run {r.run_id} failed: open `make dev` to see why"
+    from retail_assets.core.warehouse import connect_readonly
+
+    with connect_readonly(layout.warehouse) as con:
+        rows = con.execute("select store_id, status, problems from edge_fleet_status order by 1").fetchall()
+    lines = [f"  edge fleet     table edge_fleet_status ({len(rows)} stores; `retail models` shows what each serves)"]
+    lines += [f"    store {s}: {st}" + (f" - {pr}" if pr else "") for s, st, pr in rows if st != "ok"]
+    return "\n".join(lines)
 
 
 def _store_outcome(result) -> str:

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from retail_assets.assets.fleet import edge_fleet_status
 from retail_assets.assets.forecasting import demand_forecast, demand_model, edge_bundle, forecasts_view
 from retail_assets.assets.harmonize import harmonized
 from retail_assets.assets.landing import raw_landing
@@ -15,6 +16,7 @@ from retail_assets.automation.sensors import (
     landing_files_sensor,
     new_stores_sensor,
     sales_spike_sensor,
+    stale_bundle_sensor,
 )
 from retail_assets.checks.gx_checks import gx_demand_checks, gx_quarantine_rate, gx_store_features
 from retail_assets.partitions import stores_partitions
@@ -39,13 +41,29 @@ publish_forecasts_job = dg.define_asset_job(
     description="Refresh the `forecasts` view and the model registry tables over every store.",
 )
 
+refresh_edge_fleet_job = dg.define_asset_job(
+    "refresh_edge_fleet",
+    selection=dg.AssetSelection.assets(raw_landing, edge_fleet_status, "stg_edge_telemetry", "int_edge_telemetry",
+                                       "fct_edge_forecasts", "quarantine", "ingest_reconciliation"),
+    description="Load new telemetry files, rebuild the telemetry marts (and quarantine, reconciliation), and "
+                "judge the fleet: which bundle each store really serves.",
+)
+
+republish_bundles_job = dg.define_asset_job(
+    "republish_bundles",
+    selection=dg.AssetSelection.assets(edge_bundle),
+    partitions_def=stores_partitions,
+    description="Rebuild, verify, sign and publish a store's live bundle again (a stale device gets it pushed).",
+)
+
 defs = dg.Definitions(
     assets=[raw_landing, harmonized, store_registry, store_features, demand_model, demand_forecast, edge_bundle,
-            forecasts_view, model_registry],
+            forecasts_view, model_registry, edge_fleet_status],
     asset_checks=[gx_demand_checks, gx_quarantine_rate, gx_store_features],
-    jobs=[ingest_and_harmonize_job, store_pipeline_job, publish_forecasts_job, retrain_stores],
+    jobs=[ingest_and_harmonize_job, store_pipeline_job, publish_forecasts_job, retrain_stores,
+          refresh_edge_fleet_job, republish_bundles_job],
     sensors=[
-        landing_files_sensor, new_stores_sensor, drift_sensor, sales_spike_sensor,
+        landing_files_sensor, new_stores_sensor, drift_sensor, sales_spike_sensor, stale_bundle_sensor,
         dg.AutomationConditionSensorDefinition(
             "forecast_and_bundle_follow_models", target=dg.AssetSelection.all(),
             default_status=dg.DefaultSensorStatus.RUNNING,

@@ -81,6 +81,8 @@ def discover_sources(landing: Path) -> list[Source]:
             )
     sources.append(Source("ecommerce", "raw_ecommerce", "ecommerce/*.jsonl", "jsonl"))
     sources.append(Source("iot", "raw_iot", "iot/*.csv", "csv"))
+    # edge devices' telemetry, one record per forecast, any folder depth (a shipper may group by store or host)
+    sources.append(Source("telemetry", "raw_edge_telemetry", "telemetry/**/*.jsonl", "jsonl"))
     return sources
 
 
@@ -99,6 +101,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         cols = ", ".join(f'"{c}" varchar' for c in pos.columns)
         con.execute(f"create table if not exists raw_pos_{pos.region.lower()} ({cols}, _file varchar, _line bigint)")
     con.execute("create table if not exists raw_ecommerce (_raw varchar, _file varchar, _line bigint)")
+    con.execute("create table if not exists raw_edge_telemetry (_raw varchar, _file varchar, _line bigint)")
     con.execute(
         "create table if not exists raw_iot (recorded_at_utc varchar, store_id varchar, device_id varchar,"
         " sku varchar, metric varchar, value varchar, _file varchar, _line bigint)"

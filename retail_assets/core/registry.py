@@ -10,6 +10,7 @@ import datetime as dt
 import getpass
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 from retail_assets.core.atomic import atomic_write_text, sha256_file
@@ -54,10 +55,13 @@ def record_model(models_root: Path, mv: ModelVersion) -> None:
 
 
 def record_bundle(models_root: Path, store_id: str, manifest: dict, path: Path, zip_sha256: str) -> None:
+    """One line per publication (a republish of the same bundle is a new line: it is a new push)."""
+    with zipfile.ZipFile(path) as zf:  # the signed bytes a device reports the hash of
+        manifest_sha256 = hashlib.sha256(zf.read("manifest.json")).hexdigest()
     _append(store_dir(models_root, store_id) / REGISTRY, {
         "kind": "bundle", "store_id": store_id, "bundle_version": manifest["bundle_version"],
         "version": manifest["model_version"], "created_at": manifest["created_at"], "file": str(path),
-        "zip_sha256": zip_sha256, "files": manifest["files"],
+        "zip_sha256": zip_sha256, "manifest_sha256": manifest_sha256, "files": manifest["files"],
         "verification_max_rel_error": manifest["verification"]["max_rel_error"],
     })
 

@@ -7,6 +7,10 @@ bundle carries a calendar for.
 
     python -m retail_assets.edge.runner verify BUNDLE.zip --public-key KEY
     python -m retail_assets.edge.runner predict BUNDLE.zip [--start DATE] [--horizon H] [--format csv|json]
+        [--telemetry FILE | --no-telemetry] [--store ID]
+
+A store application calls `serve_once(...)`: it loads, verifies and forecasts, and appends one telemetry record
+(retail_assets/edge/telemetry.py) whatever the outcome.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import hashlib
 import json
 import os
 import sys
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from retail_assets.edge import telemetry as tel
 from retail_assets.edge.ed25519 import verify as ed25519_verify
 
 REQUIRED = ("manifest.json", "manifest.sig", "model.onnx", "calendar.json")
@@ -39,6 +45,7 @@ class Bundle:
     calendar: dict
     session: object
     path: str
+    manifest_sha256: str = ""  # of the manifest bytes as signed: what telemetry reports
 
     @property
     def dates(self) -> list[str]:
@@ -99,7 +106,8 @@ def load_bundle(path: str | os.PathLike, public_key: bytes) -> Bundle:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(files["model.onnx"], options, providers=["CPUExecutionProvider"])
-    return Bundle(manifest, json.loads(files["calendar.json"]), session, str(path))
+    return Bundle(manifest, json.loads(files["calendar.json"]), session, str(path),
+                  hashlib.sha256(files["manifest.json"]).hexdigest())
 
 
 def _days_since_epoch(day: str) -> float:
@@ -160,6 +168,51 @@ def predict(bundle: Bundle, start: str | None = None, horizon: int | None = None
     return rows
 
 
+def _peek_manifest(path: str | os.PathLike) -> tuple[dict, str | None]:
+    """The manifest as the bundle claims it, unverified, and its SHA-256: only to say in telemetry what
+    was refused."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            raw = zf.read("manifest.json")
+        manifest = json.loads(raw)
+        return (manifest if isinstance(manifest, dict) else {}), hashlib.sha256(raw).hexdigest()
+    except Exception:  # noqa: BLE001 - a refused bundle may be anything
+        return {}, None
+
+
+def serve_once(bundle_path: str | os.PathLike, public_key: bytes | None = None, start: str | None = None,
+               horizon: int | None = None, telemetry: tel.TelemetryWriter | None = None,
+               store_id: str | None = None) -> list[dict]:
+    """Load, verify and forecast once, and record how it went. Raises what `load_bundle`/`predict` raise
+    (BundleError when the bundle is refused) after the telemetry record is written; telemetry itself never
+    raises. `store_id` is the device's own store, reported when a refused bundle cannot be trusted to say it."""
+    writer = telemetry if telemetry is not None else tel.TelemetryWriter()
+    started_at, t0 = tel.utc_now_iso(), time.perf_counter()
+    bundle, predict_ms, rows, error = None, None, [], None
+    try:
+        bundle = load_bundle(bundle_path, public_key if public_key is not None else read_public_key(None))
+        t1 = time.perf_counter()
+        rows = predict(bundle, start, horizon)
+        predict_ms = (time.perf_counter() - t1) * 1000.0
+    except Exception as exc:  # noqa: BLE001 - recorded, then raised again
+        error = exc
+    latency_ms = (time.perf_counter() - t0) * 1000.0
+    manifest, manifest_sha256 = ((bundle.manifest, bundle.manifest_sha256) if bundle is not None
+                                 else _peek_manifest(bundle_path))
+    items = manifest.get("items") if isinstance(manifest.get("items"), dict) else {}
+    writer.write(tel.make_record(
+        store_id=store_id or manifest.get("store_id"), bundle_version=manifest.get("bundle_version"),
+        model_versions=[str(i.get("model_version")) for i in items.values() if isinstance(i, dict)],
+        manifest_sha256=manifest_sha256,
+        verified=bundle is not None, started_at=started_at, latency_ms=latency_ms, predict_ms=predict_ms,
+        outcome="ok" if error is None else ("refused" if isinstance(error, BundleError) else "error"),
+        error=error, items=len(manifest.get("items_order") or []) or None,
+        horizon=len({r["date"] for r in rows}) or horizon))
+    if error is not None:
+        raise error
+    return rows
+
+
 def _write(rows: list[dict], fmt: str, out) -> None:
     if fmt == "json":
         json.dump(rows, out, indent=1)
@@ -183,16 +236,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", default=None, help="first date (YYYY-MM-DD), default the bundle's first day")
     p.add_argument("--horizon", type=int, default=None, help="days, default to the end of the bundle")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--telemetry", default=None, help=f"telemetry JSONL file (default ${tel.TELEMETRY_ENV}, "
+                   "else <data>/landing/telemetry/<host>/telemetry.jsonl)")
+    p.add_argument("--no-telemetry", action="store_true", help="do not record this forecast")
+    p.add_argument("--store", default=None, help="this device's store id, reported if the bundle is refused")
     args = parser.parse_args(argv)
     try:
+        if args.command == "predict":
+            writer = tel.TelemetryWriter(args.telemetry if args.telemetry else None)
+            if args.no_telemetry:
+                writer.write = lambda _record: False  # type: ignore[method-assign]
+            rows = serve_once(args.bundle, read_public_key(args.public_key), args.start, args.horizon,
+                              telemetry=writer, store_id=args.store)
+            _write(rows, args.format, sys.stdout)
+            return 0
         bundle = load_bundle(args.bundle, read_public_key(args.public_key))
         if args.command == "verify":
             m = bundle.manifest
             print(f"ok: store {m['store_id']} bundle {m['bundle_version']} ({len(m['items_order'])} items, "
                   f"horizon {bundle.dates[0]}..{bundle.dates[-1]}), signature and {len(m['files'])} file hashes "
                   f"verified; max relative error vs Prophet at publish {m['verification']['max_rel_error']:.2e}")
-        else:
-            _write(predict(bundle, args.start, args.horizon), args.format, sys.stdout)
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

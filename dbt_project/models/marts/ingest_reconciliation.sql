@@ -11,6 +11,12 @@ with fates as (
            count(*) filter (where is_duplicate),
            count(*) filter (where quarantine_reason is not null)
     from {{ ref('int_iot_readings') }} group by 1
+    union all
+    select source_file,
+           count(*) filter (where quarantine_reason is null and not is_duplicate),
+           count(*) filter (where is_duplicate),
+           count(*) filter (where quarantine_reason is not null)
+    from {{ ref('int_edge_telemetry') }} group by 1
 ),
 malformed as (
     select _file as source_file, count(*) as n from {{ source('landing', 'raw_malformed') }} group by 1

@@ -7,6 +7,9 @@ with rejected as (
     select source_file, source_line, device_id || '@' || coalesce(cast(recorded_at_utc as varchar), '?'),
            store_id, item_id, quarantine_reason
     from {{ ref('int_iot_readings') }} where quarantine_reason is not null
+    union all
+    select source_file, source_line, record_id, store_id, null, quarantine_reason
+    from {{ ref('int_edge_telemetry') }} where quarantine_reason is not null
 ),
 -- raw values are rendered only for the rejected rows (a join per raw table, then to_json)
 raw_values as (
@@ -22,9 +25,12 @@ raw_values as (
     join {{ source('landing', t) }} r on r._file = q.source_file and r._line = q.source_line
     union all
     {%- endfor %}
+    {%- for t in ['raw_ecommerce', 'raw_edge_telemetry'] %}
     select q.source_file, q.source_line, r._raw
     from rejected q
-    join {{ source('landing', 'raw_ecommerce') }} r on r._file = q.source_file and r._line = q.source_line
+    join {{ source('landing', t) }} r on r._file = q.source_file and r._line = q.source_line
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
 )
 select
     f.source,

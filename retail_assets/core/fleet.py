@@ -1,0 +1,228 @@
+"""What is actually serving: the registry's live bundle per store against what the store's device reports.
+
+Pure (no Dagster). Inputs are the per-store registry files (what we published, and since when) and the kept
+telemetry records of `fct_edge_forecasts` (what devices ran). One row per store: the live and the serving
+bundle, last seen, forecasts, failure rate and latency over a window, how long the store has served a
+version that is not its live one, and a status a person can act on.
+
+A store is stale when its latest successful forecast used a bundle that is not its live one. The stale
+episode starts when the live bundle was first published for the current live period (a rollback starts a
+new period; a republish does not), or at the first of the store's trailing non-live reports if that is later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from retail_assets.core import registry
+
+UTC = dt.timezone.utc
+# worst first: the order of the table a person reads at 3 a.m.
+STATUS_ORDER = ("stale_overdue", "failing", "slow", "silent", "not_in_registry", "stale_within_grace", "ok",
+                "never_seen")
+ERROR_STATUSES = {"stale_overdue"}
+WARN_STATUSES = {"failing", "slow", "silent", "not_in_registry"}
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    stale_grace_hours: float = 24.0
+    window_hours: float = 24.0
+    max_failure_rate: float = 0.05
+    max_p99_latency_ms: float = 250.0
+    silent_after_hours: float = 6.0
+    min_forecasts: int = 10  # fewer forecasts in the window than this: no failure-rate or p99 verdict
+
+
+@dataclass(frozen=True)
+class LiveBundle:
+    store_id: str
+    model_version: str
+    bundle_version: str | None
+    manifest_sha256: str | None
+    since: pd.Timestamp | None  # when this live bundle was first published in the current live period
+    published: dict  # every bundle version this store ever published -> its model version
+
+
+def _ts(text: str | None) -> pd.Timestamp | None:
+    if not text:
+        return None
+    t = pd.Timestamp(text)
+    return t.tz_convert(UTC) if t.tzinfo else t.tz_localize(UTC)
+
+
+def live_bundles(models_root: Path) -> dict[str, LiveBundle]:
+    """Per store with a live model: its live bundle and since when it is live."""
+    out = {}
+    for row in registry.live_rows(models_root):
+        store = row["store_id"]
+        entries = registry.history(models_root, store)
+        bundles = [e for e in entries if e["kind"] == "bundle"]
+        live_bv = row["bundle_version"]
+        # a rollback (or any audited live change) to this model version starts a new live period
+        period_start = max((_ts(a["when"]) for a in registry.audit_log(models_root, store)
+                            if a.get("to") == row["live_version"]), default=None)
+        firsts = [_ts(e["created_at"]) for e in bundles if e["bundle_version"] == live_bv
+                  and (period_start is None or _ts(e["created_at"]) >= period_start - pd.Timedelta(minutes=5))]
+        since = min(firsts) if firsts else None
+        if since is None and live_bv is not None:  # published before the period started (rolled back to it)
+            since = period_start
+        sha = next((e.get("manifest_sha256") for e in reversed(bundles) if e["bundle_version"] == live_bv), None)
+        out[store] = LiveBundle(store, row["live_version"], live_bv, sha, since,
+                                {e["bundle_version"]: e["version"] for e in bundles})
+    return out
+
+
+def read_telemetry(con, since: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Kept telemetry rows from the warehouse (an empty frame when the mart does not exist yet)."""
+    exists = con.execute("select count(*) from information_schema.tables where table_name = 'fct_edge_forecasts'"
+                         ).fetchone()[0]
+    cols = ["store_id", "bundle_version", "manifest_sha256", "started_at_utc", "latency_ms", "outcome",
+            "error_class", "host"]
+    if not exists:
+        return pd.DataFrame(columns=cols)
+    sql = f"select {', '.join(cols)} from fct_edge_forecasts"
+    params = []
+    if since is not None:
+        sql += " where started_at_utc >= ?"
+        params.append(since.to_pydatetime())
+    df = con.execute(sql + " order by store_id, started_at_utc", params).df()
+    df["started_at_utc"] = pd.to_datetime(df["started_at_utc"], utc=True)
+    return df
+
+
+def _hours(delta: pd.Timedelta) -> float:
+    return round(delta.total_seconds() / 3600.0, 2)
+
+
+def fleet_status(live: dict[str, LiveBundle], telemetry: pd.DataFrame, as_of: pd.Timestamp,
+                 cfg: FleetConfig) -> pd.DataFrame:
+    """One row per store that has a live model or reports telemetry, worst first."""
+    as_of = as_of.tz_convert(UTC) if as_of.tzinfo else as_of.tz_localize(UTC)
+    tele = telemetry[telemetry["started_at_utc"] <= as_of] if len(telemetry) else telemetry
+    tele = tele.sort_values("started_at_utc", kind="stable").reset_index(drop=True)  # time order within a store
+    window_start = as_of - pd.Timedelta(hours=cfg.window_hours)
+    rows = []
+    for store in sorted(set(live) | set(tele["store_id"].unique() if len(tele) else [])):
+        lb = live.get(store)
+        recs = tele[tele["store_id"] == store] if len(tele) else tele
+        row = {"store_id": store, "live_model": lb.model_version if lb else None,
+               "live_bundle": lb.bundle_version if lb else None,
+               "live_since": lb.since.isoformat() if lb and lb.since is not None else None,
+               "serving_bundle": None, "serving_model": None, "in_registry": None, "last_seen": None,
+               "hours_since_seen": None, "forecasts": 0, "failures": 0, "failure_rate": None, "p50_ms": None,
+               "p99_ms": None, "stale_hours": None, "episode_start": None, "hosts": None}
+        problems: list[str] = []
+        if len(recs) == 0:
+            row["status"], row["problems"] = "never_seen", "no telemetry from this store yet"
+            rows.append(row)
+            continue
+        last = recs["started_at_utc"].max()
+        row["last_seen"] = last.isoformat()
+        row["hours_since_seen"] = _hours(as_of - last)
+        row["hosts"] = ", ".join(sorted(recs["host"].dropna().unique())[:3])
+        ok = recs[recs["outcome"] == "ok"]
+        basis = ok if len(ok) else recs
+        serving = basis["bundle_version"].iloc[-1]
+        row["serving_bundle"] = serving
+        known = lb.published if lb else {}
+        row["serving_model"] = known.get(serving)
+        row["in_registry"] = serving in known
+        win = recs[recs["started_at_utc"] > window_start]
+        row["forecasts"] = int(len(win))
+        row["failures"] = int((win["outcome"] != "ok").sum())
+        if len(win):
+            row["failure_rate"] = round(row["failures"] / len(win), 4)
+        lat = win.loc[win["outcome"] == "ok", "latency_ms"].to_numpy(dtype=float)
+        if len(lat):
+            row["p50_ms"] = round(float(np.percentile(lat, 50)), 3)
+            row["p99_ms"] = round(float(np.percentile(lat, 99)), 3)
+        statuses = []
+        if lb is None:
+            statuses.append("not_in_registry")
+            problems.append("reports forecasts but has no live model in the registry")
+        elif lb.bundle_version is not None and serving != lb.bundle_version:
+            # the trailing run of reports on a non-live bundle
+            live_hits = basis.index[basis["bundle_version"] == lb.bundle_version]
+            trailing = basis.loc[basis.index > live_hits.max()] if len(live_hits) else basis
+            start = trailing["started_at_utc"].min()
+            if lb.since is not None and lb.since > start:
+                start = lb.since
+            row["episode_start"] = start.isoformat()
+            row["stale_hours"] = _hours(as_of - start)
+            overdue = row["stale_hours"] > cfg.stale_grace_hours
+            statuses.append("stale_overdue" if overdue else "stale_within_grace")
+            what = "a bundle the registry never published" if not row["in_registry"] else \
+                f"an earlier bundle (model {row['serving_model']})"
+            problems.append(f"serves {serving}, {what}, not live {lb.bundle_version}, for {row['stale_hours']} h "
+                            f"(grace {cfg.stale_grace_hours:g} h)")
+        if len(win) >= cfg.min_forecasts and row["failure_rate"] > cfg.max_failure_rate:
+            statuses.append("failing")
+            classes = win.loc[win["outcome"] != "ok", "error_class"].fillna("?").value_counts().head(3)
+            problems.append(f"{row['failures']}/{len(win)} forecasts failed in {cfg.window_hours:g} h "
+                            f"({', '.join(f'{k} x{v}' for k, v in classes.items())})")
+        if len(lat) >= cfg.min_forecasts and row["p99_ms"] > cfg.max_p99_latency_ms:
+            statuses.append("slow")
+            problems.append(f"p99 latency {row['p99_ms']:.0f} ms > {cfg.max_p99_latency_ms:g} ms")
+        if row["hours_since_seen"] > cfg.silent_after_hours:
+            statuses.append("silent")
+            problems.append(f"last report {row['hours_since_seen']} h ago")
+        row["status"] = min(statuses or ["ok"], key=STATUS_ORDER.index)
+        row["problems"] = "; ".join(problems)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["_rank"] = df["status"].map(STATUS_ORDER.index)
+        df = df.sort_values(["_rank", "store_id"]).drop(columns="_rank").reset_index(drop=True)
+    return df
+
+
+def stale_episodes(status: pd.DataFrame) -> list[dict]:
+    """Stores past their grace on a non-live bundle, each with a key naming the episode (store, live bundle,
+    episode start): the same episode keeps its key however often it is seen."""
+    if not len(status):
+        return []
+    stale = status[status["status"] == "stale_overdue"]
+    return [{"store_id": r.store_id, "live_bundle": r.live_bundle, "serving_bundle": r.serving_bundle,
+             "episode_start": r.episode_start, "stale_hours": r.stale_hours,
+             "key": f"{r.store_id}-{r.live_bundle}-{pd.Timestamp(r.episode_start).strftime('%Y%m%dT%H%M%S')}"}
+            for r in stale.itertuples()]
+
+
+def verdict(status: pd.DataFrame) -> tuple[str, list[str]]:
+    """('error' | 'warn' | 'ok', the problem lines behind it)."""
+    if not len(status):
+        return "ok", []
+    bad = status[status["status"].isin(ERROR_STATUSES | WARN_STATUSES)]
+    lines = [f"{r.store_id} {r.status}: {r.problems}" for r in bad.itertuples()]
+    if status["status"].isin(ERROR_STATUSES).any():
+        return "error", lines
+    return ("warn", lines) if len(bad) else ("ok", [])
+
+
+def markdown(status: pd.DataFrame) -> str:
+    """The table for the UI: one line per store, worst first, short versions."""
+    if not len(status):
+        return "No stores with a live model and no telemetry yet."
+    head = ("| store | status | serving | live | last seen (UTC) | forecasts | failure rate | p50 ms | p99 ms "
+            "| problem |\n|---|---|---|---|---|---|---|---|---|---|\n")
+
+    def f(x, spec):
+        return "" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
+
+    lines = []
+    for r in status.itertuples():
+        seen = "" if r.last_seen is None else pd.Timestamp(r.last_seen).strftime("%Y-%m-%d %H:%M")
+        lines.append(f"| {r.store_id} | **{r.status}** | {r.serving_bundle or ''} | {r.live_bundle or ''} | {seen} "
+                     f"| {r.forecasts} | {f(r.failure_rate, '.1%')} | {f(r.p50_ms, '.1f')} | {f(r.p99_ms, '.1f')} "
+                     f"| {r.problems} |")
+    return head + "\n".join(lines)
+
+
+def parse_as_of(text: str | None) -> pd.Timestamp:
+    return pd.Timestamp.now(tz=UTC) if not text else _ts(text)
