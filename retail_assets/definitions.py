@@ -19,42 +19,15 @@ from retail_assets.automation.sensors import (
     stale_bundle_sensor,
 )
 from retail_assets.checks.gx_checks import gx_demand_checks, gx_quarantine_rate, gx_store_features
+from retail_assets.jobs import (
+    ingest_and_harmonize_job,
+    publish_forecasts_job,
+    refresh_edge_fleet_job,
+    republish_bundles_job,
+    store_pipeline_job,
+)
 from retail_assets.partitions import stores_partitions
 from retail_assets.resources import build_resources
-
-ingest_and_harmonize_job = dg.define_asset_job(
-    "ingest_and_harmonize",
-    selection=dg.AssetSelection.assets(raw_landing, harmonized, store_registry),
-    description="Load new landing files, rebuild the harmonized warehouse with dbt, register new stores.",
-)
-
-store_pipeline_job = dg.define_asset_job(
-    "store_pipeline",
-    selection=dg.AssetSelection.assets(store_features, demand_model, demand_forecast, edge_bundle),
-    partitions_def=stores_partitions,
-    description="Per store: features, their blocking Great Expectations gate, models, forecast and edge bundle.",
-)
-
-publish_forecasts_job = dg.define_asset_job(
-    "publish_forecasts",
-    selection=dg.AssetSelection.assets(forecasts_view, model_registry),
-    description="Refresh the `forecasts` view and the model registry tables over every store.",
-)
-
-refresh_edge_fleet_job = dg.define_asset_job(
-    "refresh_edge_fleet",
-    selection=dg.AssetSelection.assets(raw_landing, edge_fleet_status, "stg_edge_telemetry", "int_edge_telemetry",
-                                       "fct_edge_forecasts", "quarantine", "ingest_reconciliation"),
-    description="Load new telemetry files, rebuild the telemetry marts (and quarantine, reconciliation), and "
-                "judge the fleet: which bundle each store really serves.",
-)
-
-republish_bundles_job = dg.define_asset_job(
-    "republish_bundles",
-    selection=dg.AssetSelection.assets(edge_bundle),
-    partitions_def=stores_partitions,
-    description="Rebuild, verify, sign and publish a store's live bundle again (a stale device gets it pushed).",
-)
 
 defs = dg.Definitions(
     assets=[raw_landing, harmonized, store_registry, store_features, demand_model, demand_forecast, edge_bundle,

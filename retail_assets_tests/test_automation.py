@@ -47,6 +47,14 @@ def test_landing_sensor_cursor_skip_and_new_files(small_zone, tmp_path):
     ctx2 = dg.build_sensor_context(cursor=cursor, resources=_root(tmp_path))
     second = landing_files_sensor(ctx2)
     assert second.tags["retail/new_files"] == "1" and second.run_key != first.run_key
+    assert (first.job_name, second.job_name) == ("ingest_and_harmonize", "ingest_and_harmonize")
+    # telemetry alone does not rebuild the sales marts: the light fleet refresh loads and judges it
+    tele = tmp_path / "landing" / "telemetry" / "store=0001" / "pos-0001-edge01-20991231.jsonl"
+    tele.parent.mkdir(parents=True)
+    tele.write_text('{"record_id": "r1"}\n')
+    os.utime(tele, ns=(new.stat().st_mtime_ns + 10**9, new.stat().st_mtime_ns + 10**9))
+    third = landing_files_sensor(dg.build_sensor_context(cursor=ctx2.cursor, resources=_root(tmp_path)))
+    assert third.job_name == "refresh_edge_fleet" and third.tags["retail/new_files"] == "1"
 
 
 def test_new_stores_become_partitions_and_get_a_first_training(ingested):

@@ -6,6 +6,7 @@ import dagster as dg
 
 from retail_assets.core import monitoring
 from retail_assets.core.warehouse import connect_readonly
+from retail_assets.jobs import ingest_and_harmonize_job, refresh_edge_fleet_job
 from retail_assets.partitions import batches, new_store_partitions, stores_partitions
 from retail_assets.resources import FleetSettings, RetailDataRoot
 
@@ -29,8 +30,9 @@ class DriftSettings(dg.ConfigurableResource):
         return monitoring.SpikeThresholds(self.spike_z, self.spike_min_excess_units)
 
 
-@dg.sensor(job_name="ingest_and_harmonize", minimum_interval_seconds=60,
-           description="New or changed landing files request an ingest; the cursor remembers what was seen.")
+@dg.sensor(jobs=[ingest_and_harmonize_job, refresh_edge_fleet_job], minimum_interval_seconds=60,
+           description="New or changed landing files request an ingest; the cursor remembers what was seen. "
+                       "Files that are only edge telemetry request the light refresh_edge_fleet instead.")
 def landing_files_sensor(context: dg.SensorEvaluationContext, data_root: RetailDataRoot):
     landing = data_root.layout.landing
     if not landing.is_dir():
@@ -39,7 +41,9 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, data_root: RetailD
     if not fresh:
         return dg.SkipReason("no new landing files since the last tick")
     context.update_cursor(cursor)
+    telemetry_only = all(f.startswith("telemetry/") for f in fresh)
     return dg.RunRequest(run_key=f"landing-{monitoring.files_key(fresh)}",
+                         job_name=(refresh_edge_fleet_job if telemetry_only else ingest_and_harmonize_job).name,
                          tags={"retail/trigger": "new_files", "retail/new_files": str(len(fresh))})
 
 
