@@ -1,22 +1,13 @@
 -- Per landing file: rows_read = rows_accepted + rows_duplicate + rows_quarantined, or it says not.
 with fates as (
+    {%- for model in ['int_sales_lines', 'int_iot_readings', 'int_edge_telemetry'] %}
     select source_file,
            count(*) filter (where quarantine_reason is null and not is_duplicate) as accepted,
            count(*) filter (where is_duplicate) as duplicate,
            count(*) filter (where quarantine_reason is not null) as quarantined
-    from {{ ref('int_sales_lines') }} group by 1
-    union all
-    select source_file,
-           count(*) filter (where quarantine_reason is null and not is_duplicate),
-           count(*) filter (where is_duplicate),
-           count(*) filter (where quarantine_reason is not null)
-    from {{ ref('int_iot_readings') }} group by 1
-    union all
-    select source_file,
-           count(*) filter (where quarantine_reason is null and not is_duplicate),
-           count(*) filter (where is_duplicate),
-           count(*) filter (where quarantine_reason is not null)
-    from {{ ref('int_edge_telemetry') }} group by 1
+    from {{ ref(model) }} group by 1
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
 ),
 malformed as (
     select _file as source_file, count(*) as n from {{ source('landing', 'raw_malformed') }} group by 1
