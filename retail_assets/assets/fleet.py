@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from retail_assets.core import fleet
+from retail_assets.core import fleet, plots
 from retail_assets.core.warehouse import connect_readonly
 from retail_assets.resources import FleetSettings, RetailDataRoot
 
@@ -70,6 +70,9 @@ def edge_fleet_status(context: dg.AssetExecutionContext, data_root: RetailDataRo
             "stores_serving_live": int((status["serving_bundle"] == status["live_bundle"]).sum()) if len(status) else 0,
             "status_counts": dg.MetadataValue.json(counts),
             "fleet": dg.MetadataValue.md(fleet.markdown(status)),
+            **({"fleet_plot": dg.MetadataValue.md(plots.markdown_image(
+                plots.fleet_plot(status, cfg.max_p99_latency_ms, cfg.max_failure_rate), "p99 latency and failure rate per store"))}
+               if reporting else {}),
         },
         check_results=[check],
     )

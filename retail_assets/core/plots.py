@@ -57,3 +57,22 @@ def components_plot(prophet_json: str, future: pd.DataFrame) -> bytes:
                        model.history[["ds"]].assign(promo=0), future[["ds", "promo"]]], ignore_index=True)
     fig = model.plot_components(model.predict(frame), uncertainty=False, figsize=(8, 7))
     return png_bytes(fig)
+
+
+def fleet_plot(status: pd.DataFrame, max_p99_ms: float, max_failure_rate: float) -> bytes:
+    """Per store: p99 latency and failure rate against their thresholds (red when past them, grey when the
+    store serves a bundle that is not its live one)."""
+    s = status[status["forecasts"] > 0].sort_values("store_id")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.2))
+    stale = (s["serving_bundle"] != s["live_bundle"]).to_numpy()
+    for ax, col, limit, label in ((ax1, "p99_ms", max_p99_ms, "p99 latency (ms), log scale"),
+                                  (ax2, "failure_rate", max_failure_rate, "failure rate")):
+        values = s[col].fillna(0.0).astype(float).to_numpy()
+        colors = ["tab:red" if v > limit else ("tab:gray" if st else "tab:blue") for v, st in zip(values, stale)]
+        ax.bar(s["store_id"], values, color=colors)
+        ax.axhline(limit, color="tab:red", linestyle="--", linewidth=1)
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(labelsize=8)
+    ax1.set_yscale("log")
+    fig.suptitle("edge fleet, last window (grey: serving a non-live bundle)", fontsize=9)
+    return png_bytes(fig)
