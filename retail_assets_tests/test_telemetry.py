@@ -189,6 +189,8 @@ def test_fleet_check_severity(fleet_zone):
     assert check.passed
     md = lenient.asset_materializations_for_node("edge_fleet_status")[0].metadata["fleet"].value
     assert "| store | status | serving | live |" in md and roles["stale"] in md
+    plot = lenient.asset_materializations_for_node("edge_fleet_status")[0].metadata["fleet_plot"].value
+    assert "data:image/png;base64," in plot
 
 
 def test_malformed_and_duplicate_telemetry_is_quarantined_and_counted(fleet_zone):
