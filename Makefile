@@ -32,6 +32,20 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# Debian packages the e2e tests drive (Chromium for the UI test, PostgreSQL for the instance test);
+# installed with apt-get (sudo when not root) unless already there. `make run` does not need them.
+.PHONY: system-deps
+test: system-deps
+system-deps:
+	@if [ -x /usr/bin/chromium ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "system-deps: chromium and postgresql already installed"; \
+	else \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			chromium fonts-liberation postgresql; \
+	fi
+
 dev: setup
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
