@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import pydantic
 from dagster_duckdb import DuckDBResource
 
 from retail_assets.dbt import dbt_cli
@@ -42,6 +43,24 @@ class ForecastSettings(dg.ConfigurableResource):
     max_iter: int = 2000
     warm_start: bool = True
     min_train_days: int = 56
+    # where the per-item fits run (never changes the models): "processes" = a local pool of fit_workers;
+    # "dask" = Dask distributed, on the scheduler at dask_scheduler_address (tcp://host:8786) or, with no
+    # address, on a LocalCluster of fit_workers single-threaded worker processes started for the run
+    fit_engine: str = "processes"
+    dask_scheduler_address: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _known_fit_engine(self):
+        from retail_assets.core.training import validate_fit_engine
+
+        validate_fit_engine(self.fit_engine, self.dask_scheduler_address)
+        return self
+
+    def fit_pool(self):
+        """An unstarted pool for this engine; open it around several stores to start the workers once."""
+        from retail_assets.core.training import FitPool
+
+        return FitPool(self.fit_engine, self.fit_workers, self.dask_scheduler_address)
 
     def train_config(self):
         from retail_assets.core.forecasting import TrainConfig

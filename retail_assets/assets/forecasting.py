@@ -37,14 +37,16 @@ def demand_model(
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
 
 
-def model_step(layout, settings: ForecastSettings, store_id: str, log) -> tuple[dict, str]:
-    """Train (or reuse) one store's models; return the materialization metadata and the model version."""
+def model_step(layout, settings: ForecastSettings, store_id: str, log, pool=None) -> tuple[dict, str]:
+    """Train (or reuse) one store's models; return the materialization metadata and the model version.
+    `pool`: an open `FitPool` shared by several stores (the batched retrain); default one for this store."""
     store_id = validate_store_id(store_id)
     features_path = layout.store_dir("features", store_id) / "features.parquet"
     features = pd.read_parquet(features_path)
     cfg = settings.train_config()
     mv = train_store(features, layout.models, sha256_file(features_path), cfg, workers=settings.fit_workers,
-                     warm_start=settings.warm_start, progress=log)
+                     warm_start=settings.warm_start, progress=log, engine=settings.fit_engine,
+                     scheduler_address=settings.dask_scheduler_address, pool=pool)
     registry.record_model(layout.models, mv)
     s = mv.manifest["summary"]
     log(f"store {store_id}: version {mv.version}" + (" (reused: inputs unchanged)" if mv.reused else ""))

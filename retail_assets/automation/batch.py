@@ -33,27 +33,29 @@ def retrain_stores_op(context: dg.OpExecutionContext, config: RetrainConfig, dat
         context.log_event(dg.AssetMaterialization(asset_key=asset, partition=store, metadata=metadata,
                                                   tags={DATA_VERSION_TAG: version}))
 
-    for store in config.stores:
-        try:
-            metadata, version = features_step(layout, settings, store, context.log.info)
-            record("store_features", store, metadata, version)
-            gate = features_gate(layout, settings, store)
-            context.log_event(dg.AssetCheckEvaluation(
-                asset_key=dg.AssetKey("store_features"), check_name="gx_store_features", passed=gate.passed,
-                metadata=gate.metadata, severity=gate.severity, partition=store))
-            if not gate.passed:
-                outcome[store] = "blocked by gx_store_features"
-                context.log.warning(f"store {store}: features failed their gate; not trained in this run")
-                continue
-            for asset, step in (("demand_model", lambda: model_step(layout, settings, store, context.log.info)),
-                                ("demand_forecast", lambda: forecast_step(layout, settings, store, context.run_id)),
-                                ("edge_bundle", lambda: bundle_step(layout, settings, key, store, context.log.info))):
-                metadata, version = step()
-                record(asset, store, metadata, version)
-            outcome[store] = "ok"
-        except Exception as exc:  # one store's failure is reported, never the batch's
-            outcome[store] = f"failed: {type(exc).__name__}: {exc}"[:300]
-            context.log.error(f"store {store}: {outcome[store]}")
+    with settings.fit_pool() as pool:  # fit workers start once per batch (on its first fit), not per store
+        for store in config.stores:
+            try:
+                metadata, version = features_step(layout, settings, store, context.log.info)
+                record("store_features", store, metadata, version)
+                gate = features_gate(layout, settings, store)
+                context.log_event(dg.AssetCheckEvaluation(
+                    asset_key=dg.AssetKey("store_features"), check_name="gx_store_features", passed=gate.passed,
+                    metadata=gate.metadata, severity=gate.severity, partition=store))
+                if not gate.passed:
+                    outcome[store] = "blocked by gx_store_features"
+                    context.log.warning(f"store {store}: features failed their gate; not trained in this run")
+                    continue
+                log = context.log.info
+                for asset, step in (("demand_model", lambda: model_step(layout, settings, store, log, pool)),
+                                    ("demand_forecast", lambda: forecast_step(layout, settings, store, context.run_id)),
+                                    ("edge_bundle", lambda: bundle_step(layout, settings, key, store, log))):
+                    metadata, version = step()
+                    record(asset, store, metadata, version)
+                outcome[store] = "ok"
+            except Exception as exc:  # one store's failure is reported, never the batch's
+                outcome[store] = f"failed: {type(exc).__name__}: {exc}"[:300]
+                context.log.error(f"store {store}: {outcome[store]}")
     context.log.info(f"{config.reason}: " + ", ".join(f"{s} {o}" for s, o in outcome.items()))
     failed = {s: o for s, o in outcome.items() if o.startswith("failed")}
     if failed:
