@@ -204,6 +204,11 @@ def test_malformed_and_duplicate_telemetry_is_quarantined_and_counted(fleet_zone
         raw = con.execute("select raw_values from quarantine where reason = 'invalid_store_id'").fetchone()[0]
         real = con.execute("select count(*) from fct_edge_forecasts where record_id = ?",
                            [fleet_zone["real_record"]["record_id"]]).fetchone()[0]
+        types = dict(con.execute("select column_name, data_type from information_schema.columns"
+                                 " where table_name = 'edge_fleet_status'").fetchall())
+        fleet_rows = con.execute("select count(*) from edge_fleet_status").fetchone()[0]
+    assert types["last_seen"] == "TIMESTAMP WITH TIME ZONE" and types["p99_ms"] == "DOUBLE"  # typed for SQL users
+    assert fleet_rows == len(truth["roles"])
     assert reasons == truth["malformed"]
     assert ok and read == truth["lines"] + 1  # + the real runner's record
     assert (kept, dup, quar) == (truth["records"] + 1, truth["duplicates"], sum(truth["malformed"].values()))

@@ -39,9 +39,13 @@ def edge_fleet_status(context: dg.AssetExecutionContext, data_root: RetailDataRo
                       fleet_settings: FleetSettings) -> dg.MaterializeResult:
     status, as_of = compute_fleet_status(data_root, fleet_settings)
     with duckdb.get_connection() as con:
-        con.register("_fleet", status if len(status) else pd.DataFrame({"store_id": pd.Series(dtype=str)}))
+        table = status.reindex(columns=list(fleet.TABLE_COLUMNS)).astype(object)
+        table = table.where(table.notna(), None)
+        con.execute("create or replace table edge_fleet_status ("
+                    + ", ".join(f"{c} {t}" for c, t in fleet.TABLE_COLUMNS.items()) + ")")
+        con.register("_fleet", table)
         try:
-            con.execute("create or replace table edge_fleet_status as select * from _fleet")
+            con.execute("insert into edge_fleet_status by name select * from _fleet")
         finally:
             con.unregister("_fleet")
     level, problems = fleet.verdict(status)

@@ -29,6 +29,16 @@ ERROR_STATUSES = {"stale_overdue"}
 WARN_STATUSES = {"failing", "slow", "silent", "not_in_registry"}
 
 
+# the warehouse table's columns, typed even when a fleet has no telemetry yet (all-NULL columns)
+TABLE_COLUMNS = {
+    "store_id": "varchar", "status": "varchar", "problems": "varchar", "live_model": "varchar",
+    "live_bundle": "varchar", "live_since": "timestamptz", "serving_bundle": "varchar", "serving_model": "varchar",
+    "in_registry": "boolean", "last_seen": "timestamptz", "hours_since_seen": "double", "forecasts": "bigint",
+    "failures": "bigint", "failure_rate": "double", "p50_ms": "double", "p99_ms": "double",
+    "stale_hours": "double", "episode_start": "timestamptz", "hosts": "varchar",
+}
+
+
 @dataclass(frozen=True)
 class FleetConfig:
     stale_grace_hours: float = 24.0
