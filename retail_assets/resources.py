@@ -10,6 +10,7 @@ import dagster as dg
 import pydantic
 from dagster_duckdb import DuckDBResource
 
+from retail_assets.core.fleet import FleetConfig
 from retail_assets.dbt import dbt_cli
 from retail_assets.settings import DataLayout, default_data_dir
 
@@ -102,19 +103,19 @@ class EdgeSigning(dg.ConfigurableResource):
 class FleetSettings(dg.ConfigurableResource):
     """What the edge fleet check tolerates before it pages someone (issue 10)."""
 
-    stale_grace_hours: float = 24.0  # a store may serve a non-live bundle this long after the live one is published
-    window_hours: float = 24.0  # forecasts, failure rate and latency are measured over this window
-    max_failure_rate: float = 0.05
-    max_p99_latency_ms: float = 250.0
-    silent_after_hours: float = 6.0  # no report for this long: shown as silent
+    # defaults are FleetConfig's, so `retail models` (which has no resources) judges like the asset
+    stale_grace_hours: float = FleetConfig.stale_grace_hours  # after the live bundle's publication
+    window_hours: float = FleetConfig.window_hours  # forecasts, failure rate and latency are measured over it
+    max_failure_rate: float = FleetConfig.max_failure_rate
+    max_p99_latency_ms: float = FleetConfig.max_p99_latency_ms
+    silent_after_hours: float = FleetConfig.silent_after_hours  # no report for this long: silent
+    min_forecasts: int = FleetConfig.min_forecasts  # fewer in the window: no failure-rate or p99 verdict
     as_of: str | None = None  # ISO UTC time to judge against; default: now
 
-    def fleet_config(self):
-        from retail_assets.core.fleet import FleetConfig
-
+    def fleet_config(self) -> FleetConfig:
         return FleetConfig(stale_grace_hours=self.stale_grace_hours, window_hours=self.window_hours,
                            max_failure_rate=self.max_failure_rate, max_p99_latency_ms=self.max_p99_latency_ms,
-                           silent_after_hours=self.silent_after_hours)
+                           silent_after_hours=self.silent_after_hours, min_forecasts=self.min_forecasts)
 
 
 SETTINGS_ENV = "RETAIL_FORECAST_SETTINGS"

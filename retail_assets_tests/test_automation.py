@@ -53,8 +53,16 @@ def test_landing_sensor_cursor_skip_and_new_files(small_zone, tmp_path):
     tele.parent.mkdir(parents=True)
     tele.write_text('{"record_id": "r1"}\n')
     os.utime(tele, ns=(new.stat().st_mtime_ns + 10**9, new.stat().st_mtime_ns + 10**9))
-    third = landing_files_sensor(dg.build_sensor_context(cursor=ctx2.cursor, resources=_root(tmp_path)))
+    ctx3 = dg.build_sensor_context(cursor=ctx2.cursor, resources=_root(tmp_path))
+    third = landing_files_sensor(ctx3)
     assert third.job_name == "refresh_edge_fleet" and third.tags["retail/new_files"] == "1"
+    # the device appends to the same file: new again, with a new run key (else Dagster would skip the run)
+    before = tele.stat().st_mtime_ns
+    with tele.open("a") as fh:
+        fh.write('{"record_id": "r2"}\n')
+    os.utime(tele, ns=(before + 10**9, before + 10**9))  # the test's clock runs ahead of the real one
+    fourth = landing_files_sensor(dg.build_sensor_context(cursor=ctx3.cursor, resources=_root(tmp_path)))
+    assert fourth.job_name == "refresh_edge_fleet" and fourth.run_key != third.run_key
 
 
 def test_new_stores_become_partitions_and_get_a_first_training(ingested):

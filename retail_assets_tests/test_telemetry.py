@@ -269,3 +269,66 @@ def test_retail_models_shows_what_each_store_serves(fleet_zone):
     table = _cli("models", data_dir=fleet_zone["root"]).stdout
     stale = next(s for s, r in roles.items() if r == "stale")
     assert "NOT LIVE" in next(line for line in table.splitlines() if line.startswith(stale))
+
+
+def _reports(t0, rows):
+    """rows: (hours after t0, host, bundle, outcome)."""
+    return pd.DataFrame({"store_id": "S1", "bundle_version": [r[2] for r in rows], "manifest_sha256": None,
+                         "started_at_utc": [t0 + pd.Timedelta(hours=r[0]) for r in rows], "latency_ms": 5.0,
+                         "outcome": [r[3] for r in rows], "error_class": None, "host": [r[1] for r in rows]})
+
+
+def test_a_store_is_as_stale_as_its_worst_device():
+    t0 = pd.Timestamp("2026-01-01T00:00Z")
+    live = {"S1": fleet.LiveBundle("S1", "v2", "b2", None, t0, {"b1": "v1", "b2": "v2"})}
+    # device A took the live bundle; device B is stuck on b1; their reports interleave
+    rows = [(h, "A" if h % 2 else "B", "b2" if h % 2 else "b1", "ok") for h in range(1, 49)]
+    cfg = fleet.FleetConfig(stale_grace_hours=24, silent_after_hours=100)
+    status = fleet.fleet_status(live, _reports(t0, rows), t0 + pd.Timedelta(hours=48), cfg).iloc[0]
+    assert status["status"] == "stale_overdue" and status["serving_bundle"] == "b1"
+    assert status["stale_hours"] == 46.0 and "device B serves b1" in status["problems"]  # B first at hour 2
+    # a device retired two days ago with the old bundle pages nobody
+    retired = [(1, "B", "b1", "ok")] + [(h, "A", "b2", "ok") for h in range(50, 100)]
+    status = fleet.fleet_status(live, _reports(t0, retired), t0 + pd.Timedelta(hours=100), cfg).iloc[0]
+    assert status["status"] == "ok" and status["serving_bundle"] == "b2"
+
+
+def test_a_device_that_refuses_everything_serves_nothing():
+    t0 = pd.Timestamp("2026-01-01T00:00Z")
+    live = {"S1": fleet.LiveBundle("S1", "v2", "b2", None, t0, {"b2": "v2"})}
+    rows = [(h, "A", None, "refused") for h in range(1, 40)]
+    status = fleet.fleet_status(live, _reports(t0, rows), t0 + pd.Timedelta(hours=40),
+                                fleet.FleetConfig(silent_after_hours=100)).iloc[0]
+    assert status["status"] == "failing" and status["serving_bundle"] is None and status["stale_hours"] is None
+    assert fleet.stale_episodes(pd.DataFrame([status])) == []
+
+
+def test_refusals_are_recorded_even_for_garbage_bundles_and_missing_keys(fleet_zone, tmp_path):
+    good, _ = _live_bundle_path(fleet_zone["layout"], fleet_zone["stores"][0])
+    garbage = tmp_path / "garbage.zip"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(garbage, "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, json.dumps({"items_order": 5, "store_id": ["x"]}) if name == "manifest.json"
+                          else zin.read(name))
+    writer = tel.TelemetryWriter(tmp_path / "t.jsonl")
+    key = fleet_zone["root"] / "keys" / "edge_signing.pub"
+    with pytest.raises(runner.BundleError, match="signature"):
+        runner.serve_once(garbage, key, telemetry=writer, store_id="0001")
+    with pytest.raises(runner.BundleError, match="no public key"):
+        runner.serve_once(good, tmp_path / "missing.pub", telemetry=writer)
+    assert runner.main(["predict", str(good), "--public-key", str(tmp_path / "missing.pub"),
+                        "--telemetry", str(writer.path)]) == 2
+    garbage_rec, no_key, cli = tel.read_records(writer.path)
+    assert garbage_rec["outcome"] == "refused" and garbage_rec["store_id"] == "0001" and garbage_rec["items"] is None
+    assert no_key["outcome"] == cli["outcome"] == "refused" and "no public key" in no_key["error"]
+    assert no_key["bundle_version"]  # what the bundle claims, marked unverified
+    assert no_key["verified"] is False
+
+
+def test_a_line_torn_by_a_power_cut_does_not_swallow_the_next_record(tmp_path):
+    path = tmp_path / "telemetry.jsonl"
+    path.write_text('{"record_id": "torn", "sch')
+    writer = tel.TelemetryWriter(path)
+    assert writer.write({"record_id": "next"})
+    lines = path.read_text().splitlines()
+    assert lines[0] == '{"record_id": "torn", "sch' and json.loads(lines[1]) == {"record_id": "next"}

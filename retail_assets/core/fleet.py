@@ -77,7 +77,11 @@ def live_bundles(models_root: Path) -> dict[str, LiveBundle]:
         # a rollback (or any audited live change) to this model version starts a new live period
         period_start = max((_ts(a["when"]) for a in registry.audit_log(models_root, store)
                             if a.get("to") == row["live_version"]), default=None)
+        # ... and so does any publication of another bundle: the live one is live since its first publication
+        # after the last other one
+        last_other = max((_ts(e["created_at"]) for e in bundles if e["bundle_version"] != live_bv), default=None)
         firsts = [_ts(e["created_at"]) for e in bundles if e["bundle_version"] == live_bv
+                  and (last_other is None or _ts(e["created_at"]) >= last_other)
                   and (period_start is None or _ts(e["created_at"]) >= period_start - pd.Timedelta(minutes=5))]
         since = min(firsts) if firsts else None
         if since is None and live_bv is not None:  # published before the period started (rolled back to it)
@@ -135,14 +139,15 @@ def fleet_status(live: dict[str, LiveBundle], telemetry: pd.DataFrame, as_of: pd
         last = recs["started_at_utc"].max()
         row["last_seen"] = last.isoformat()
         row["hours_since_seen"] = _hours(as_of - last)
-        row["hosts"] = ", ".join(sorted(recs["host"].dropna().unique())[:3])
-        ok = recs[recs["outcome"] == "ok"]
-        basis = ok if len(ok) else recs
-        serving = basis["bundle_version"].iloc[-1]
-        row["serving_bundle"] = serving
         known = lb.published if lb else {}
+        judged = _judge_hosts(recs, lb, window_start)
+        row["hosts"] = ", ".join(sorted(recs["host"].fillna("?").unique())[:5])
+        stale_hosts = [j for j in judged if j[2] is not None]
+        worst = min(stale_hosts, key=lambda j: j[2]) if stale_hosts else (judged[-1] if judged else None)
+        serving = worst[1] if worst else None  # None: no successful forecast at all (failing says so)
+        row["serving_bundle"] = serving
         row["serving_model"] = known.get(serving)
-        row["in_registry"] = serving in known
+        row["in_registry"] = None if serving is None else serving in known
         win = recs[recs["started_at_utc"] > window_start]
         row["forecasts"] = int(len(win))
         row["failures"] = int((win["outcome"] != "ok").sum())
@@ -156,21 +161,17 @@ def fleet_status(live: dict[str, LiveBundle], telemetry: pd.DataFrame, as_of: pd
         if lb is None:
             statuses.append("not_in_registry")
             problems.append("reports forecasts but has no live model in the registry")
-        elif lb.bundle_version is not None and serving != lb.bundle_version:
-            # the trailing run of reports on a non-live bundle
-            live_hits = basis.index[basis["bundle_version"] == lb.bundle_version]
-            trailing = basis.loc[basis.index > live_hits.max()] if len(live_hits) else basis
-            start = trailing["started_at_utc"].min()
-            if lb.since is not None and lb.since > start:
-                start = lb.since
+        elif stale_hosts:
+            host, serving, start, _seen = worst
             row["episode_start"] = start.isoformat()
-            row["stale_hours"] = _hours(as_of - start)
+            row["stale_hours"] = max(0.0, _hours(as_of - start))
             overdue = row["stale_hours"] > cfg.stale_grace_hours
             statuses.append("stale_overdue" if overdue else "stale_within_grace")
             what = "a bundle the registry never published" if not row["in_registry"] else \
                 f"an earlier bundle (model {row['serving_model']})"
-            problems.append(f"serves {serving}, {what}, not live {lb.bundle_version}, for {row['stale_hours']} h "
-                            f"(grace {cfg.stale_grace_hours:g} h)")
+            where = f"device {host} " if len(judged) > 1 else ""
+            problems.append(f"{where}serves {serving}, {what}, not live {lb.bundle_version}, for "
+                            f"{row['stale_hours']} h (grace {cfg.stale_grace_hours:g} h)")
         if len(win) >= cfg.min_forecasts and row["failure_rate"] > cfg.max_failure_rate:
             statuses.append("failing")
             classes = win.loc[win["outcome"] != "ok", "error_class"].fillna("?").value_counts().head(3)
@@ -190,6 +191,26 @@ def fleet_status(live: dict[str, LiveBundle], telemetry: pd.DataFrame, as_of: pd
         df["_rank"] = df["status"].map(STATUS_ORDER.index)
         df = df.sort_values(["_rank", "store_id"]).drop(columns="_rank").reset_index(drop=True)
     return df
+
+
+def _judge_hosts(recs: pd.DataFrame, lb: LiveBundle | None, window_start: pd.Timestamp) -> list[tuple]:
+    """Per device of a store: (host, bundle of its latest successful forecast, start of its stale episode or
+    None, last seen), oldest-seen first. A store with two devices is as stale as its worst one; a device that
+    has not reported within the window (retired, or the store is silent) only counts when no device has."""
+    judged = []
+    for host, h in recs.groupby(recs["host"].fillna("?"), sort=True):
+        ok = h[h["outcome"] == "ok"]
+        if not len(ok):
+            continue
+        serving, start = ok["bundle_version"].iloc[-1], None
+        if lb is not None and lb.bundle_version is not None and serving != lb.bundle_version:
+            hits = ok.index[ok["bundle_version"] == lb.bundle_version]
+            start = (ok.loc[ok.index > hits.max()] if len(hits) else ok)["started_at_utc"].min()
+            if lb.since is not None and lb.since > start:
+                start = lb.since
+        judged.append((host, serving, start, h["started_at_utc"].max()))
+    active = [j for j in judged if j[3] > window_start]
+    return sorted(active or judged, key=lambda j: j[3])
 
 
 def stale_episodes(status: pd.DataFrame) -> list[dict]:

@@ -10,8 +10,8 @@ byte-identical files. Every device forecasts every `every_minutes` (with jitter)
 - one store fails a quarter of its forecasts (onnxruntime errors and refusals of an expired horizon);
 - one slow device answers in ~400 ms;
 - with six or more stores, one device went silent 30 hours ago;
-- a few malformed lines (a power cut mid-line, a bad latency, an unknown outcome, a path as store id, a newer
-  schema) and one file shipped twice (duplicate records). Their counts go to `_truth/telemetry.json`.
+- a few malformed lines (a power cut mid-line, bad and infinite latencies, an unknown outcome, a path as store
+  id, a newer schema, a time without its offset) and one file shipped twice (duplicate records). Their counts go to `_truth/telemetry.json`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def generate_fleet_telemetry(landing: Path, models_root: Path, now: dt.datetime,
             manifest_sha = hashlib.sha256(f"manifest-{bundle}".encode()).hexdigest()
         start = now - dt.timedelta(hours=hours)
         end = now - dt.timedelta(hours=SILENT_FOR_HOURS) if role == "silent" else now
-        n = int((end - start).total_seconds() // (every_minutes * 60))
+        n = max(0, int((end - start).total_seconds() // (every_minutes * 60)))
         offsets = np.arange(1, n + 1) * every_minutes * 60 - rng.uniform(0, 120, n)
         median = SLOW_MEDIAN_MS if role == "slow" else HEALTHY_MEDIAN_MS
         latency = median * np.exp(rng.normal(0, 0.5 if role == "slow" else 0.25, n))
@@ -92,26 +92,27 @@ def generate_fleet_telemetry(landing: Path, models_root: Path, now: dt.datetime,
                                error="[ONNXRuntimeError] : 1 : FAIL : bad allocation")
             by_day.setdefault(t.strftime("%Y%m%d"), []).append(json.dumps(rec, separators=(",", ":")))
         truth["records"] += n
-        if role == "failing":  # what a real fleet sends now and then
+        if role == "failing" and by_day:  # what a real fleet sends now and then
             day = max(by_day)
             good = json.loads(by_day[day][-1])
-            bad = {
-                "not_json_object": POWER_CUT_LINE.replace("{store}", store),
-                "invalid_latency": json.dumps({**good, "record_id": "x1" + good["record_id"][2:],
-                                               "latency_ms": "fast"}),
-                "unknown_outcome": json.dumps({**good, "record_id": "x2" + good["record_id"][2:],
-                                               "outcome": "timeout"}),
-                "invalid_store_id": json.dumps({**good, "record_id": "x3" + good["record_id"][2:],
-                                                "store_id": "../../etc/passwd"}),
-                "unsupported_schema": json.dumps({**good, "record_id": "x4" + good["record_id"][2:], "schema": 2}),
-            }
-            by_day[day].extend(bad.values())
-            truth["malformed"] = {k: 1 for k in bad}
+            bad = [  # (the reason the platform must give, the line as it arrived)
+                ("not_json_object", POWER_CUT_LINE.replace("{store}", store)),
+                ("invalid_latency", {**good, "latency_ms": "fast"}),
+                ("invalid_latency", {**good, "latency_ms": "Infinity"}),  # parses as a double, not finite
+                ("unknown_outcome", {**good, "outcome": "timeout"}),
+                ("invalid_store_id", {**good, "store_id": "../../etc/passwd"}),
+                ("unsupported_schema", {**good, "schema": 2}),
+                ("unparseable_timestamp", {**good, "started_at": good["started_at"].rstrip("Z")}),  # no offset
+            ]
+            for k, (reason, line) in enumerate(bad):
+                by_day[day].append(line if isinstance(line, str) else
+                                   json.dumps({**line, "record_id": f"x{k}" + good["record_id"][2:]}))
+                truth["malformed"][reason] = truth["malformed"].get(reason, 0) + 1
         for day, lines in sorted(by_day.items()):
             rel = Path("telemetry") / f"store={store}" / f"{host}-{day}.jsonl"
             atomic_write_text(landing / rel, "\n".join(lines) + "\n")
             truth["files"].append(rel.as_posix())
-        if role == "healthy" and truth["duplicates"] == 0:  # the shipper retried: a file arrives twice
+        if role == "healthy" and truth["duplicates"] == 0 and by_day:  # the shipper retried: a file twice
             day = min(by_day)
             rel = Path("telemetry") / f"store={store}" / f"{host}-{day}.retry.jsonl"
             atomic_write_text(landing / rel, "\n".join(by_day[day]) + "\n")

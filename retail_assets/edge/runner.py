@@ -180,37 +180,58 @@ def _peek_manifest(path: str | os.PathLike) -> tuple[dict, str | None]:
         return {}, None
 
 
-def serve_once(bundle_path: str | os.PathLike, public_key: bytes | None = None, start: str | None = None,
-               horizon: int | None = None, telemetry: tel.TelemetryWriter | None = None,
-               store_id: str | None = None) -> list[dict]:
+_DEFAULT_WRITERS: dict[str, tel.TelemetryWriter] = {}
+
+
+def _default_writer() -> tel.TelemetryWriter:
+    """One writer per telemetry path and process: its drop count and its one warning are per process."""
+    path = str(tel.default_path())
+    return _DEFAULT_WRITERS.setdefault(path, tel.TelemetryWriter(path))
+
+
+def serve_once(bundle_path: str | os.PathLike, public_key: bytes | str | os.PathLike | None = None,
+               start: str | None = None, horizon: int | None = None,
+               telemetry: tel.TelemetryWriter | None = None, store_id: str | None = None) -> list[dict]:
     """Load, verify and forecast once, and record how it went. Raises what `load_bundle`/`predict` raise
-    (BundleError when the bundle is refused) after the telemetry record is written; telemetry itself never
-    raises. `store_id` is the device's own store, reported when a refused bundle cannot be trusted to say it."""
-    writer = telemetry if telemetry is not None else tel.TelemetryWriter()
+    (BundleError when the bundle or the key is refused) after the telemetry record is written; telemetry itself
+    never raises. `public_key`: the key's bytes, a key file, or None for the default key file. `store_id` is
+    the device's own store, reported when a refused bundle cannot be trusted to say it."""
+    writer = telemetry if telemetry is not None else _default_writer()
     started_at, t0 = tel.utc_now_iso(), time.perf_counter()
     bundle, predict_ms, rows, error = None, None, [], None
     try:
-        bundle = load_bundle(bundle_path, public_key if public_key is not None else read_public_key(None))
+        key = public_key if isinstance(public_key, bytes) else read_public_key(public_key)
+        bundle = load_bundle(bundle_path, key)
         t1 = time.perf_counter()
         rows = predict(bundle, start, horizon)
         predict_ms = (time.perf_counter() - t1) * 1000.0
     except Exception as exc:  # noqa: BLE001 - recorded, then raised again
         error = exc
     latency_ms = (time.perf_counter() - t0) * 1000.0
-    manifest, manifest_sha256 = ((bundle.manifest, bundle.manifest_sha256) if bundle is not None
-                                 else _peek_manifest(bundle_path))
-    items = manifest.get("items") if isinstance(manifest.get("items"), dict) else {}
-    writer.write(tel.make_record(
-        store_id=store_id or manifest.get("store_id"), bundle_version=manifest.get("bundle_version"),
-        model_versions=[str(i.get("model_version")) for i in items.values() if isinstance(i, dict)],
-        manifest_sha256=manifest_sha256,
-        verified=bundle is not None, started_at=started_at, latency_ms=latency_ms, predict_ms=predict_ms,
-        outcome="ok" if error is None else ("refused" if isinstance(error, BundleError) else "error"),
-        error=error, items=len(manifest.get("items_order") or []) or None,
-        horizon=len({r["date"] for r in rows}) or horizon))
+    try:
+        writer.write(_record(bundle, bundle_path, store_id, started_at, latency_ms, predict_ms, rows, horizon,
+                             error))
+    except Exception:  # noqa: BLE001 - a record that cannot even be built never costs the forecast
+        writer.dropped += 1
     if error is not None:
         raise error
     return rows
+
+
+def _record(bundle, bundle_path, store_id, started_at, latency_ms, predict_ms, rows, horizon, error) -> dict:
+    """The telemetry record; for a refused bundle, what its unverified manifest claims (only if well formed)."""
+    manifest, manifest_sha256 = ((bundle.manifest, bundle.manifest_sha256) if bundle is not None
+                                 else _peek_manifest(bundle_path))
+    items = manifest.get("items") if isinstance(manifest.get("items"), dict) else {}
+    order = manifest.get("items_order") if isinstance(manifest.get("items_order"), list) else []
+    claimed = lambda k: manifest.get(k) if isinstance(manifest.get(k), str) else None  # noqa: E731
+    return tel.make_record(
+        store_id=store_id or claimed("store_id"), bundle_version=claimed("bundle_version"),
+        model_versions=[str(i.get("model_version")) for i in items.values() if isinstance(i, dict)],
+        manifest_sha256=manifest_sha256, verified=bundle is not None, started_at=started_at,
+        latency_ms=latency_ms, predict_ms=predict_ms,
+        outcome="ok" if error is None else ("refused" if isinstance(error, BundleError) else "error"),
+        error=error, items=len(order) or None, horizon=len({r["date"] for r in rows}) or horizon)
 
 
 def _write(rows: list[dict], fmt: str, out) -> None:
@@ -246,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             writer = tel.TelemetryWriter(args.telemetry if args.telemetry else None)
             if args.no_telemetry:
                 writer.write = lambda _record: False  # type: ignore[method-assign]
-            rows = serve_once(args.bundle, read_public_key(args.public_key), args.start, args.horizon,
-                              telemetry=writer, store_id=args.store)
+            rows = serve_once(args.bundle, args.public_key, args.start, args.horizon,
+                              telemetry=writer, store_id=args.store)  # a bad key is refused and recorded
             _write(rows, args.format, sys.stdout)
             return 0
         bundle = load_bundle(args.bundle, read_public_key(args.public_key))

@@ -87,8 +87,11 @@ class TelemetryWriter:
             line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._rotate_if_needed(len(line))
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":  # a line torn by a power cut stays alone
+                    line = b"\n" + line
                 os.write(fd, line)
             finally:
                 os.close(fd)
