@@ -92,7 +92,7 @@ def live_bundles(models_root: Path) -> dict[str, LiveBundle]:
     return out
 
 
-def read_telemetry(con, since: pd.Timestamp | None = None) -> pd.DataFrame:
+def read_telemetry(con) -> pd.DataFrame:
     """Kept telemetry rows from the warehouse (an empty frame when the mart does not exist yet)."""
     exists = con.execute("select count(*) from information_schema.tables where table_name = 'fct_edge_forecasts'"
                          ).fetchone()[0]
@@ -100,12 +100,7 @@ def read_telemetry(con, since: pd.Timestamp | None = None) -> pd.DataFrame:
             "error_class", "host"]
     if not exists:
         return pd.DataFrame(columns=cols)
-    sql = f"select {', '.join(cols)} from fct_edge_forecasts"
-    params = []
-    if since is not None:
-        sql += " where started_at_utc >= ?"
-        params.append(since.to_pydatetime())
-    df = con.execute(sql + " order by store_id, started_at_utc", params).df()
+    df = con.execute(f"select {', '.join(cols)} from fct_edge_forecasts order by store_id, started_at_utc").df()
     df["started_at_utc"] = pd.to_datetime(df["started_at_utc"], utc=True)
     return df
 
