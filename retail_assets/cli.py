@@ -223,14 +223,11 @@ def models(data_dir, store, show_all, fmt) -> None:
 def _fleet_by_store(layout: DataLayout) -> dict[str, dict]:
     """What each store's device last reported (fleet status now); empty when there is no telemetry mart yet."""
     from retail_assets.core import fleet
-    from retail_assets.core.warehouse import connect_readonly
 
     try:
-        with connect_readonly(layout.warehouse) as con:
-            tele = fleet.read_telemetry(con)
+        status = fleet.current_status(layout.models, layout.warehouse, fleet.parse_as_of(None), fleet.FleetConfig())
     except Exception:  # noqa: BLE001 - no warehouse yet, or a writer holds it: show the registry alone
         return {}
-    status = fleet.fleet_status(fleet.live_bundles(layout.models), tele, fleet.parse_as_of(None), fleet.FleetConfig())
     return {r["store_id"]: r for r in status.to_dict("records")} if len(status) else {}
 
 

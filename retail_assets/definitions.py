@@ -11,7 +11,6 @@ from retail_assets.assets.stores import store_features, store_registry
 from retail_assets.automation.batch import retrain_stores
 from retail_assets.automation.schedules import seasonal_retrain_schedule, weekly_retrain_schedule
 from retail_assets.automation.sensors import (
-    DriftSettings,
     drift_sensor,
     landing_files_sensor,
     new_stores_sensor,
@@ -43,5 +42,5 @@ defs = dg.Definitions(
         ),
     ],
     schedules=[weekly_retrain_schedule, seasonal_retrain_schedule],
-    resources={**build_resources(), "drift_settings": DriftSettings()},
+    resources=build_resources(),
 )

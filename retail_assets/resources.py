@@ -100,6 +100,29 @@ class EdgeSigning(dg.ConfigurableResource):
         return load_private_key(priv.read_bytes())
 
 
+class DriftSettings(dg.ConfigurableResource):
+    """Drift and spike thresholds (configuration, not code)."""
+
+    wape_ratio: float = 1.75
+    max_abs_bias: float = 0.25
+    max_psi: float = 0.25
+    min_overlap_days: int = 5
+    category_bias_ratio: float = 1.5
+    spike_z: float = 6.0
+    spike_min_excess_units: float = 25.0
+
+    def drift(self):
+        from retail_assets.core import monitoring
+
+        return monitoring.DriftThresholds(self.wape_ratio, self.max_abs_bias, self.max_psi, self.min_overlap_days,
+                                          self.category_bias_ratio)
+
+    def spikes(self):
+        from retail_assets.core import monitoring
+
+        return monitoring.SpikeThresholds(self.spike_z, self.spike_min_excess_units)
+
+
 class FleetSettings(dg.ConfigurableResource):
     """What the edge fleet check tolerates before it pages someone (issue 10)."""
 
@@ -148,4 +171,5 @@ def build_resources(data_dir: str | os.PathLike | None = None, **settings) -> di
         "settings": ForecastSettings(**settings),
         "edge_signing": EdgeSigning(),
         "fleet_settings": FleetSettings(),
+        "drift_settings": DriftSettings(),
     }

@@ -5,7 +5,6 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from retail_assets.core import fleet, plots
-from retail_assets.core.warehouse import connect_readonly
 from retail_assets.resources import FleetSettings, RetailDataRoot
 
 FLEET_CHECK = "edge_fleet_healthy"
@@ -13,12 +12,9 @@ FLEET_CHECK = "edge_fleet_healthy"
 
 def compute_fleet_status(data_root: RetailDataRoot, fleet_settings: FleetSettings) -> tuple[pd.DataFrame, pd.Timestamp]:
     """Fleet status as of the configured time (default now), from the registry files and the warehouse."""
-    cfg = fleet_settings.fleet_config()
     as_of = fleet.parse_as_of(fleet_settings.as_of)
     layout = data_root.layout
-    with connect_readonly(layout.warehouse) as con:
-        tele = fleet.read_telemetry(con)
-    return fleet.fleet_status(fleet.live_bundles(layout.models), tele, as_of, cfg), as_of
+    return fleet.current_status(layout.models, layout.warehouse, as_of, fleet_settings.fleet_config()), as_of
 
 
 @dg.asset(

@@ -8,26 +8,7 @@ from retail_assets.core import monitoring
 from retail_assets.core.warehouse import connect_readonly
 from retail_assets.jobs import ingest_and_harmonize_job, refresh_edge_fleet_job
 from retail_assets.partitions import batches, new_store_partitions, stores_partitions
-from retail_assets.resources import FleetSettings, RetailDataRoot
-
-
-class DriftSettings(dg.ConfigurableResource):
-    """Drift and spike thresholds (configuration, not code)."""
-
-    wape_ratio: float = 1.75
-    max_abs_bias: float = 0.25
-    max_psi: float = 0.25
-    min_overlap_days: int = 5
-    category_bias_ratio: float = 1.5
-    spike_z: float = 6.0
-    spike_min_excess_units: float = 25.0
-
-    def drift(self) -> monitoring.DriftThresholds:
-        return monitoring.DriftThresholds(self.wape_ratio, self.max_abs_bias, self.max_psi, self.min_overlap_days,
-                                          self.category_bias_ratio)
-
-    def spikes(self) -> monitoring.SpikeThresholds:
-        return monitoring.SpikeThresholds(self.spike_z, self.spike_min_excess_units)
+from retail_assets.resources import DriftSettings, FleetSettings, RetailDataRoot  # noqa: F401 - re-exported
 
 
 @dg.sensor(jobs=[ingest_and_harmonize_job, refresh_edge_fleet_job], minimum_interval_seconds=60,

@@ -105,6 +105,16 @@ def read_telemetry(con) -> pd.DataFrame:
     return df
 
 
+def current_status(models_root: Path, warehouse: Path, as_of: pd.Timestamp, cfg: FleetConfig) -> pd.DataFrame:
+    """The fleet as of `as_of`, from the registry files and the warehouse (opened read-only): what the asset,
+    the republish sensor and `retail models` all show."""
+    from retail_assets.core.warehouse import connect_readonly
+
+    with connect_readonly(warehouse) as con:
+        tele = read_telemetry(con)
+    return fleet_status(live_bundles(models_root), tele, as_of, cfg)
+
+
 def _hours(delta: pd.Timedelta) -> float:
     return round(delta.total_seconds() / 3600.0, 2)
 

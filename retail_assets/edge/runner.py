@@ -264,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "predict":
-            writer = tel.TelemetryWriter(args.telemetry if args.telemetry else None)
-            if args.no_telemetry:
-                writer.write = lambda _record: False  # type: ignore[method-assign]
+            writer = tel.TelemetryWriter(args.telemetry or None, enabled=not args.no_telemetry)
             rows = serve_once(args.bundle, args.public_key, args.start, args.horizon,
                               telemetry=writer, store_id=args.store)  # a bad key is refused and recorded
             _write(rows, args.format, sys.stdout)

@@ -73,8 +73,10 @@ def make_record(*, store_id: str | None, bundle_version: str | None, model_versi
 class TelemetryWriter:
     """Append-only JSONL telemetry with size rotation; `write` never raises."""
 
-    def __init__(self, path: str | os.PathLike | None = None, max_bytes: int = 5_000_000, keep: int = 10):
+    def __init__(self, path: str | os.PathLike | None = None, max_bytes: int = 5_000_000, keep: int = 10,
+                 enabled: bool = True):
         self.path = Path(path) if path is not None else default_path()
+        self.enabled = enabled
         self.max_bytes = max_bytes
         self.keep = keep
         self.written = 0
@@ -82,7 +84,10 @@ class TelemetryWriter:
         self._warned = False
 
     def write(self, record: dict) -> bool:
-        """True when the line reached the file; False (counted, warned once) when it could not."""
+        """True when the line reached the file; False (counted, warned once) when it could not, or when this
+        writer is disabled (`--no-telemetry`)."""
+        if not self.enabled:
+            return False
         try:
             line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
             self.path.parent.mkdir(parents=True, exist_ok=True)
