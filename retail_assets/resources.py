@@ -15,10 +15,28 @@ from retail_assets.dbt import dbt_cli
 from retail_assets.settings import DataLayout, default_data_dir
 
 
+def _env_encodings() -> dict[str, str]:
+    raw = os.environ.get("RETAIL_LANDING_ENCODINGS", "").strip()
+    if not raw:
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError("RETAIL_LANDING_ENCODINGS must be a JSON object such as {\"pos_de\": \"cp1252\"}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
 class RetailDataRoot(dg.ConfigurableResource):
     """The data root (`RETAIL_DATA_DIR`): landing zone, warehouse and per-store artifacts."""
 
     data_dir: str = str(default_data_dir())
+    # per-source text encoding of landing files, e.g. {"pos_de": "cp1252"}; UTF-8 (with or without BOM)
+    # by default; from $RETAIL_LANDING_ENCODINGS (JSON) when not configured
+    landing_encodings: dict[str, str] = pydantic.Field(default_factory=lambda: _env_encodings())
+
+    def encodings(self) -> dict[str, str]:
+        from retail_assets.core.landing import validate_encodings
+
+        return validate_encodings(self.landing_encodings)
 
     @property
     def layout(self) -> DataLayout:

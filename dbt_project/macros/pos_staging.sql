@@ -18,7 +18,7 @@ select
     raw."{{ columns['sold_at'] }}" as sold_at_text,
     try_strptime(raw."{{ columns['sold_at'] }}", '{{ timestamp_format }}') as sold_at_local,
     raw."{{ columns['qty'] }}" as qty_text,
-    try_cast(raw."{{ columns['qty'] }}" as bigint) as qty,
+    {{ plain_integer('raw."' ~ columns['qty'] ~ '"') }} as qty,
     {%- if decimal == ',' %}
     try_cast(replace(replace(raw."{{ columns['unit_price'] }}", '.', ''), ',', '.') as decimal(18, 4)) as unit_price,
     {%- else %}

@@ -29,6 +29,12 @@ def _model_metadata(con, table: str) -> dict:
             "select sum(rows_read), sum(rows_accepted), sum(rows_duplicate), sum(rows_quarantined),"
             " count(*) filter (where not reconciled), max(quarantine_rate) from ingest_reconciliation"
         ).fetchone()
+        rejected = con.execute("select source, source_file, rejected_reason from ingest_reconciliation"
+                               " where rejected_reason is not null order by 1, 2 limit 50").fetchall()
+        meta["files_rejected"] = dg.MetadataValue.int(len(rejected))
+        if rejected:
+            meta["rejected_files"] = dg.MetadataValue.md(
+                "| source | file | reason |\n|---|---|---|\n" + "\n".join(f"| {s} | `{f}` | {r} |" for s, f, r in rejected))
         meta.update(
             rows_read=int(read or 0), rows_accepted=int(acc or 0), rows_duplicate=int(dup or 0),
             rows_quarantined=int(quar or 0), files_not_reconciled=int(bad or 0),

@@ -16,13 +16,14 @@ RAW_TABLES = {
     "raw_edge_telemetry": "Edge devices' telemetry, one JSON record per forecast (what is actually serving).",
     "raw_malformed": "CSV lines the parser could not split; they reach quarantine.",
     "ingest_files": "One row per landing file loaded: SHA-256, rows read, header.",
+    "rejected_files": "Landing files refused whole (unreadable, links, special files), each with its reason.",
     "raw_stores": "Reference: stores with region, time zone, currency, opening date, climate zone.",
     "raw_items": "Reference: items with category, colour, list price, launch date.",
     "raw_holidays": "Reference: regional holidays and retail events, with store closures.",
     "raw_promotions": "Reference: the promotion calendar, planned in advance.",
     "raw_fx_rates": "Reference: daily FX rates to USD.",
 }
-TABLE_OF = {name: ("_ingest_files" if name == "ingest_files" else name) for name in RAW_TABLES}
+TABLE_OF = {name: (f"_{name}" if name in ("ingest_files", "rejected_files") else name) for name in RAW_TABLES}
 
 
 @dg.multi_asset(
@@ -37,7 +38,8 @@ def raw_landing(context: dg.AssetExecutionContext, data_root: RetailDataRoot, du
     """Load only new or changed landing files: re-running over the same files changes nothing."""
     layout = data_root.layout
     with duckdb.get_connection() as con:
-        report = load_landing_zone(con, layout.landing, progress=context.log.info)
+        report = load_landing_zone(con, layout.landing, progress=context.log.info,
+                                   encodings=data_root.encodings())
         table_rows = {
             name: con.execute(f"select count(*) from {table}").fetchone()[0] for name, table in TABLE_OF.items()
         }
@@ -53,12 +55,17 @@ def raw_landing(context: dg.AssetExecutionContext, data_root: RetailDataRoot, du
             "files_loaded": report.files_loaded,
             "files_unchanged": report.files_unchanged,
             "files_replaced": report.files_replaced,
+            "files_rejected": report.files_rejected,
             "landing_fingerprint": fingerprint,
         }
         if name in source_of:
             metadata["rows_loaded_this_run"] = report.rows_loaded.get(source_of[name], 0)
         if name == "raw_malformed":
             metadata["malformed_rows_this_run"] = report.malformed_rows
+        if name == "rejected_files" and report.rejected:
+            metadata["rejected"] = dg.MetadataValue.md("\n".join(
+                ["| source | file | reason |", "|---|---|---|"]
+                + [f"| {r.source} | `{r.file}` | {r.reason} |" for r in report.rejected[:50]]))
         yield dg.MaterializeResult(
             asset_key=["landing", name],
             metadata=metadata,

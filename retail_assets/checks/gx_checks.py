@@ -104,14 +104,20 @@ def gx_demand_checks(data_root: RetailDataRoot, settings: ForecastSettings):
 def gx_quarantine_rate(data_root: RetailDataRoot, settings: ForecastSettings) -> dg.AssetCheckResult:
     with connect_readonly(data_root.layout.warehouse) as con:
         frame = con.execute(
-            "select source, source_file, rows_read, rows_quarantined, quarantine_rate, reconciled"
-            " from ingest_reconciliation where source <> 'reference'"
+            "select source, source_file, rows_read, rows_quarantined, quarantine_rate, reconciled, rejected_reason"
+            " from ingest_reconciliation where source <> 'reference' or rejected_reason is not null"
         ).df()
-    worst = frame.sort_values("quarantine_rate", ascending=False).head(5)
+    worst = frame.sort_values("quarantine_rate", ascending=False).head(5).drop(columns="rejected_reason")
+    rejected = frame[frame["rejected_reason"].notna()]
+    extra = {"worst_files": dg.MetadataValue.md(worst.to_markdown(index=False, disable_numparse=True)),
+             "files_rejected": dg.MetadataValue.int(len(rejected))}
+    if len(rejected):
+        extra["rejected_files"] = dg.MetadataValue.md(rejected[["source", "source_file", "rejected_reason"]].head(50)
+                                                      .to_markdown(index=False, disable_numparse=True))
     return check_result(
         [validate_frame(frame, suites.ingest_suite(settings.validation_config()))],
         dg.AssetCheckSeverity.ERROR,
-        extra={"worst_files": dg.MetadataValue.md(worst.to_markdown(index=False, disable_numparse=True))},
+        extra=extra,
     )
 
 

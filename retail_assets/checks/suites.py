@@ -113,6 +113,8 @@ def volume_suite(cfg: ValidationConfig) -> gx.ExpectationSuite:
 def ingest_suite(cfg: ValidationConfig) -> gx.ExpectationSuite:
     suite = _suite("ingest_reconciliation.quarantine_rate")
     suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="reconciled", value_set=[True]))
+    # a file the loader refused whole: the failure's sample is its reason
+    suite.add_expectation(gxe.ExpectColumnValuesToBeNull(column="rejected_reason"))
     suite.add_expectation(
         gxe.ExpectColumnValuesToBeBetween(column="quarantine_rate", min_value=0, max_value=cfg.max_file_quarantine_rate)
     )

@@ -14,7 +14,7 @@ select
     {{ json_field('ordered_at') }} as ordered_at_text,
     {{ json_field('ordered_at', 'timestamptz') }} as ordered_at_utc,
     {{ json_field('quantity') }} as qty_text,
-    {{ json_field('quantity', 'bigint') }} as qty,
+    {{ plain_integer(json_field('quantity')) }} as qty,
     {{ json_field('unit_price', 'decimal(18, 4)') }} as unit_price,
     case when is_json then upper(_raw ->> 'currency') end as currency,
     case when is_json then nullif(_raw ->> 'promo_code', '') end as promo_code
