@@ -18,13 +18,41 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _known_errors() -> tuple[type[Exception], ...]:
+    """Refusals whose message is already a sentence a person can act on (imported only when one is raised)."""
+    from retail_assets.core.backtest_csv import BacktestInputError
+    from retail_assets.core.edge_bundle import BundleVerificationError
+    from retail_assets.core.ids import InvalidIdentifier
+    from retail_assets.core.keys import SigningKeyError
+    from retail_assets.core.landing import LandingZoneError
+    from retail_assets.core.registry import RegistryError
+    from retail_assets.core.warehouse import WarehouseError
+    from retail_assets.edge.runner import BundleError
+
+    return (BacktestInputError, BundleError, BundleVerificationError, InvalidIdentifier, LandingZoneError,
+            RegistryError, SigningKeyError, WarehouseError)
+
+
+class _Retail(click.Group):
+    """The one place where a known refusal becomes `error: <sentence>` on stderr and exit status 2; anything
+    else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if isinstance(exc, _known_errors()):
+                _fail(" ".join(str(exc).split()))  # one line, whatever the message held
+            raise
+
+
 def _layout(data_dir: str | None) -> DataLayout:
     layout = DataLayout(Path(data_dir).resolve()) if data_dir else DataLayout.from_env()
     os.environ["RETAIL_DATA_DIR"] = str(layout.root)
     return layout
 
 
-@click.group()
+@click.group(cls=_Retail)
 def main() -> None:
     """Retail demand platform: landing zone -> dbt on DuckDB -> per-store forecasts and edge bundles."""
 
@@ -94,7 +122,7 @@ def generate_telemetry(data_dir, hours, every_minutes, seed, now_text) -> None:
 @click.option("--workers", default=os.cpu_count() or 2, show_default=True, type=int)
 def backtest(history, date_col, series_cols, target, freq, horizon, holiday_col, out, workers) -> None:
     """Backtest the champion selection against seasonal naive on your own history CSV."""
-    from retail_assets.core.backtest_csv import BacktestInputError, run_backtest
+    from retail_assets.core.backtest_csv import run_backtest
 
     cols = [c.strip() for c in series_cols.split(",") if c.strip()]
     if not cols:
@@ -109,8 +137,6 @@ def backtest(history, date_col, series_cols, target, freq, horizon, holiday_col,
     try:
         report = run_backtest(history, date_col, cols, target, freq, horizon, holiday_col, workers,
                               progress=lambda _m: bar and bar.update(1), on_start=start)
-    except BacktestInputError as exc:
-        _fail(str(exc))
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -177,17 +203,13 @@ def models(data_dir, store, show_all, fmt) -> None:
     import json as _json
 
     from retail_assets.core import registry
-    from retail_assets.core.ids import InvalidIdentifier
 
     layout = _layout(data_dir)
-    try:
-        if show_all:
-            rows = [e for s in ([store] if store else registry.stores(layout.models))
-                    for e in registry.history(layout.models, s)]
-        else:
-            rows = registry.live_rows(layout.models, store)
-    except InvalidIdentifier as exc:
-        _fail(str(exc))
+    if show_all:
+        rows = [e for s in ([store] if store else registry.stores(layout.models))
+                for e in registry.history(layout.models, s)]
+    else:
+        rows = registry.live_rows(layout.models, store)
     if store and not rows:
         _fail(f"store {store} has no trained model in {layout.models}")
     if not show_all:
@@ -243,16 +265,12 @@ def rollback(data_dir, store, version, reason) -> None:
     from retail_assets.core import registry
     from retail_assets.core.atomic import sha256_file
     from retail_assets.core.edge_bundle import BundleVerificationError, build_bundle
-    from retail_assets.core.ids import InvalidIdentifier
     from retail_assets.core.training import code_version, live_version
     from retail_assets.resources import EdgeSigning, RetailDataRoot
 
     layout = _layout(data_dir)
-    try:
-        current = live_version(layout.models, store)
-        target = registry.verify_version(layout.models, store, version)
-    except (InvalidIdentifier, registry.RegistryError) as exc:
-        _fail(str(exc))
+    current = live_version(layout.models, store)
+    target = registry.verify_version(layout.models, store, version)
     features = pd.read_parquet(layout.store_dir("features", store) / "features.parquet")
     key = EdgeSigning().load(RetailDataRoot(data_dir=str(layout.root)))
     try:  # the bundle first: a version that cannot be published is not made live
@@ -295,8 +313,6 @@ def trace(data_dir, store, item, day, fmt) -> None:
     import json as _json
 
     from retail_assets.core import trace as tracing
-    from retail_assets.core.ids import InvalidIdentifier
-    from retail_assets.core.registry import RegistryError
 
     layout = _layout(data_dir)
     try:
@@ -305,7 +321,7 @@ def trace(data_dir, store, item, day, fmt) -> None:
         _fail(f"--date {day!r} is not a date (YYYY-MM-DD)")
     try:
         t = tracing.trace(layout, store, item, when)
-    except (InvalidIdentifier, RegistryError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:  # the store's features or forecast are not there yet
         _fail(str(exc))
     click.echo(_json.dumps(t, indent=1, default=str) if fmt == "json" else tracing.render(t))
 
@@ -421,6 +437,8 @@ def _print_summary(layout: DataLayout, seconds: float, run_id: str, store_outcom
             " bool_and(reconciled) from ingest_reconciliation where source <> 'reference'"
         )
         reasons = con.execute("select reason, count(*) from quarantine group by 1 order by 2 desc").fetchall()
+        rejected = con.execute("select source_file, rejected_reason from ingest_reconciliation"
+                               " where rejected_reason is not null order by 1").fetchall()
     click.echo(f"\nfinished in {seconds:.1f}s (ingest run {run_id})")
     click.echo(f"  warehouse      {layout.warehouse}")
     click.echo(f"  dagster home   {os.environ['DAGSTER_HOME']}  (`make dev` shows these runs)")
@@ -431,6 +449,8 @@ def _print_summary(layout: DataLayout, seconds: float, run_id: str, store_outcom
         f" + {int(quar):,} quarantined ({'reconciled' if ok else 'NOT RECONCILED'})"
     )
     click.echo("  quarantine     " + ", ".join(f"{r}: {n}" for r, n in reasons))
+    for f, why in rejected:
+        click.echo(f"  REJECTED FILE  {f}: {why}")
     ok = sorted(s for s, o in store_outcomes.items() if o == "ok")
     click.echo(f"  features       {layout.features}/store=<id>/features.parquet: "
                f"{len(ok)} of {len(store_outcomes)} stores passed their gate")

@@ -97,7 +97,7 @@ def _plots(mv, features: pd.DataFrame, horizon: int, top: int = 3) -> dict:
         champion = mv.manifest["items"][item]["champion"]
         png = plots.forecast_plot(item, hist[hist["item_id"] == item], backtest[backtest["item_id"] == item],
                                   forecast[forecast["item_id"] == item], champion)
-        atomic_write_bytes(mv.path / "plots" / f"forecast_{item}.png", png)
+        atomic_write_bytes(mv.path / plots.plot_file("forecast", item), png)
         out[f"plot_forecast_{rank}"] = dg.MetadataValue.md(plots.markdown_image(png, f"{item} ({champion})"))
     prophet_items = [i for i in top_items if mv.manifest["items"][i]["champion"] == "prophet"]
     if prophet_items:
@@ -105,7 +105,7 @@ def _plots(mv, features: pd.DataFrame, horizon: int, top: int = 3) -> dict:
         fut = features[(features["item_id"] == item) & features["is_future"]].head(horizon)
         png = plots.components_plot((mv.path / mv.manifest["items"][item]["file"]).read_text(),
                                     pd.DataFrame({"ds": fut["date"], "promo": fut["promo_planned"].astype(int)}))
-        atomic_write_bytes(mv.path / "plots" / f"components_{item}.png", png)
+        atomic_write_bytes(mv.path / plots.plot_file("components", item), png)
         out["plot_components"] = dg.MetadataValue.md(plots.markdown_image(png, f"{item}: Prophet components"))
     return out
 

@@ -12,6 +12,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from retail_assets.core import forecasting as fc  # noqa: E402
+from retail_assets.core.ids import path_component  # noqa: E402
+
+
+def plot_file(kind: str, item_id: str) -> str:
+    """A plot's path relative to its version directory: the item id goes through the one path gate."""
+    return f"plots/{kind}_{path_component(item_id)}.png"
 
 
 def png_bytes(fig) -> bytes:

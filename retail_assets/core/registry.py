@@ -1,7 +1,8 @@
 """The model registry: what was trained and published, what is live per store, rollback, and the audit log.
 
-Files per store (`models/store=<id>/registry.jsonl`, `audit.jsonl`, `live.json`), each rewritten atomically,
-so parallel store partitions never write the same file. Pure: no Dagster.
+Files per store (`models/store=<id>/registry.jsonl`, `audit.jsonl`: append-only, one locked write per line;
+`live.json`: rewritten atomically), so parallel store partitions never write the same file and concurrent
+writers to one store (a run and a `retail rollback`) never lose each other's lines. Pure: no Dagster.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import hashlib
 import json
 import zipfile
 from pathlib import Path
+from typing import Callable
 
-from retail_assets.core.atomic import atomic_write_text, sha256_file
+from retail_assets.core.atomic import append_line, read_lines, sha256_file
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.training import LIVE_POINTER, ModelVersion, live_version, write_live_pointer
 
@@ -25,13 +27,14 @@ class RegistryError(ValueError):
     """A registry request that cannot be honoured; the message says why."""
 
 
-def _append(path: Path, entry: dict) -> None:
-    old = path.read_text() if path.exists() else ""
-    atomic_write_text(path, old + json.dumps(entry, sort_keys=True) + "\n")
+def _append(path: Path, entry: dict, unless: Callable[[list[dict]], bool] | None = None) -> bool:
+    """One JSON line; skipped (False) when `unless(entries already there)` holds, decided under the file lock."""
+    check = (lambda lines: unless([json.loads(line) for line in lines])) if unless else None
+    return append_line(path, json.dumps(entry, sort_keys=True), unless=check)
 
 
 def _read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return [json.loads(line) for line in read_lines(path)]
 
 
 def store_dir(models_root: Path, store_id: str) -> Path:
@@ -41,8 +44,6 @@ def store_dir(models_root: Path, store_id: str) -> Path:
 def record_model(models_root: Path, mv: ModelVersion) -> None:
     """One line per trained version (a reused version is not recorded twice)."""
     path = store_dir(models_root, mv.store_id) / REGISTRY
-    if any(e["kind"] == "model" and e["version"] == mv.version for e in _read(path)):
-        return
     s = mv.manifest["summary"]
     _append(path, {
         "kind": "model", "store_id": mv.store_id, "version": mv.version, "created_at": mv.manifest["created_at"],
@@ -51,7 +52,7 @@ def record_model(models_root: Path, mv: ModelVersion) -> None:
         "heldout_weighted_wape_champion": s["heldout_weighted_wape_champion"],
         "heldout_weighted_wape_seasonal_naive": s["heldout_weighted_wape_seasonal_naive"],
         "heldout_coverage_calibrated": s["heldout_coverage_calibrated"], "items": s["items"],
-    })
+    }, unless=lambda entries: any(e["kind"] == "model" and e["version"] == mv.version for e in entries))
 
 
 def record_bundle(models_root: Path, store_id: str, manifest: dict, path: Path, zip_sha256: str) -> None:

@@ -13,6 +13,7 @@ from retail_assets.core.training import live_version
 from retail_assets.core.warehouse import connect_readonly
 
 HISTORY_DAYS = 28
+WAREHOUSE_WAIT_SECONDS = 3.0  # a writer finishing now is waited for; an ingest in progress is refused
 
 
 def trace(layout, store_id: str, item_id: str, day: dt.date, raw_limit: int = 50) -> dict:
@@ -51,7 +52,7 @@ def trace(layout, store_id: str, item_id: str, day: dt.date, raw_limit: int = 50
                                  columns=["date", "is_future"])
     last = trained_to[~trained_to["is_future"]]["date"].max().date()
     first = last - dt.timedelta(days=HISTORY_DAYS - 1)
-    with connect_readonly(layout.warehouse) as con:
+    with connect_readonly(layout.warehouse, WAREHOUSE_WAIT_SECONDS) as con:
         out["history"] = con.execute(
             "select business_date, units_pos, units_ecommerce, units_total, promo_planned, is_open_day "
             "from fct_daily_demand where store_id = ? and item_id = ? and business_date between ? and ? "

@@ -2,7 +2,8 @@
 choice and calibration, and a versioned, hashed model directory. Pure: no Dagster.
 
 Layout: `<models>/store=<id>/<version>/` with `items/<item>.json` (Prophet's own JSON for Prophet
-champions, a small JSON state for baseline champions), `manifest.json` (versions, data version,
+champions, a small JSON state for baseline champions; `<item>` is `ids.path_component(item_id)`, the manifest's
+`items[item_id]["file"]` names it), `manifest.json` (versions, data version,
 metrics, calibration, SHA-256 of every file) and `live.json` one level up pointing at the served version.
 """
 
@@ -33,7 +34,7 @@ import pandas as pd
 
 from retail_assets.core import forecasting as fc
 from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text, sha256_file
-from retail_assets.core.ids import validate_store_id
+from retail_assets.core.ids import path_component, validate_store_id
 from retail_assets.settings import REPO_DIR
 
 LIVE_POINTER = "live.json"
@@ -436,6 +437,11 @@ def backtest_parquet(t: StoreTraining) -> bytes:
     return buf.getvalue()
 
 
+def item_file(item_id: str) -> str:
+    """An item's artifact, relative to its version directory: a sku from a landing file never picks the path."""
+    return f"items/{path_component(item_id)}.json"
+
+
 def write_version(models_root: Path, t: StoreTraining, features_version: str,
                   warm_started_from: str | None = None) -> ModelVersion:
     """Write every item artifact and the manifest into a new version directory, then flip `live.json`."""
@@ -448,12 +454,13 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
                          "items": item_hashes, "calibration": t.calibration.to_json()})
     version = "v" + hashlib.sha256(identity.encode()).hexdigest()[:12]
     vdir = store_dir / version
+    files = {i: item_file(i) for i in artifacts}
     for item_id, text in artifacts.items():
-        atomic_write_text(vdir / "items" / f"{item_id}.json", text)
+        atomic_write_text(vdir / files[item_id], text)
     decisions = {
         d.item_id: {"champion": d.champion, "reason": d.reason, "status": d.status, "error": d.error,
                     "backtest": d.backtest, "heldout": d.heldout, "heldout_champion": d.heldout_champion,
-                    "scale": r.scale, "level": r.level, "sha256": item_hashes[d.item_id], "file": f"items/{d.item_id}.json",
+                    "scale": r.scale, "level": r.level, "sha256": item_hashes[d.item_id], "file": files[d.item_id],
                     "fit_seconds": round(r.fit_seconds, 4), "warm_started": r.warm_started}
         for r, d in zip(t.results, t.decisions)
     }
@@ -469,7 +476,7 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
         "summary": t.summary,
         "warm_started_from": warm_started_from,
         "items": decisions,
-        "files": {f"items/{i}.json": h for i, h in item_hashes.items()},
+        "files": {files[i]: h for i, h in item_hashes.items()},
     }
     backtest_bytes = backtest_parquet(t)
     atomic_write_bytes(vdir / "backtest.parquet", backtest_bytes)
