@@ -164,30 +164,39 @@ def edge() -> None:
 @click.argument("bundle")
 @click.option("--public-key", default=None, help="Hex Ed25519 public key file (default: $RETAIL_EDGE_PUBLIC_KEY "
               "or <data>/keys/edge_signing.pub).")
-def edge_verify(bundle, public_key) -> None:
-    """Check the bundle's signature, file hashes and graph."""
+@click.option("--store", default=None, help="Refuse a bundle for another store, or older than this device served.")
+@click.option("--state", default=None, help="Device state file (default: $RETAIL_EDGE_STATE, else "
+              "<data>/edge_state/<store>.json).")
+def edge_verify(bundle, public_key, store, state) -> None:
+    """Check the bundle's signature, expiry, file hashes and graph."""
     from retail_assets.edge import runner
 
-    sys.exit(runner.main(["verify", bundle] + (["--public-key", public_key] if public_key else [])))
+    args = ["verify", bundle]
+    for flag, value in (("--public-key", public_key), ("--store", store), ("--state", state)):
+        if value is not None:
+            args += [flag, value]
+    sys.exit(runner.main(args))
 
 
 @edge.command("predict")
 @click.argument("bundle")
 @click.option("--public-key", default=None)
-@click.option("--start", default=None, help="First date (YYYY-MM-DD); default the bundle's first day.")
+@click.option("--start", default=None, help="First date (YYYY-MM-DD); default today (the device's local date).")
 @click.option("--horizon", default=None, type=int, help="Days; default to the end of the bundle.")
 @click.option("--format", "fmt", default="csv", type=click.Choice(["csv", "json"]))
 @click.option("--telemetry", default=None, help="Telemetry JSONL file (default: $RETAIL_EDGE_TELEMETRY, else "
               "<data>/landing/telemetry/<host>/telemetry.jsonl).")
 @click.option("--no-telemetry", is_flag=True, help="Do not record this forecast.")
-@click.option("--store", default=None, help="This device's store id, reported when the bundle is refused.")
-def edge_predict(bundle, public_key, start, horizon, fmt, telemetry, no_telemetry, store) -> None:
+@click.option("--store", default=None, help="This device's store id (required, or $RETAIL_EDGE_STORE_ID).")
+@click.option("--state", default=None, help="Device state file (default: $RETAIL_EDGE_STATE, else "
+              "<data>/edge_state/<store>.json).")
+def edge_predict(bundle, public_key, start, horizon, fmt, telemetry, no_telemetry, store, state) -> None:
     """Forecast every item of the store from the bundle alone; one telemetry record per forecast."""
     from retail_assets.edge import runner
 
     args = ["predict", bundle, "--format", fmt] + (["--no-telemetry"] if no_telemetry else [])
     for flag, value in (("--public-key", public_key), ("--start", start), ("--horizon", horizon),
-                        ("--telemetry", telemetry), ("--store", store)):
+                        ("--telemetry", telemetry), ("--store", store), ("--state", state)):
         if value is not None:
             args += [flag, str(value)]
     sys.exit(runner.main(args))
@@ -346,6 +355,7 @@ def run(data_dir) -> None:
     # is used when DAGSTER_HOME says so
     os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    _own_scratch()
 
     import dagster as dg
 
@@ -355,13 +365,23 @@ def run(data_dir) -> None:
         prepare_manifest()
     from retail_assets.definitions import defs
 
+    from retail_assets.automation.run_hygiene import local_run_tags, reap_dead_runs
+    from retail_assets.core.atomic import sweep_stale_temps
+
     t0 = time.perf_counter()
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     silent = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    tags = local_run_tags()
     with dg.DagsterInstance.get() as instance:
+        # what a killed earlier run left: runs still STARTED, temp files of atomic writes, cmdstan folders
+        for run_id, _msg in reap_dead_runs(instance):
+            click.echo(f"run {run_id} was left STARTED by a process that is gone: marked failed")
+        stale = sweep_stale_temps(layout.root)
+        if stale:
+            click.echo(f"removed {len(stale)} temp files left by killed writers")
         click.echo("ingest and harmonize (raw landing -> dbt build -> store partitions) ...")
         result = defs.resolve_job_def("ingest_and_harmonize").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=quiet
+            instance=instance, raise_on_error=False, run_config=quiet, tags=tags
         )
         if not result.success:
             failed = [e.step_key for e in result.all_events if e.is_step_failure]
@@ -373,20 +393,35 @@ def run(data_dir) -> None:
                                item_show_func=lambda s: f"store {s}" if s else "") as bar:
             for store in bar:
                 r = store_job.execute_in_process(  # outcomes are summarized below; logs are in the UI
-                    instance=instance, partition_key=store, raise_on_error=False, run_config=silent
+                    instance=instance, partition_key=store, raise_on_error=False, run_config=silent, tags=tags
                 )
                 outcomes[store] = _store_outcome(r)
         fleet_note = None
         if any(o == "ok" for o in outcomes.values()):
             defs.resolve_job_def("publish_forecasts").execute_in_process(
-                instance=instance, raise_on_error=False, run_config=quiet)
-            fleet_note = _demo_fleet(layout, defs, instance, quiet)
+                instance=instance, raise_on_error=False, run_config=quiet, tags=tags)
+            fleet_note = _demo_fleet(layout, defs, instance, quiet, tags)
     _print_summary(layout, time.perf_counter() - t0, result.run_id, outcomes)
     if fleet_note:
         click.echo(fleet_note)
 
 
-def _demo_fleet(layout: DataLayout, defs, instance, run_config) -> str | None:
+def _own_scratch() -> None:
+    """Every temp file of this run (cmdstan's, dbt's, Dagster's) goes to a folder named after this process,
+    removed at exit, or by the next run if this one is killed."""
+    import atexit
+    import tempfile
+
+    from retail_assets.core import lifetime
+
+    os.environ.setdefault(lifetime.SCRATCH_ROOT_ENV, str(lifetime.scratch_root()))  # children share the root
+    lifetime.sweep_scratch()
+    os.environ["TMPDIR"] = str(lifetime.scratch_dir("run-"))
+    tempfile.tempdir = None
+    atexit.register(lifetime.release_scratch)
+
+
+def _demo_fleet(layout: DataLayout, defs, instance, run_config, tags) -> str | None:
     """A generated demo zone gets its devices' telemetry once (they only exist after the first publish), and
     every run judges the fleet. A zone of your own files gets telemetry only from your devices."""
     demo = (layout.landing / "_truth" / "defects.json").exists()
@@ -398,7 +433,7 @@ def _demo_fleet(layout: DataLayout, defs, instance, run_config) -> str | None:
     if not (layout.landing / "telemetry").exists():
         return None
     r = defs.resolve_job_def("refresh_edge_fleet").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=run_config)
+        instance=instance, raise_on_error=False, run_config=run_config, tags=tags)
     if not r.success:
         return f"  edge fleet     refresh_edge_fleet run {r.run_id} failed: open `make dev` to see why"
     from retail_assets.core.warehouse import connect_readonly

@@ -11,9 +11,17 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 from retail_assets.settings import DBT_PROJECT_DIR
 
-# The dbt installed beside this interpreter, so an unactivated venv still finds it.
-DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() \
-    else (shutil.which("dbt") or "dbt")
+# The dbt installed beside this interpreter, so an unactivated venv still finds it, started through
+# `retail-dbt` (retail_assets/dbt_child.py) so that it dies with the run that started it.
+def _dbt_executable() -> str:
+    for name in ("retail-dbt", "dbt"):
+        beside = Path(sys.executable).with_name(name)
+        if beside.exists():
+            return str(beside)
+    return shutil.which("retail-dbt") or shutil.which("dbt") or "dbt"
+
+
+DBT_EXECUTABLE = _dbt_executable()
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()

@@ -9,6 +9,7 @@ from retail_assets.assets.landing import raw_landing
 from retail_assets.assets.registry import model_registry
 from retail_assets.assets.stores import store_features, store_registry
 from retail_assets.automation.batch import retrain_stores
+from retail_assets.automation.run_hygiene import dead_runs_sensor
 from retail_assets.automation.schedules import seasonal_retrain_schedule, weekly_retrain_schedule
 from retail_assets.automation.sensors import (
     drift_sensor,
@@ -36,6 +37,7 @@ defs = dg.Definitions(
           refresh_edge_fleet_job, republish_bundles_job],
     sensors=[
         landing_files_sensor, new_stores_sensor, drift_sensor, sales_spike_sensor, stale_bundle_sensor,
+        dead_runs_sensor,
         dg.AutomationConditionSensorDefinition(
             "forecast_and_bundle_follow_models", target=dg.AssetSelection.all(),
             default_status=dg.DefaultSensorStatus.RUNNING,

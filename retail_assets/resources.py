@@ -107,7 +107,8 @@ class EdgeSigning(dg.ConfigurableResource):
     private_key_env: str = "RETAIL_EDGE_SIGNING_KEY"
 
     def load(self, data_root: "RetailDataRoot"):
-        from retail_assets.core.edge_bundle import ensure_dev_keys, load_private_key
+        from retail_assets.core.edge_bundle import load_private_key
+        from retail_assets.core.keys import ensure_dev_keys
 
         pem = os.environ.get(self.private_key_env)
         if pem:

@@ -14,7 +14,8 @@ import pytest
 
 from retail_assets.core import forecasting as fc
 from retail_assets.core import registry
-from retail_assets.core.edge_bundle import build_bundle, ensure_dev_keys, load_private_key
+from retail_assets.core.edge_bundle import build_bundle, load_private_key
+from retail_assets.core.keys import ensure_dev_keys
 from retail_assets.core.features import write_features
 from retail_assets.core.training import live_version, train_store
 from retail_assets.settings import DataLayout

@@ -236,3 +236,12 @@ def test_bad_files_in_a_real_ingest_are_named_counted_and_quarantined(small_zone
         assert con.execute("select promo_code from int_sales_lines where record_key = 'Z-9'").fetchone() == ("NA",)
         assert con.execute("select bool_and(reconciled) from ingest_reconciliation"
                            " where rejected_reason is null").fetchone() == (True,)
+
+
+def test_a_header_alone_without_a_newline_loads_no_rows(zone):
+    """Found by the fuzz test: Arrow refused to skip the header of a one-line file."""
+    landing, con = zone
+    (landing / "pos" / "region=US" / "header_only.csv").write_text(US_HEADER)
+    report = ld.load_landing_zone(con, landing)
+    assert report.files_loaded == 1 and report.files_rejected == 0
+    assert con.execute("select rows_read from _ingest_files where file like '%header_only.csv'").fetchone() == (0,)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import duckdb
-import pytest
 
 from retail_assets_tests.conftest import materialize_ingest
 

@@ -33,6 +33,14 @@ def _live_bundle_path(layout: DataLayout, store: str) -> tuple[Path, dict]:
     return Path(entry["file"]), entry
 
 
+def _device(bundle_path: Path, tmp: Path) -> dict:
+    """`serve_once` arguments for a device of the bundle's store on the bundle's first day (the small zone's
+    horizon is in the past), with its own state file."""
+    with zipfile.ZipFile(bundle_path) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    return {"store_id": manifest["store_id"], "start": manifest["horizon"]["first"], "state": tmp / "edge_state.json"}
+
+
 @pytest.fixture(scope="module")
 def fleet_zone(stores_run, tmp_path_factory):
     """A copy of the trained small zone (the shared one stays as other tests expect it), with a real runner's
@@ -50,7 +58,7 @@ def fleet_zone(stores_run, tmp_path_factory):
     real_file = root / "landing" / "telemetry" / "device=test-host" / "telemetry.jsonl"
     writer = tel.TelemetryWriter(real_file)
     bundle_path, _ = _live_bundle_path(layout, stores[0])
-    rows = runner.serve_once(bundle_path, pub, telemetry=writer)
+    rows = runner.serve_once(bundle_path, pub, telemetry=writer, **_device(bundle_path, root.parent))
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     truth = generate_fleet_telemetry(root / "landing", layout.models, now + dt.timedelta(hours=30), seed=3,
                                      hours=60)
@@ -108,9 +116,9 @@ def test_refused_bundle_is_recorded_then_raised(fleet_zone, tmp_path):
     writer = tel.TelemetryWriter(tmp_path / "t.jsonl")
     pub = runner.read_public_key(fleet_zone["root"] / "keys" / "edge_signing.pub")
     with pytest.raises(runner.BundleError, match="calendar.json does not match"):
-        runner.serve_once(bad, pub, telemetry=writer, store_id=store)
+        runner.serve_once(bad, pub, telemetry=writer, **_device(good, tmp_path))
     with pytest.raises(runner.BundleError, match="outside this bundle's horizon"):
-        runner.serve_once(good, pub, start="1999-01-01", telemetry=writer)
+        runner.serve_once(good, pub, telemetry=writer, **{**_device(good, tmp_path), "start": "1999-01-01"})
     refused, expired = tel.read_records(writer.path)
     assert (refused["outcome"], refused["error_class"], refused["verified"]) == ("refused", "BundleError", False)
     assert refused["store_id"] == store and "calendar.json" in refused["error"]
@@ -124,7 +132,7 @@ def test_telemetry_never_fails_a_forecast(fleet_zone, tmp_path):
     blocker.write_text("a file where the telemetry folder should be")
     writer = tel.TelemetryWriter(blocker / "sub" / "telemetry.jsonl")
     pub = runner.read_public_key(fleet_zone["root"] / "keys" / "edge_signing.pub")
-    rows = runner.serve_once(good, pub, horizon=7, telemetry=writer)
+    rows = runner.serve_once(good, pub, horizon=7, telemetry=writer, **_device(good, tmp_path))
     assert len(rows) == 7 * fleet_zone["real_record"]["items"]
     assert (writer.written, writer.dropped) == (0, 1)
 
@@ -147,7 +155,9 @@ def test_cli_predict_writes_telemetry_unless_told_not_to(fleet_zone, tmp_path):
     layout, store = fleet_zone["layout"], fleet_zone["stores"][0]
     good, _ = _live_bundle_path(layout, store)
     out = tmp_path / "cli.jsonl"
-    key = ["--public-key", str(fleet_zone["root"] / "keys" / "edge_signing.pub")]
+    device = _device(good, tmp_path)
+    key = ["--public-key", str(fleet_zone["root"] / "keys" / "edge_signing.pub"), "--store", device["store_id"],
+           "--start", device["start"], "--state", str(device["state"])]
     assert runner.main(["predict", str(good), "--horizon", "3", "--telemetry", str(out), *key]) == 0
     assert runner.main(["predict", str(good), "--horizon", "3", "--telemetry", str(out), "--no-telemetry", *key]) == 0
     assert [r["horizon"] for r in tel.read_records(out)] == [3]
@@ -313,11 +323,11 @@ def test_refusals_are_recorded_even_for_garbage_bundles_and_missing_keys(fleet_z
     writer = tel.TelemetryWriter(tmp_path / "t.jsonl")
     key = fleet_zone["root"] / "keys" / "edge_signing.pub"
     with pytest.raises(runner.BundleError, match="signature"):
-        runner.serve_once(garbage, key, telemetry=writer, store_id="0001")
+        runner.serve_once(garbage, key, telemetry=writer, **{**_device(good, tmp_path), "store_id": "0001"})
     with pytest.raises(runner.BundleError, match="no public key"):
-        runner.serve_once(good, tmp_path / "missing.pub", telemetry=writer)
+        runner.serve_once(good, tmp_path / "missing.pub", telemetry=writer, **_device(good, tmp_path))
     assert runner.main(["predict", str(good), "--public-key", str(tmp_path / "missing.pub"),
-                        "--telemetry", str(writer.path)]) == 2
+                        "--store", fleet_zone["stores"][0], "--telemetry", str(writer.path)]) == 2
     garbage_rec, no_key, cli = tel.read_records(writer.path)
     assert garbage_rec["outcome"] == "refused" and garbage_rec["store_id"] == "0001" and garbage_rec["items"] is None
     assert no_key["outcome"] == cli["outcome"] == "refused" and "no public key" in no_key["error"]

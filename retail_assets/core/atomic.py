@@ -1,6 +1,8 @@
 """Atomic file writes: write a temp file beside the target, fsync, then rename; and appends of whole lines.
 
-A killed run leaves either the old file or the new one, never half of one. An appended line is one `os.write`
+A killed run leaves either the old file or the new one, never half of one; its temp file is named after the
+writing process (`.<name>.<pid>-<start>.<random>.tmp`), so `sweep_stale_temps` removes it once that process
+is gone. An appended line is one `os.write`
 under an exclusive `flock`, so lines from concurrent processes never interleave or get lost.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -17,7 +20,7 @@ from typing import Callable
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -29,6 +32,35 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _owner() -> str:
+    from retail_assets.core.lifetime import owner_tag
+
+    return owner_tag()
+
+
+_TEMP = re.compile(r"^\..+\.(\d+)-(\d+)\.[^./]+\.tmp$")
+
+
+def sweep_stale_temps(root: str | os.PathLike, skip: tuple[str, ...] = ("landing",)) -> list[Path]:
+    """Remove the temp files of atomic writes whose writer process is gone (a killed run); return them."""
+    from retail_assets.core.lifetime import owner_alive
+
+    removed = []
+    root = Path(root)
+    if not root.is_dir():
+        return removed
+    for dirpath, dirnames, filenames in os.walk(root):
+        if Path(dirpath) == root:
+            dirnames[:] = [d for d in dirnames if d not in skip]
+        for name in filenames:
+            m = _TEMP.match(name)
+            if m and not owner_alive(int(m.group(1)), int(m.group(2))):
+                p = Path(dirpath) / name
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

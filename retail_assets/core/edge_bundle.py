@@ -4,6 +4,8 @@ A bundle is a zip: `model.onnx` (every item of the store in one graph), `calenda
 holidays and planned promotions of its horizon, so a device needs nobody), `manifest.json` (versions, hashes,
 metrics, interval offsets, verification figures) and `manifest.sig` (Ed25519 over the manifest bytes).
 It is published only when its forecast matches Prophet's `predict` for every item to 1e-6 relative error.
+The signed manifest also carries the store, a per-store `sequence` that only grows (devices refuse one lower
+than they served) and `expires_at` (devices refuse it after), so an old or another store's bundle is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import statistics
 import time
 import zipfile
@@ -30,8 +31,7 @@ from retail_assets.core.training import ModelVersion
 from retail_assets.edge import runner
 
 MAX_REL_ERROR = 1e-6
-PRIVATE_KEY_FILE = "edge_signing.pem"
-PUBLIC_KEY_FILE = "edge_signing.pub"
+VALIDITY_DAYS = 14  # devices refuse a bundle this long after signing: one held back from them cannot serve forever
 
 
 class BundleVerificationError(RuntimeError):
@@ -45,23 +45,6 @@ class PublishedBundle:
     path: Path
     manifest: dict
     size_bytes: int
-
-
-def ensure_dev_keys(keys_dir: Path) -> tuple[Path, Path]:
-    """The embedded default's signing key pair, created once (private key 0600)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    priv, pub = keys_dir / PRIVATE_KEY_FILE, keys_dir / PUBLIC_KEY_FILE
-    if not priv.exists():
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        atomic_write_bytes(priv, pem)
-        os.chmod(priv, 0o600)
-        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        atomic_write_text(pub, raw.hex() + "\n")
-    return priv, pub
 
 
 def load_private_key(pem: bytes):
@@ -95,11 +78,45 @@ def _calendar(mv: ModelVersion, features: pd.DataFrame, horizon: int, holiday_co
     }
 
 
+def _item_artifacts(mv: ModelVersion) -> tuple[dict, dict]:
+    """Each item's artifact as compiled and the SHA-256 of exactly those bytes, refused if it is not the hash
+    the model manifest recorded at training (a file changed since)."""
+    items, hashes = {}, {}
+    for item, info in mv.manifest["items"].items():
+        raw = (mv.path / info["file"]).read_bytes()
+        hashes[item] = hashlib.sha256(raw).hexdigest()
+        if hashes[item] != info["sha256"]:
+            raise BundleVerificationError(
+                f"store {mv.store_id}: {mv.path / info['file']} has SHA-256 {hashes[item][:16]}..., the model "
+                f"manifest records {str(info['sha256'])[:16]}...: the model file changed after training; retrain "
+                "or restore it (not published)")
+        items[item] = {"champion": info["champion"], "artifact": raw.decode("utf-8")}
+    return items, hashes
+
+
+def _next_sequence(store_dir: Path) -> int:
+    """One more than the store's last published sequence (in its latest.json; 1 when there is none)."""
+    latest = store_dir / "latest.json"
+    if not latest.exists():
+        return 1
+    try:
+        last = json.loads(latest.read_text()).get("sequence", 0)
+    except (ValueError, AttributeError) as exc:
+        raise BundleVerificationError(f"{latest} is unreadable ({exc}): fix it before publishing (devices refuse a "
+                                      "bundle sequence lower than one they served)") from exc
+    if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+        raise BundleVerificationError(f"{latest} records sequence {last!r}, not a count: fix it before publishing")
+    return last + 1
+
+
 def build_bundle(mv: ModelVersion, features: pd.DataFrame, horizon: int, private_key, out_root: Path,
-                 code_version: str, latency_runs: int = 200) -> PublishedBundle:
+                 code_version: str, latency_runs: int = 200,
+                 validity_days: float = VALIDITY_DAYS) -> PublishedBundle:
+    """Compile, verify, sign and publish. The manifest's `expires_at` is `validity_days` after signing, not the
+    horizon's end: devices refuse dates outside the horizon anyway, and a bundle of past dates (a demo, a
+    backfill) would otherwise be born expired."""
     store_id = validate_store_id(mv.store_id)
-    items = {i: {"champion": info["champion"], "artifact": (mv.path / info["file"]).read_text()}
-             for i, info in mv.manifest["items"].items()}
+    items, item_hashes = _item_artifacts(mv)
     compiled = compile_store(items)
     calendar = _calendar(mv, features, horizon, compiled.holidays, compiled.items)
     calendar_bytes = json.dumps(calendar, sort_keys=True, indent=1).encode()
@@ -112,17 +129,22 @@ def build_bundle(mv: ModelVersion, features: pd.DataFrame, horizon: int, private
     hashes = {n: hashlib.sha256(b).hexdigest() for n, b in sorted(files.items())}
     bundle_version = "b" + hashlib.sha256(json.dumps(
         {"model_version": mv.version, "files": hashes}, sort_keys=True).encode()).hexdigest()[:12]
+    store_dir = out_root / f"store={store_id}"
+    sequence = _next_sequence(store_dir)
+    created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     manifest = {
         "store_id": store_id,
         "bundle_version": bundle_version,
+        "sequence": sequence,
         "model_version": mv.version,
         "features_data_version": mv.manifest["features_data_version"],
         "code_version": code_version,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": created.isoformat(),
+        "expires_at": (created + dt.timedelta(days=validity_days)).isoformat(),
         "horizon": {"first": calendar["dates"][0], "last": calendar["dates"][-1], "days": len(calendar["dates"])},
         "items_order": compiled.items,
         "items": {i: {"champion": compiled.champions[i], "model_version": mv.version,
-                      "model_sha256": mv.manifest["items"][i]["sha256"], "scale": mv.manifest["items"][i]["scale"],
+                      "model_sha256": item_hashes[i], "scale": mv.manifest["items"][i]["scale"],
                       "level": mv.manifest["items"][i]["level"]} for i in compiled.items},
         "intervals": mv.manifest["calibration"],
         "metrics": mv.manifest["summary"],
@@ -138,13 +160,13 @@ def build_bundle(mv: ModelVersion, features: pd.DataFrame, horizon: int, private
             zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), files[name])
         zf.writestr(zipfile.ZipInfo("manifest.json", date_time=(2020, 1, 1, 0, 0, 0)), manifest_bytes)
         zf.writestr(zipfile.ZipInfo("manifest.sig", date_time=(2020, 1, 1, 0, 0, 0)), signature.hex() + "\n")
-    path = out_root / f"store={store_id}" / f"bundle_{bundle_version}.zip"
+    path = store_dir / f"bundle_{bundle_version}.zip"
     atomic_write_bytes(path, buf.getvalue())  # the zip appears whole or not at all
     pub = bytes.fromhex(manifest["public_key"])
-    bundle = runner.load_bundle(path, pub)  # the device's own check, before anyone is told
+    bundle = runner.load_bundle(path, pub, expected_store=store_id)  # the device's own check, before anyone is told
     manifest["latency_ms"] = measure_latency(bundle, latency_runs)
     atomic_write_text(path.parent / "latest.json", json.dumps(
-        {"bundle_version": bundle_version, "file": path.name, "model_version": mv.version,
+        {"bundle_version": bundle_version, "file": path.name, "model_version": mv.version, "sequence": sequence,
          "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}, sort_keys=True, indent=1))
     return PublishedBundle(store_id, bundle_version, path, manifest, len(buf.getvalue()))
 

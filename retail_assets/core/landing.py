@@ -352,10 +352,15 @@ def _fast_csv(data: bytes, header: list[str], separator: str, nlines: int) -> tu
                                                  null_values=[""], strings_can_be_null=True),
         )
 
-    table = read(threads=True)
-    if bad:  # only a single-threaded parse numbers the rows it skipped
-        bad.clear()
-        table = read(threads=False)
+    if nlines < 2:
+        return None  # a header alone: nothing for Arrow to do
+    try:
+        table = read(threads=True)
+        if bad:  # only a single-threaded parse numbers the rows it skipped
+            bad.clear()
+            table = read(threads=False)
+    except pa.ArrowInvalid:
+        return None  # anything Arrow will not split, the careful parser reads line by line
     good = sorted(set(range(2, nlines + 1)) - {n for n, _ in bad}) if bad else range(2, nlines + 1)
     if table.num_rows != len(good) or any(n < 2 for n, _ in bad):
         return None  # numbering cannot be proven: let the careful parser read it

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from retail_assets.core import forecasting as fc
+from retail_assets.core import lifetime
 from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text, sha256_file
 from retail_assets.core.ids import path_component, validate_store_id
 from retail_assets.settings import REPO_DIR
@@ -100,8 +101,10 @@ def validate_fit_engine(engine: str, scheduler_address: str | None = None) -> st
 
 
 def _worker_init() -> None:
-    """Each worker gets its own temp dir, so cmdstan's files never collide (prophet PR #2160)."""
-    os.environ["TMPDIR"] = tempfile.mkdtemp(prefix=f"cmdstan-{os.getpid()}-")
+    """Each worker dies with the run that started it, and gets its own temp dir (cmdstan's files never collide,
+    prophet PR #2160), named after the worker so the next pool removes it if the worker is killed."""
+    lifetime.die_with_parent()
+    os.environ["TMPDIR"] = str(lifetime.scratch_dir("cmdstan-"))
     tempfile.tempdir = None
     fc.quiet_prophet()
 
@@ -179,6 +182,7 @@ class FitPool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+            lifetime.sweep_scratch()  # the workers are gone: so are their cmdstan files
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -209,6 +213,7 @@ class FitPool:
 
     def _run_processes(self, tasks, say) -> list[fc.ItemResult]:
         if self._executor is None:
+            lifetime.sweep_scratch()  # what killed runs' workers left behind
             self._executor = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
                                                     initializer=_worker_init)
         results: dict[str, fc.ItemResult] = {}

@@ -1,13 +1,16 @@
 """The store device's runner: verify a bundle and forecast with onnxruntime alone.
 
 Imports only the standard library, numpy and onnxruntime (no Prophet, Stan, pandas or network). A bundle is
-a zip read in memory, never extracted: its manifest must carry a valid Ed25519 signature from the platform's
-key, every file must match its SHA-256 in the manifest, and forecasts are only given inside the horizon the
-bundle carries a calendar for.
+a zip read in memory, never extracted, and trusted only as far as its signed manifest says, in the spirit of
+TUF: the zip's directory is checked before anything is inflated (known names only, no duplicates, bounded
+sizes); the manifest must carry a valid Ed25519 signature from the platform's key, be for this device's store,
+not be expired, and not be older (by its per-store `sequence`) than a bundle this device already served; every
+file must match its SHA-256 in the manifest; forecasts are only given inside the horizon the bundle carries a
+calendar for.
 
-    python -m retail_assets.edge.runner verify BUNDLE.zip --public-key KEY
-    python -m retail_assets.edge.runner predict BUNDLE.zip [--start DATE] [--horizon H] [--format csv|json]
-        [--telemetry FILE | --no-telemetry] [--store ID]
+    python -m retail_assets.edge.runner verify BUNDLE.zip --public-key KEY [--store ID]
+    python -m retail_assets.edge.runner predict BUNDLE.zip --store ID [--start DATE] [--horizon H]
+        [--format csv|json] [--state FILE] [--telemetry FILE | --no-telemetry]
 
 A store application calls `serve_once(...)`: it loads, verifies and forecasts, and appends one telemetry record
 (retail_assets/edge/telemetry.py) whatever the outcome.
@@ -20,9 +23,12 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import sys
+import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +37,19 @@ import numpy as np
 from retail_assets.edge import telemetry as tel
 from retail_assets.edge.ed25519 import verify as ed25519_verify
 
-REQUIRED = ("manifest.json", "manifest.sig", "model.onnx", "calendar.json")
+SIGNED = ("manifest.json", "manifest.sig")  # read (bounded) before the signature is checked
+REQUIRED = ("model.onnx", "calendar.json")  # must be listed in the signed manifest
 PUBLIC_KEY_ENV = "RETAIL_EDGE_PUBLIC_KEY"
+STORE_ENV = "RETAIL_EDGE_STORE_ID"
+STATE_ENV = "RETAIL_EDGE_STATE"
+# Bounds on what a bundle may inflate to, checked on the zip directory before reading and again on the bytes read.
+MAX_MANIFEST_BYTES = 4 * 2**20
+MAX_SIGNATURE_BYTES = 1024
+MAX_MEMBER_BYTES = 64 * 2**20
+MAX_TOTAL_BYTES = 128 * 2**20
+# The platform's store id pattern (retail_assets/core/ids.py), repeated because the device imports no platform
+# code: the id names the device's state file.
+STORE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")  # fullmatch: no trailing newline either
 
 
 class BundleError(Exception):
@@ -50,6 +67,10 @@ class Bundle:
     @property
     def dates(self) -> list[str]:
         return self.calendar["dates"]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def read_public_key(path: str | os.PathLike | None) -> bytes:
@@ -70,44 +91,190 @@ def read_public_key(path: str | os.PathLike | None) -> bytes:
     return key
 
 
-def load_bundle(path: str | os.PathLike, public_key: bytes) -> Bundle:
-    """Open, authenticate and check a bundle entirely in memory; refuse it whole on any doubt."""
+def device_store(store_id: str | None) -> str:
+    """This device's store: the argument, else $RETAIL_EDGE_STORE_ID. Required to serve, so that a bundle
+    for another store is refused rather than served under this store's name."""
+    store = store_id or os.environ.get(STORE_ENV)
+    if not store:
+        raise BundleError(f"this device's store is not known: pass --store ID (or set {STORE_ENV})")
+    if not STORE_ID_PATTERN.fullmatch(store):
+        raise BundleError(f"store id {store!r} is not valid: use 1-32 letters, digits, '_' or '-'")
+    return store
+
+
+def _directory(zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The zip's central directory, refused before anything is inflated if a name repeats (another zip
+    reader could see the other copy) or the declared sizes pass the bounds."""
+    infos = zf.infolist()
+    by_name: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        if info.filename in by_name:
+            raise BundleError(f"bundle holds {info.filename} twice: refused (another reader could see the "
+                              "other copy); republish it")
+        by_name[info.filename] = info
+        limit = _limit(info.filename)
+        if info.file_size > limit:
+            raise BundleError(f"{info.filename} would inflate to {info.file_size:,} bytes, over the {limit:,}-byte "
+                              "limit: refused")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_TOTAL_BYTES:
+        raise BundleError(f"bundle would inflate to {total:,} bytes, over the {MAX_TOTAL_BYTES:,}-byte limit: refused")
+    return by_name
+
+
+def _limit(name: str) -> int:
+    return {"manifest.json": MAX_MANIFEST_BYTES, "manifest.sig": MAX_SIGNATURE_BYTES}.get(name, MAX_MEMBER_BYTES)
+
+
+def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """One member's bytes, never more than its bound even if the directory lies about its size."""
+    limit = _limit(info.filename)
+    try:
+        with zf.open(info) as f:
+            data = f.read(limit + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
+        raise BundleError(f"{info.filename} cannot be read from the zip ({exc}): refused") from exc
+    if len(data) > limit:
+        raise BundleError(f"{info.filename} inflates past the {limit:,}-byte limit: refused")
+    return data
+
+
+def _clock(now: dt.datetime | None) -> dt.datetime:
+    """The device clock: `now` (naive means UTC) or the system's."""
+    if now is None:
+        return utc_now()
+    return now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
+
+
+def _trusted_manifest(raw: bytes, expected_store: str | None, now: dt.datetime | None, min_sequence: int) -> dict:
+    """The signed manifest, refused unless it says its store, sequence and expiry, and they fit this device:
+    its store, its clock, and the newest sequence it has served."""
+    try:
+        manifest = json.loads(raw)
+    except ValueError as exc:
+        raise BundleError("signed manifest is not JSON: refused") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise BundleError("signed manifest lists no files: refused (republish the bundle)")
+    store, seq = manifest.get("store_id"), manifest.get("sequence")
+    try:
+        expires = dt.datetime.fromisoformat(manifest.get("expires_at"))
+    except (TypeError, ValueError):
+        expires = None
+    if not isinstance(store, str) or not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 \
+            or expires is None or expires.tzinfo is None:
+        raise BundleError("signed manifest lacks store_id, sequence or expires_at: refused (a bundle from before "
+                          "rollback protection; republish it)")
+    if expected_store is not None and store != expected_store:
+        raise BundleError(f"bundle is for store {store}, this device is store {expected_store}: refused "
+                          "(install this store's bundle)")
+    if _clock(now) > expires:
+        raise BundleError(f"bundle expired at {manifest['expires_at']}: refused (install a newer bundle)")
+    if seq < min_sequence:
+        raise BundleError(f"bundle sequence {seq} is older than sequence {min_sequence} this device already "
+                          "served: refused (a replayed old bundle; install the newest one)")
+    return manifest
+
+
+def load_bundle(path: str | os.PathLike, public_key: bytes, expected_store: str | None = None,
+                now: dt.datetime | None = None, min_sequence: int = 0) -> Bundle:
+    """Open, authenticate and check a bundle entirely in memory; refuse it whole on any doubt.
+
+    `expected_store`: this device's store (None only for platform-side checks and `verify`); `now`: the
+    device clock (default the system's), against the manifest's `expires_at`; `min_sequence`: the highest
+    sequence this device has served (see `served_sequence`), so an older bundle replayed is refused."""
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"no bundle at {path}")
+    if path.stat().st_size > MAX_TOTAL_BYTES:
+        raise BundleError(f"{path.name} is {path.stat().st_size:,} bytes, over the {MAX_TOTAL_BYTES:,}-byte limit: "
+                          "refused")
     try:
         with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            missing = [n for n in REQUIRED if n not in names]
+            members = _directory(zf)
+            missing = [n for n in SIGNED if n not in members]
             if missing:
                 raise BundleError(f"bundle is missing {', '.join(missing)}: refused")
-            files = {n: zf.read(n) for n in names}
+            raw, sig = _read(zf, members["manifest.json"]), _read(zf, members["manifest.sig"])
+            try:
+                signature = bytes.fromhex(sig.decode().strip())
+            except ValueError as exc:
+                raise BundleError("manifest.sig is not a hex signature: refused") from exc
+            if not ed25519_verify(public_key, raw, signature):
+                raise BundleError("signature does not match the manifest and this public key: refused "
+                                  "(tampered manifest, or a bundle signed with another key)")
+            manifest = _trusted_manifest(raw, expected_store, now, min_sequence)
+            listed = manifest["files"]
+            unlisted = [n for n in REQUIRED if n not in listed]
+            if unlisted:
+                raise BundleError(f"signed manifest does not list {', '.join(unlisted)}: refused")
+            extra = set(members) - set(listed) - set(SIGNED)
+            if extra:
+                raise BundleError(f"bundle carries unlisted files {sorted(extra)}: refused")
+            missing = [n for n in listed if n not in members]
+            if missing:
+                raise BundleError(f"bundle is missing {', '.join(missing)}, listed in its manifest: refused")
+            files = {}
+            for name, digest in listed.items():
+                files[name] = _read(zf, members[name])
+                if hashlib.sha256(files[name]).hexdigest() != digest:
+                    raise BundleError(f"{name} does not match its SHA-256 in the signed manifest: refused")
     except zipfile.BadZipFile as exc:
         raise BundleError(f"{path.name} is not a readable zip ({exc}): refused") from exc
-    try:
-        signature = bytes.fromhex(files["manifest.sig"].decode().strip())
-    except ValueError as exc:
-        raise BundleError("manifest.sig is not a hex signature: refused") from exc
-    if not ed25519_verify(public_key, files["manifest.json"], signature):
-        raise BundleError("signature does not match the manifest and this public key: refused "
-                          "(tampered manifest, or a bundle signed with another key)")
-    manifest = json.loads(files["manifest.json"])
-    for name, digest in manifest["files"].items():
-        if name not in files:
-            raise BundleError(f"bundle is missing {name}, listed in its manifest: refused")
-        if hashlib.sha256(files[name]).hexdigest() != digest:
-            raise BundleError(f"{name} does not match its SHA-256 in the signed manifest: refused")
-    extra = names - set(manifest["files"]) - {"manifest.json", "manifest.sig"}
-    if extra:
-        raise BundleError(f"bundle carries unlisted files {sorted(extra)}: refused")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(files["model.onnx"], options, providers=["CPUExecutionProvider"])
-    return Bundle(manifest, json.loads(files["calendar.json"]), session, str(path),
-                  hashlib.sha256(files["manifest.json"]).hexdigest())
+    return Bundle(manifest, json.loads(files["calendar.json"]), session, str(path), hashlib.sha256(raw).hexdigest())
+
+
+def state_path(store_id: str, path: str | os.PathLike | None = None) -> Path:
+    """Where this device records the highest sequence it served: `path`, else $RETAIL_EDGE_STATE, else
+    <RETAIL_DATA_DIR or ./data>/edge_state/<store>.json."""
+    if path is None:
+        path = os.environ.get(STATE_ENV) or Path(os.environ.get("RETAIL_DATA_DIR", "data")) / "edge_state" / \
+            f"{store_id}.json"
+    return Path(path)
+
+
+def served_sequence(path: Path, store_id: str) -> int:
+    """The highest sequence served for this store, 0 if none yet. An unreadable state file is refused rather
+    than forgotten: forgetting it would let any old bundle in again."""
+    if not path.exists():
+        return 0
+    try:
+        state = json.loads(path.read_text())
+        owner, seq = state["store_id"], state["sequence"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"device state {path} is unreadable ({exc}): fix or remove it, or pass --state") from exc
+    if owner != store_id or not isinstance(seq, int) or isinstance(seq, bool):
+        raise BundleError(f"device state {path} holds no sequence for store {store_id}: pass this store's --state")
+    return seq
+
+
+def record_served(path: Path, bundle: Bundle) -> None:
+    """Remember the bundle's sequence once it has served, atomically (temp file + rename in the same folder),
+    never lowering it."""
+    store, seq = bundle.manifest["store_id"], bundle.manifest["sequence"]
+    if seq <= served_sequence(path, store):
+        return
+    state = {"store_id": store, "sequence": seq, "bundle_version": bundle.manifest.get("bundle_version"),
+             "manifest_sha256": bundle.manifest_sha256, "served_at": utc_now().isoformat(timespec="seconds")}
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
+            tmp = f.name
+            json.dump(state, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise BundleError(f"cannot record the served sequence in {path} ({exc}): fix --state or "
+                          f"{STATE_ENV}") from exc
 
 
 def _days_since_epoch(day: str) -> float:
@@ -115,7 +282,9 @@ def _days_since_epoch(day: str) -> float:
 
 
 def inputs_for(bundle: Bundle, start: str | None = None, horizon: int | None = None) -> tuple[dict, int, int]:
-    """Model inputs for [start, start + horizon) from the bundle's own calendar and promotion plan."""
+    """Model inputs for [start, start + horizon) from the bundle's own calendar and promotion plan. `start`
+    None means the bundle's first day: for the platform's checks over the whole horizon; a device passes
+    its date (`predict` does)."""
     dates = bundle.dates
     if start and start not in dates:
         raise BundleError(f"{start} is outside this bundle's horizon {dates[0]}..{dates[-1]}: "
@@ -143,8 +312,13 @@ def inputs_for(bundle: Bundle, start: str | None = None, horizon: int | None = N
     return feeds, first, n
 
 
-def predict(bundle: Bundle, start: str | None = None, horizon: int | None = None) -> list[dict]:
-    """Point forecast and calibrated interval per item and day."""
+def predict(bundle: Bundle, start: str | None = None, horizon: int | None = None,
+            now: dt.datetime | None = None) -> list[dict]:
+    """Point forecast and calibrated interval per item and day, from `start` (default: the device's local
+    date at `now`, default the system clock, since the calendar's dates are the store's own days); a date
+    outside the bundle's horizon is refused, never served from the bundle's first day."""
+    if start is None:
+        start = _clock(now).astimezone().date().isoformat()
     feeds, first, n = inputs_for(bundle, start, horizon)
     (yhat,) = bundle.session.run(["yhat"], feeds)
     cal = bundle.manifest["intervals"]
@@ -169,11 +343,11 @@ def predict(bundle: Bundle, start: str | None = None, horizon: int | None = None
 
 
 def _peek_manifest(path: str | os.PathLike) -> tuple[dict, str | None]:
-    """The manifest as the bundle claims it, unverified, and its SHA-256: only to say in telemetry what
-    was refused."""
+    """The manifest as the bundle claims it, unverified (read within the same bounds), and its SHA-256: only
+    to say in telemetry what was refused."""
     try:
         with zipfile.ZipFile(path) as zf:
-            raw = zf.read("manifest.json")
+            raw = _read(zf, zf.getinfo("manifest.json"))
         manifest = json.loads(raw)
         return (manifest if isinstance(manifest, dict) else {}), hashlib.sha256(raw).hexdigest()
     except Exception:  # noqa: BLE001 - a refused bundle may be anything
@@ -191,26 +365,33 @@ def _default_writer() -> tel.TelemetryWriter:
 
 def serve_once(bundle_path: str | os.PathLike, public_key: bytes | str | os.PathLike | None = None,
                start: str | None = None, horizon: int | None = None,
-               telemetry: tel.TelemetryWriter | None = None, store_id: str | None = None) -> list[dict]:
+               telemetry: tel.TelemetryWriter | None = None, store_id: str | None = None,
+               state: str | os.PathLike | None = None, now: dt.datetime | None = None) -> list[dict]:
     """Load, verify and forecast once, and record how it went. Raises what `load_bundle`/`predict` raise
-    (BundleError when the bundle or the key is refused) after the telemetry record is written; telemetry itself
-    never raises. `public_key`: the key's bytes, a key file, or None for the default key file. `store_id` is
-    the device's own store, reported when a refused bundle cannot be trusted to say it."""
+    (BundleError when the bundle, the key or the device's store is refused) after the telemetry record is
+    written; telemetry itself never raises. `public_key`: the key's bytes, a key file, or None for the default
+    key file. `store_id`: the device's own store (else $RETAIL_EDGE_STORE_ID; required). `state`: the device
+    state file (`state_path`); its sequence is raised only after a forecast succeeded. `now`: the device
+    clock, for expiry and the default `start`."""
     writer = telemetry if telemetry is not None else _default_writer()
     started_at, t0 = tel.utc_now_iso(), time.perf_counter()
     bundle, predict_ms, rows, error = None, None, [], None
+    store = store_id  # reported even if refused
     try:
+        store = device_store(store_id)
         key = public_key if isinstance(public_key, bytes) else read_public_key(public_key)
-        bundle = load_bundle(bundle_path, key)
+        state_file = state_path(store, state)
+        bundle = load_bundle(bundle_path, key, expected_store=store, now=now,
+                             min_sequence=served_sequence(state_file, store))
         t1 = time.perf_counter()
-        rows = predict(bundle, start, horizon)
+        rows = predict(bundle, start, horizon, now=now)
         predict_ms = (time.perf_counter() - t1) * 1000.0
+        record_served(state_file, bundle)
     except Exception as exc:  # noqa: BLE001 - recorded, then raised again
         error = exc
     latency_ms = (time.perf_counter() - t0) * 1000.0
     try:
-        writer.write(_record(bundle, bundle_path, store_id, started_at, latency_ms, predict_ms, rows, horizon,
-                             error))
+        writer.write(_record(bundle, bundle_path, store, started_at, latency_ms, predict_ms, rows, horizon, error))
     except Exception:  # noqa: BLE001 - a record that cannot even be built never costs the forecast
         writer.dropped += 1
     if error is not None:
@@ -219,19 +400,23 @@ def serve_once(bundle_path: str | os.PathLike, public_key: bytes | str | os.Path
 
 
 def _record(bundle, bundle_path, store_id, started_at, latency_ms, predict_ms, rows, horizon, error) -> dict:
-    """The telemetry record; for a refused bundle, what its unverified manifest claims (only if well formed)."""
+    """The telemetry record: the verified store and sequence, or for a refused bundle the device's store and
+    what its unverified manifest claims (only if well formed)."""
     manifest, manifest_sha256 = ((bundle.manifest, bundle.manifest_sha256) if bundle is not None
                                  else _peek_manifest(bundle_path))
     items = manifest.get("items") if isinstance(manifest.get("items"), dict) else {}
     order = manifest.get("items_order") if isinstance(manifest.get("items_order"), list) else []
     claimed = lambda k: manifest.get(k) if isinstance(manifest.get(k), str) else None  # noqa: E731
-    return tel.make_record(
-        store_id=store_id or claimed("store_id"), bundle_version=claimed("bundle_version"),
+    record = tel.make_record(
+        store_id=manifest["store_id"] if bundle is not None else (store_id or claimed("store_id")),
+        bundle_version=claimed("bundle_version"),
         model_versions=[str(i.get("model_version")) for i in items.values() if isinstance(i, dict)],
         manifest_sha256=manifest_sha256, verified=bundle is not None, started_at=started_at,
         latency_ms=latency_ms, predict_ms=predict_ms,
         outcome="ok" if error is None else ("refused" if isinstance(error, BundleError) else "error"),
         error=error, items=len(order) or None, horizon=len({r["date"] for r in rows}) or horizon)
+    record["bundle_sequence"] = manifest["sequence"] if bundle is not None else None  # extra key: dbt ignores it
+    return record
 
 
 def _write(rows: list[dict], fmt: str, out) -> None:
@@ -248,33 +433,44 @@ def _write(rows: list[dict], fmt: str, out) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retail edge", description="Verify and run a store's edge bundle.")
     sub = parser.add_subparsers(dest="command", required=True)
-    v = sub.add_parser("verify", help="check signature, file hashes and the graph")
+    v = sub.add_parser("verify", help="check signature, expiry, file hashes and the graph")
     v.add_argument("bundle")
     v.add_argument("--public-key", default=None)
+    v.add_argument("--store", default=None, help=f"refuse a bundle for another store (default ${STORE_ENV}) "
+                   "or older than the one this device served")
+    v.add_argument("--state", default=None, help=f"device state file (default ${STATE_ENV}, else "
+                   "<data>/edge_state/<store>.json)")
     p = sub.add_parser("predict", help="forecast from the bundle's calendar")
     p.add_argument("bundle")
     p.add_argument("--public-key", default=None)
-    p.add_argument("--start", default=None, help="first date (YYYY-MM-DD), default the bundle's first day")
+    p.add_argument("--store", default=None, help=f"this device's store id (required, or ${STORE_ENV})")
+    p.add_argument("--start", default=None, help="first date (YYYY-MM-DD), default today (the device's local "
+                   "date); refused outside the bundle's horizon")
     p.add_argument("--horizon", type=int, default=None, help="days, default to the end of the bundle")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--state", default=None, help=f"device state file (default ${STATE_ENV}, else "
+                   "<data>/edge_state/<store>.json)")
     p.add_argument("--telemetry", default=None, help=f"telemetry JSONL file (default ${tel.TELEMETRY_ENV}, "
                    "else <data>/landing/telemetry/<host>/telemetry.jsonl)")
     p.add_argument("--no-telemetry", action="store_true", help="do not record this forecast")
-    p.add_argument("--store", default=None, help="this device's store id, reported if the bundle is refused")
     args = parser.parse_args(argv)
     try:
         if args.command == "predict":
             writer = tel.TelemetryWriter(args.telemetry or None, enabled=not args.no_telemetry)
-            rows = serve_once(args.bundle, args.public_key, args.start, args.horizon,
-                              telemetry=writer, store_id=args.store)  # a bad key is refused and recorded
+            rows = serve_once(args.bundle, args.public_key, args.start, args.horizon, telemetry=writer,
+                              store_id=args.store, state=args.state)  # a bad key or store is refused and recorded
             _write(rows, args.format, sys.stdout)
             return 0
-        bundle = load_bundle(args.bundle, read_public_key(args.public_key))
-        if args.command == "verify":
-            m = bundle.manifest
-            print(f"ok: store {m['store_id']} bundle {m['bundle_version']} ({len(m['items_order'])} items, "
-                  f"horizon {bundle.dates[0]}..{bundle.dates[-1]}), signature and {len(m['files'])} file hashes "
-                  f"verified; max relative error vs Prophet at publish {m['verification']['max_rel_error']:.2e}")
+        store = device_store(args.store) if args.store or os.environ.get(STORE_ENV) else None
+        minimum = served_sequence(state_path(store, args.state), store) if store else 0
+        bundle = load_bundle(args.bundle, read_public_key(args.public_key), expected_store=store,
+                             min_sequence=minimum)
+        m = bundle.manifest
+        print(f"ok: store {m['store_id']} bundle {m['bundle_version']} sequence {m['sequence']} "
+              f"({len(m['items_order'])} items, horizon {bundle.dates[0]}..{bundle.dates[-1]}, expires "
+              f"{m['expires_at']}), signature and {len(m['files'])} file hashes verified"
+              f"{'' if store else ' (no --store given: store and sequence not checked against this device)'}; "
+              f"max relative error vs Prophet at publish {m['verification']['max_rel_error']:.2e}")
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
