@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -23,6 +24,30 @@ def _env_encodings() -> dict[str, str]:
     if not isinstance(value, dict):
         raise ValueError("RETAIL_LANDING_ENCODINGS must be a JSON object such as {\"pos_de\": \"cp1252\"}")
     return {str(k): str(v) for k, v in value.items()}
+
+
+class WarehouseResource(DuckDBResource):
+    """DuckDB's resource, but a second writer waits in line (a cross-process lock) instead of failing: two
+    ingests, or an ingest and another run's dbt build, then follow each other."""
+
+    lock_timeout_s: float = 900.0
+
+    @contextlib.contextmanager
+    def get_connection(self):
+        from retail_assets.core.warehouse import write_lock
+
+        log = dg.get_dagster_logger()
+        with write_lock(Path(self.database), self.lock_timeout_s, say=log.info):
+            with super().get_connection() as con:
+                yield con
+
+    @contextlib.contextmanager
+    def writer(self):
+        """The lock alone, for a writer that opens the file itself (dbt)."""
+        from retail_assets.core.warehouse import write_lock
+
+        with write_lock(Path(self.database), self.lock_timeout_s, say=dg.get_dagster_logger().info):
+            yield
 
 
 class RetailDataRoot(dg.ConfigurableResource):
@@ -185,7 +210,7 @@ def build_resources(data_dir: str | os.PathLike | None = None, **settings) -> di
     settings = {**settings_from_env(), **settings}
     return {
         "data_root": RetailDataRoot(data_dir=str(root.root)),
-        "duckdb": DuckDBResource(database=str(root.warehouse)),
+        "duckdb": WarehouseResource(database=str(root.warehouse)),
         "dbt": dbt_cli(),
         "settings": ForecastSettings(**settings),
         "edge_signing": EdgeSigning(),

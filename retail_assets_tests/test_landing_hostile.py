@@ -245,3 +245,27 @@ def test_a_header_alone_without_a_newline_loads_no_rows(zone):
     report = ld.load_landing_zone(con, landing)
     assert report.files_loaded == 1 and report.files_rejected == 0
     assert con.execute("select rows_read from _ingest_files where file like '%header_only.csv'").fetchone() == (0,)
+
+
+def test_two_ingests_at_once_follow_each_other_and_lose_nothing(small_zone, tmp_path):
+    """Two real ingest runs (raw load + dbt) in two processes on one warehouse: the second waits for the
+    first writer, says so, and both succeed; every file is loaded once and every row reconciles."""
+    import subprocess
+    import sys
+
+    root, _truth = small_zone
+    data = tmp_path / "data"
+    shutil.copytree(root / "landing", data / "landing")
+    code = ("import sys; from pathlib import Path; from retail_assets_tests.conftest import materialize_ingest; "
+            "r = materialize_ingest(Path(sys.argv[1])); sys.exit(0 if r.success else 1)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(data)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
+    assert any("waiting for the warehouse" in o for o in outs)
+    files = sum(1 for p in (data / "landing").rglob("*") if p.is_file() and "_truth" not in p.parts)
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*), count(distinct file) from _ingest_files").fetchone() == (files, files)
+        assert con.execute("select bool_and(reconciled), count(*) from ingest_reconciliation").fetchone() == (True, files)
+        assert con.execute("select count(*) from (select _file, _line from raw_pos_us group by all"
+                           " having count(*) > 1)").fetchone() == (0,)

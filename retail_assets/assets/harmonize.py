@@ -4,10 +4,8 @@ from typing import Any, Mapping
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
-from dagster_duckdb import DuckDBResource
-
 from retail_assets.dbt import dbt_project
-from retail_assets.resources import RetailDataRoot
+from retail_assets.resources import RetailDataRoot, WarehouseResource
 
 
 class RetailDbtTranslator(DagsterDbtTranslator):
@@ -55,15 +53,20 @@ def _model_metadata(con, table: str) -> dict:
     pool="duckdb",  # dbt writes the warehouse: the single-writer pool
 )
 def harmonized(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, data_root: RetailDataRoot, duckdb: DuckDBResource
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, data_root: RetailDataRoot, duckdb: WarehouseResource
 ):
     """`dbt build`: staging maps regional schemas, marts build facts, dims, quarantine and reconciliation."""
     data_root.export_env()
-    events = list(dbt.cli(["build"], context=context).stream())
-    # dbt held the warehouse's write lock until now (one writer): read the counts afterwards
-    with duckdb.get_connection() as con:
-        for event in events:
-            if isinstance(event, dg.Output):
-                table = context.asset_key_for_output(event.output_name).path[-1]
-                event = event.with_metadata({**event.metadata, **_model_metadata(con, table)})
-            yield event
+    with duckdb.writer():  # another run's writer finishes first; the counts are read under the same lock
+        events = list(dbt.cli(["build"], context=context).stream())
+        with duckdb.get_connection() as con:
+            yield from _with_counts(context, events, con)
+
+
+def _with_counts(context, events, con):
+    """dbt's events with the counts a person acts on added to each model's materialization."""
+    for event in events:
+        if isinstance(event, dg.Output):
+            table = context.asset_key_for_output(event.output_name).path[-1]
+            event = event.with_metadata({**event.metadata, **_model_metadata(con, table)})
+        yield event

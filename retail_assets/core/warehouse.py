@@ -7,9 +7,14 @@ is said in one sentence (`WarehouseBusy`), never as DuckDB's own traceback.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
+import socket
 import time
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
@@ -46,3 +51,54 @@ def connect_readonly(warehouse: Path, wait_seconds: float = 0.0) -> duckdb.DuckD
                 raise WarehouseBusy(f"the warehouse {warehouse} is being written by {who}; "
                                     "retry when the ingest finishes") from exc
             time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+
+# ---------------------------------------------------------------- one writer at a time, waiting in line
+
+_held: dict[str, list] = {}  # lock path -> [fd, depth]: re-entrant within a process (the dbt asset reads after)
+
+
+@contextlib.contextmanager
+def write_lock(warehouse: Path, timeout_s: float = 900.0, say: Callable[[str], None] | None = None):
+    """Hold the warehouse's writer lock (`<warehouse>.writer.lock`, flock) for the block.
+
+    DuckDB refuses a second writing process instead of queueing it, so two ingests (or an ingest and a dbt
+    build started by another run) would fail each other half-way; with this lock the second waits, says who
+    it waits for, and gives up after `timeout_s` with one sentence (`WarehouseBusy`)."""
+    path = str(Path(warehouse)) + ".writer.lock"
+    if path in _held:
+        _held[path][1] += 1
+        try:
+            yield
+        finally:
+            _held[path][1] -= 1
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        deadline, told = time.monotonic() + timeout_s, False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                if time.monotonic() >= deadline:
+                    raise WarehouseBusy(f"the warehouse {warehouse} has been written by {holder} for over "
+                                        f"{timeout_s:g} s: nothing was written by this run; rerun it when that "
+                                        "writer finishes") from None
+                if not told and say:
+                    say(f"waiting for the warehouse: {holder} is writing it")
+                    told = True
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        _held[path] = [fd, 1]
+        try:
+            yield
+        finally:
+            del _held[path]
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
