@@ -8,7 +8,7 @@ export RETAIL_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(RETAIL_DATA_DIR)/dagster_home
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test dev bench clean cold-snap
+.PHONY: setup run test dev bench clean cold-snap chaos fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,3 +59,12 @@ clean:
 # The cold-snap scenario end to end (generate, train, cold days arrive, drift retrains), with its lag.
 cold-snap: setup
 	$(BIN)/python -m pytest -q -s retail_assets_tests/test_cold_snap.py -p no:logging 2>&1 | grep -E "cold snap:|passed|failed"
+
+# Robustness runs longer than CI's: SIGKILL `retail run` N times at random points (each kill, then a rerun that
+# must converge), and the landing-loader property tests with many more generated files.
+CHAOS_KILLS ?= 6
+FUZZ_EXAMPLES ?= 5000
+chaos: setup
+	RETAIL_CHAOS_KILLS=$(CHAOS_KILLS) $(BIN)/python -m pytest -q -s retail_assets_tests/test_chaos.py -p no:logging 2>&1 | grep -E "chaos:|passed|failed|Error"
+fuzz: setup
+	RETAIL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q retail_assets_tests/test_landing_fuzz.py

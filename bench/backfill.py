@@ -5,8 +5,8 @@ then trains every store twice from scratch, each variant in its own temporary Da
 storage in a temp DAGSTER_HOME) and with the models, features, forecasts and bundles cleared in between,
 so both variants really fit every store (no train cache):
 
-  (a) per partition: one in-process run per store of store_features + gx_store_features + demand_model +
-      demand_forecast + edge_bundle (as `conftest.run_store_pipeline` does);
+  (a) per partition: one in-process run of the `store_pipeline` job per store (as `conftest.run_store_pipeline`
+      and `retail run` do);
   (b) batched: the `retrain_stores` op job, --batch-size stores per run (default: all in one run).
 
 Definitions (printed with the figures):
@@ -140,22 +140,21 @@ def _progress(label: str, i: int, n: int, store: str, status: str, wall: float |
 def per_partition(data: Path, home: Path, stores: list[str], settings: dict) -> dict:
     import dagster as dg
 
-    from retail_assets.assets.forecasting import demand_forecast, demand_model, edge_bundle
-    from retail_assets.assets.stores import store_features, store_registry
-    from retail_assets.checks.gx_checks import gx_store_features
+    from retail_assets.assets.stores import store_registry
+    from retail_assets.definitions import build_definitions
     from retail_assets.resources import build_resources
 
     instance = _instance(home)
     resources = build_resources(data, **settings)
+    store_pipeline = build_definitions(resources).resolve_job_def("store_pipeline")
     assert dg.materialize([store_registry], instance=instance, resources=resources, run_config=QUIET).success
     started_at = dt.datetime.now(dt.timezone.utc)
     phase_rows, outcome, wall = {}, {}, 0.0
     t_variant = time.perf_counter()
     for i, store in enumerate(stores, start=1):
         start_epoch, t0 = time.time(), time.perf_counter()
-        result = dg.materialize([store_features, gx_store_features, demand_model, demand_forecast, edge_bundle],
-                                instance=instance, resources=resources, partition_key=store,
-                                raise_on_error=False, run_config=QUIET)
+        result = store_pipeline.execute_in_process(instance=instance, partition_key=store, raise_on_error=False,
+                                                   run_config=QUIET)
         own = time.perf_counter() - t0
         wall += own
         end_epoch = time.time()

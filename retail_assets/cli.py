@@ -284,7 +284,7 @@ def rollback(data_dir, store, version, reason) -> None:
     key = EdgeSigning().load(RetailDataRoot(data_dir=str(layout.root)))
     try:  # the bundle first: a version that cannot be published is not made live
         bundle = build_bundle(target, features, target.manifest["config"]["horizon"], key,
-                              layout.root / "bundles", code_version())
+                              layout.bundles, code_version())
     except BundleVerificationError as exc:
         _fail(f"rollback refused: {exc}")
     entry = registry.set_live(layout.models, target, "rollback", reason, current.version if current else None)
@@ -389,13 +389,15 @@ def run(data_dir) -> None:
         stores = instance.get_dynamic_partitions("stores")
         store_job = defs.resolve_job_def("store_pipeline")
         outcomes = {}
-        with click.progressbar(stores, label="per-store pipeline", show_pos=True,
-                               item_show_func=lambda s: f"store {s}" if s else "") as bar:
-            for store in bar:
-                r = store_job.execute_in_process(  # outcomes are summarized below; logs are in the UI
-                    instance=instance, partition_key=store, raise_on_error=False, run_config=silent, tags=tags
-                )
-                outcomes[store] = _store_outcome(r)
+        click.echo(f"per-store pipeline (features, gate, model, forecast, bundle) for {len(stores)} stores ...")
+        for i, store in enumerate(stores, start=1):
+            t_store = time.perf_counter()
+            r = store_job.execute_in_process(  # full logs are in the UI (`make dev`)
+                instance=instance, partition_key=store, raise_on_error=False, run_config=silent, tags=tags
+            )
+            outcomes[store] = _store_outcome(r)
+            click.echo(f"  [{i}/{len(stores)}] " + _store_line(layout, store, outcomes[store],
+                                                             time.perf_counter() - t_store))
         fleet_note = None
         if any(o == "ok" for o in outcomes.values()):
             defs.resolve_job_def("publish_forecasts").execute_in_process(
@@ -443,6 +445,17 @@ def _demo_fleet(layout: DataLayout, defs, instance, run_config, tags) -> str | N
     lines = [f"  edge fleet     table edge_fleet_status ({len(rows)} stores; `retail models` shows what each serves)"]
     lines += [f"    store {s}: {st}" + (f" - {pr}" if pr else "") for s, st, pr in rows if st != "ok"]
     return "\n".join(lines)
+
+
+def _store_line(layout: DataLayout, store: str, outcome: str, seconds: float) -> str:
+    """The same line the batch job logs (`pipeline.describe_store`), from what the run recorded."""
+    from retail_assets.core.pipeline import describe_store
+    from retail_assets.core.training import live_version
+
+    mv = live_version(layout.models, store) if outcome == "ok" else None
+    if mv is None:
+        return f"store {store}: {outcome} ({seconds:.1f}s)"
+    return describe_store(mv, seconds=seconds)
 
 
 def _store_outcome(result) -> str:
@@ -502,7 +515,7 @@ def _print_models(layout: DataLayout, stores: list[str]) -> None:
         return
     click.echo(f"  models         {layout.models}/store=<id>/<version>/   forecasts {layout.forecasts}/store=<id>/")
     click.echo(f"  exports        {layout.exports}/ (planner CSV per store and run); warehouse view `forecasts`")
-    click.echo(f"  edge bundles   {layout.root / 'bundles'}/store=<id>/bundle_<version>.zip "
+    click.echo(f"  edge bundles   {layout.bundles}/store=<id>/bundle_<version>.zip "
                f"(`retail edge verify` / `retail edge predict`)")
     click.echo("    store  version        items  fallback  champion mix                     held-out WAPE"
                " champion / naive  coverage(80%)")

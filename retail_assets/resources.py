@@ -140,7 +140,7 @@ class EdgeSigning(dg.ConfigurableResource):
             return load_private_key(pem.encode())
         if self.private_key_path:
             return load_private_key(Path(self.private_key_path).read_bytes())
-        priv, _pub = ensure_dev_keys(data_root.layout.root / "keys")
+        priv, _pub = ensure_dev_keys(data_root.layout.keys)
         return load_private_key(priv.read_bytes())
 
 

@@ -56,6 +56,14 @@ class DataLayout:
     def features(self) -> Path:
         return self.root / "features"
 
+    @property
+    def bundles(self) -> Path:
+        return self.root / "bundles"
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
     def store_dir(self, kind: str, store_id: str) -> Path:
         """`<root>/<kind>/store=<id>/` for a validated store id (never a path escape)."""
         from retail_assets.core.ids import validate_store_id

@@ -71,19 +71,18 @@ def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, only: list[
     """Register the stores of dim_store as partitions, run the per-store assets once per store (features,
     their blocking gate, model, forecast, edge bundle), then publish the forecasts view."""
     from retail_assets.assets.forecasting import demand_forecast, demand_model, edge_bundle, forecasts_view
-    from retail_assets.assets.stores import store_features, store_registry
-    from retail_assets.checks.gx_checks import gx_store_features
+    from retail_assets.assets.stores import store_registry
+    from retail_assets.definitions import build_definitions
     from retail_assets.resources import build_resources
 
     resources = build_resources(data_dir, **{**FAST_SETTINGS, **settings})
     assert dg.materialize([store_registry], instance=instance, resources=resources,
                           selection=[store_registry]).success
+    store_pipeline = build_definitions(resources).resolve_job_def("store_pipeline")  # the real job
     results = {}
     for store in only or instance.get_dynamic_partitions("stores"):
-        results[store] = dg.materialize(
-            [store_features, gx_store_features, demand_model, demand_forecast, edge_bundle], instance=instance,
-            resources=resources, partition_key=store, raise_on_error=False,
-        )
+        results[store] = store_pipeline.execute_in_process(instance=instance, partition_key=store,
+                                                            raise_on_error=False)
     if any(r.success for r in results.values()):
         from retail_assets.assets.registry import model_registry
 

@@ -130,17 +130,16 @@ def test_trace_from_served_number_to_landing_lines(stores_run):
 
 
 def test_rematerializing_the_same_inputs_gives_the_same_hashes(stores_run):
-    from retail_assets.assets.forecasting import bundle_step, model_step
+    from retail_assets.core import pipeline
     from retail_assets.resources import ForecastSettings
 
     root, _instance, results = stores_run
     layout, settings = DataLayout(root), ForecastSettings(**FAST_SETTINGS)
     before = results["0001"].asset_materializations_for_node("edge_bundle")[0].metadata
-    meta, version = model_step(layout, settings, "0001", lambda _m: None)
-    assert meta["reused_unchanged_inputs"] is True and version == before["model_version"].value
+    model = pipeline.train_model(layout, settings, "0001")
+    assert model.mv.reused is True and model.version == before["model_version"].value
     priv = load_private_key((root / "keys" / "edge_signing.pem").read_bytes())
-    _meta, bundle_version = bundle_step(layout, settings, priv, "0001", lambda _m: None)
-    assert bundle_version == before["bundle_version"].value
+    assert pipeline.publish_bundle(layout, settings, priv, "0001").version == before["bundle_version"].value
     features = pd.read_parquet(root / "features" / "store=0001" / "features.parquet")
     same = write_features(features, root / "tmp_same.parquet")
     changed = write_features(features.assign(units=features["units"].fillna(0) + 1), root / "tmp_changed.parquet")

@@ -284,3 +284,11 @@ def test_trace_of_a_hostile_sku_once_the_ingest_is_done(traced_store):
     t = json.loads(r.stdout)
     assert t["item_id"] == HOSTILE_SKUS[0] and t["history"] == [] and t["raw_lines_total"] == 0
     assert Path(t["model"]["file"]).parent == root / "models" / "store=0001" / t["model"]["version"] / "items"
+
+
+@pytest.mark.parametrize("store_id", ["0001\n", "../0001", "0001/..", "", " 0001", "0001;drop", "a" * 33, "-1"])
+def test_store_ids_that_could_reach_a_path_or_query_are_refused(store_id):
+    from retail_assets.core.ids import InvalidIdentifier, validate_store_id
+
+    with pytest.raises(InvalidIdentifier, match="is not valid"):
+        validate_store_id(store_id)

@@ -1,19 +1,14 @@
 """Per-store models and forecasts, and the `forecasts` view over every store."""
 
-import datetime as dt
-import io
-
 import dagster as dg
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from retail_assets.assets.stores import store_features
-from retail_assets.core import plots, registry
-from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text, sha256_file
-from retail_assets.core.ids import validate_store_id
+from retail_assets.core import pipeline, plots
+from retail_assets.core.atomic import atomic_write_bytes
 from retail_assets.core.serving import forecast_store
-from retail_assets.core.training import live_version, train_store
 from retail_assets.partitions import stores_partitions
 from retail_assets.resources import EdgeSigning, ForecastSettings, RetailDataRoot
 
@@ -28,28 +23,19 @@ def _fmt(x) -> str:
     group_name="forecasting",
     kinds={"prophet", "json"},
     description="One model per item of the store: Prophet vs seasonal naive vs moving average, the backtest "
-                "winner served, with calibrated 80% intervals. Stored as Prophet JSON + manifest.",
+                "winner served, with intervals calibrated to the `interval` setting. Stored as Prophet JSON + manifest.",
 )
 def demand_model(
     context: dg.AssetExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings
 ) -> dg.MaterializeResult:
-    metadata, version = model_step(data_root.layout, settings, context.partition_key, context.log.info)
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+    r = pipeline.train_model(data_root.layout, settings, context.partition_key, context.log.info)
+    return dg.MaterializeResult(metadata=model_metadata(r, settings), data_version=dg.DataVersion(r.version))
 
 
-def model_step(layout, settings: ForecastSettings, store_id: str, log, pool=None) -> tuple[dict, str]:
-    """Train (or reuse) one store's models; return the materialization metadata and the model version.
-    `pool`: an open `FitPool` shared by several stores (the batched retrain); default one for this store."""
-    store_id = validate_store_id(store_id)
-    features_path = layout.store_dir("features", store_id) / "features.parquet"
-    features = pd.read_parquet(features_path)
-    cfg = settings.train_config()
-    mv = train_store(features, layout.models, sha256_file(features_path), cfg, workers=settings.fit_workers,
-                     warm_start=settings.warm_start, progress=log, engine=settings.fit_engine,
-                     scheduler_address=settings.dask_scheduler_address, pool=pool)
-    registry.record_model(layout.models, mv)
+def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
+    """Accuracy against seasonal naive, champion mix, fallbacks and plots: what a person acts on."""
+    mv = r.mv
     s = mv.manifest["summary"]
-    log(f"store {store_id}: version {mv.version}" + (" (reused: inputs unchanged)" if mv.reused else ""))
     metadata = {
         "model_version": mv.version,
         "reused_unchanged_inputs": mv.reused,
@@ -75,15 +61,15 @@ def model_step(layout, settings: ForecastSettings, store_id: str, log, pool=None
             f"{_fmt(s['heldout_median_wape_seasonal_naive'])} |\n"
             f"| weighted WAPE | {_fmt(s['heldout_weighted_wape_champion'])} | "
             f"{_fmt(s['heldout_weighted_wape_seasonal_naive'])} |\n"
-            f"| 80% interval coverage | {_fmt(s['heldout_coverage_calibrated'])} calibrated "
+            f"| {settings.interval:.0%} interval coverage | {_fmt(s['heldout_coverage_calibrated'])} calibrated "
             f"(Prophet raw {_fmt(s['heldout_coverage_prophet_raw'])}) | |\n"
         ),
     }
     fallbacks = {i: d["error"] for i, d in mv.manifest["items"].items() if d["status"] == "fallback"}
     if fallbacks:
         metadata["fallback_items"] = dg.MetadataValue.json(fallbacks)
-    metadata.update(_plots(mv, features, settings.horizon_days))
-    return metadata, mv.version
+    metadata.update(_plots(mv, r.features, settings.horizon_days))
+    return metadata
 
 
 def _plots(mv, features: pd.DataFrame, horizon: int, top: int = 3) -> dict:
@@ -122,47 +108,34 @@ def _plots(mv, features: pd.DataFrame, horizon: int, top: int = 3) -> dict:
 def demand_forecast(
     context: dg.AssetExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings
 ) -> dg.MaterializeResult:
-    metadata, version = forecast_step(data_root.layout, settings, context.partition_key, context.run_id)
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+    r = _or_failure(lambda: pipeline.publish_forecast(data_root.layout, settings, context.partition_key,
+                                                      context.run_id))
+    return dg.MaterializeResult(metadata=forecast_metadata(r, settings), data_version=dg.DataVersion(r.version))
 
 
-def forecast_step(layout, settings: ForecastSettings, store_id: str, run_id: str) -> tuple[dict, str]:
-    """Forecast one store from its live model: Parquet, planner CSV; metadata and data version."""
-    store_id = validate_store_id(store_id)
-    mv = live_version(layout.models, store_id)
-    if mv is None:
-        raise dg.Failure(f"store {store_id} has no live model: materialize demand_model for it first")
-    features = pd.read_parquet(layout.store_dir("features", store_id) / "features.parquet")
-    fcst = forecast_store(mv, features, settings.horizon_days)
-    if (fcst["yhat_lower"] > fcst["yhat"] + 1e-9).any() or (fcst["yhat"] > fcst["yhat_upper"] + 1e-9).any() \
-            or (fcst["yhat_lower"] < 0).any():
-        raise dg.Failure("forecast intervals are inconsistent (lower <= yhat <= upper, >= 0): not published")
-    buf = io.BytesIO()
-    fcst.to_parquet(buf, index=False)
-    path = layout.store_dir("forecasts", store_id) / "forecast.parquet"
-    atomic_write_bytes(path, buf.getvalue())
-    export = fcst.rename(columns={"yhat": "forecast_units", "yhat_lower": "lower_units",
-                                  "yhat_upper": "upper_units"})[
-        ["store_id", "item_id", "date", "fiscal_year", "fiscal_week", "forecast_units", "lower_units",
-         "upper_units", "model_version"]].copy()
-    export["date"] = pd.to_datetime(export["date"]).dt.strftime("%Y-%m-%d")
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    csv_path = layout.exports / f"forecast_store={store_id}_{mv.version}_{stamp}_{run_id[:8]}.csv"
-    atomic_write_text(csv_path, export.round(3).to_csv(index=False))
+def _or_failure(step):
+    """An expected refusal of the pipeline is a Dagster failure with its sentence, not a traceback."""
+    try:
+        return step()
+    except pipeline.PipelineError as exc:
+        raise dg.Failure(str(exc)) from exc
+
+
+def forecast_metadata(r: pipeline.ForecastResult, settings: ForecastSettings) -> dict:
+    fcst = r.frame
     preview = fcst.head(8).assign(date=lambda d: pd.to_datetime(d["date"]).dt.date).round(2)
-    metadata = {
+    return {
         "dagster/row_count": len(fcst),
-        "model_version": mv.version,
+        "model_version": r.mv.version,
         "items": int(fcst["item_id"].nunique()),
         "horizon_days": settings.horizon_days,
         "first_date": str(pd.to_datetime(fcst["date"]).min().date()) if len(fcst) else None,
         "forecast_units_total": float(fcst["yhat"].sum()),
         "mean_interval_width": float((fcst["yhat_upper"] - fcst["yhat_lower"]).mean()) if len(fcst) else 0.0,
-        "path": dg.MetadataValue.path(str(path)),
-        "planner_export": dg.MetadataValue.path(str(csv_path)),
+        "path": dg.MetadataValue.path(str(r.path)),
+        "planner_export": dg.MetadataValue.path(str(r.export_path)),
         "preview": dg.MetadataValue.md(preview.to_markdown(index=False, disable_numparse=True)),
     }
-    return metadata, f"{mv.version}-{sha256_file(path)[:12]}"
 
 
 @dg.asset(
@@ -201,33 +174,17 @@ def edge_bundle(
     context: dg.AssetExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings,
     edge_signing: EdgeSigning,
 ) -> dg.MaterializeResult:
-    metadata, version = bundle_step(data_root.layout, settings, edge_signing.load(data_root), context.partition_key,
-                                    context.log.info)
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+    r = _or_failure(lambda: pipeline.publish_bundle(data_root.layout, settings, edge_signing.load(data_root),
+                                                    context.partition_key, context.log.info))
+    return dg.MaterializeResult(metadata=bundle_metadata(r, settings), data_version=dg.DataVersion(r.version))
 
 
-def bundle_step(layout, settings: ForecastSettings, signing_key, store_id: str, log) -> tuple[dict, str]:
-    """Compile, verify, sign and publish one store's bundle; metadata and bundle version."""
-    from retail_assets.core.edge_bundle import BundleVerificationError, build_bundle
-    from retail_assets.core.training import code_version
-
-    store_id = validate_store_id(store_id)
-    mv = live_version(layout.models, store_id)
-    if mv is None:
-        raise dg.Failure(f"store {store_id} has no live model: materialize demand_model for it first")
-    features = pd.read_parquet(layout.store_dir("features", store_id) / "features.parquet")
-    try:
-        bundle = build_bundle(mv, features, settings.horizon_days, signing_key, layout.root / "bundles",
-                              code_version())
-    except BundleVerificationError as exc:
-        raise dg.Failure(str(exc), metadata={"model_version": mv.version}) from exc
-    registry.record_bundle(layout.models, store_id, bundle.manifest, bundle.path, sha256_file(bundle.path))
+def bundle_metadata(r: pipeline.BundleResult, settings: ForecastSettings) -> dict:
+    bundle = r.bundle
     v, lat = bundle.manifest["verification"], bundle.manifest["latency_ms"]
-    log(f"store {store_id}: bundle {bundle.bundle_version}, {bundle.size_bytes:,} bytes, "
-        f"max rel error {v['max_rel_error']:.1e}, p50 {lat['p50']:.3f} ms")
-    metadata = {
+    return {
         "bundle_version": bundle.bundle_version,
-        "model_version": mv.version,
+        "model_version": r.mv.version,
         "path": dg.MetadataValue.path(str(bundle.path)),
         "size_bytes": bundle.size_bytes,
         "items": len(bundle.manifest["items_order"]),
@@ -237,4 +194,3 @@ def bundle_step(layout, settings: ForecastSettings, signing_key, store_id: str, 
         "latency_p50_ms": round(lat["p50"], 4),
         "latency_p99_ms": round(lat["p99"], 4),
     }
-    return metadata, bundle.bundle_version

@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from retail_assets.core.features import materialize_store_features, summarize
-from retail_assets.core.ids import validate_store_id
+from retail_assets.core import pipeline
 from retail_assets.core.warehouse import connect_readonly
 from retail_assets.partitions import batches, new_store_partitions, stores_partitions
 from retail_assets.resources import ForecastSettings, RetailDataRoot
+
 
 def register_store_partitions(instance: dg.DagsterInstance, store_ids: list[str]) -> list[str]:
     """Add the stores that are not partitions yet, in batches."""
@@ -49,36 +49,24 @@ def store_registry(context: dg.AssetExecutionContext, data_root: RetailDataRoot)
 def store_features(
     context: dg.AssetExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings
 ) -> dg.MaterializeResult:
-    metadata, version = features_step(data_root.layout, settings, context.partition_key, context.log.info)
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+    r = pipeline.build_features(data_root.layout, settings, context.partition_key, context.log.info)
+    return dg.MaterializeResult(metadata=features_metadata(r), data_version=dg.DataVersion(r.data_version))
 
 
-def features_step(layout, settings: ForecastSettings, store_id: str, log) -> tuple[dict, str]:
-    """Build and write one store's features; return the materialization metadata and the data version."""
-    store_id = validate_store_id(store_id)
-    fs = materialize_store_features(
-        layout.warehouse, layout.store_dir("features", store_id), store_id, settings.horizon_days
-    )
-    frame = fs.frame
-    facts = summarize(frame)
-    log(
-        f"store {store_id}: {facts['items']} items, {facts['history_days']} history days, "
-        f"{facts['future_rows']} future rows, data version {fs.data_version[:12]}"
-    )
-    preview = frame.head(8).copy()
-    preview["date"] = preview["date"].dt.date
-    metadata = {
+def features_metadata(r: pipeline.FeaturesResult) -> dict:
+    """What a person checks on a store's features: rows, span, dropped items, a preview."""
+    facts = r.facts
+    return {
         "dagster/row_count": facts["rows"],
-        "path": dg.MetadataValue.path(str(fs.path)),
-        "data_version_sha256": fs.data_version,
+        "path": dg.MetadataValue.path(str(r.path)),
+        "data_version_sha256": r.data_version,
         "items": facts["items"],
-        "items_dropped_never_sold": ", ".join(fs.dropped_items) or "none",
+        "items_dropped_never_sold": ", ".join(r.dropped_items) or "none",
         "history_rows": facts["history_rows"],
         "future_rows": facts["future_rows"],
         "first_date": facts["first_date"],
         "last_history_date": facts["last_history_date"],
         "last_future_date": facts["last_future_date"],
         "share_zero_days": dg.MetadataValue.float(round(facts["share_zero_days"], 4)),
-        "preview": dg.MetadataValue.md(preview.to_markdown(index=False, disable_numparse=True)),
+        "preview": dg.MetadataValue.md(r.preview.to_markdown(index=False, disable_numparse=True)),
     }
-    return metadata, fs.data_version

@@ -8,9 +8,10 @@ reported and skipped; the others go on.
 
 import dagster as dg
 
-from retail_assets.assets.forecasting import bundle_step, forecast_step, model_step
-from retail_assets.assets.stores import features_step
-from retail_assets.checks.gx_checks import features_gate
+from retail_assets.assets.forecasting import bundle_metadata, forecast_metadata, model_metadata
+from retail_assets.assets.stores import features_metadata
+from retail_assets.checks.gx_checks import gate_check_result
+from retail_assets.core import pipeline
 from retail_assets.resources import EdgeSigning, ForecastSettings, RetailDataRoot
 
 BATCH_SIZE = 50
@@ -25,37 +26,24 @@ class RetrainConfig(dg.Config):
 @dg.op(description="Features, gate, model, forecast and bundle for each store of the batch, in turn.")
 def retrain_stores_op(context: dg.OpExecutionContext, config: RetrainConfig, data_root: RetailDataRoot,
                       settings: ForecastSettings, edge_signing: EdgeSigning) -> dict:
-    layout = data_root.layout
-    key = edge_signing.load(data_root)
-    outcome: dict[str, str] = {}
+    metadata_of = {"store_features": features_metadata, "demand_model": lambda r: model_metadata(r, settings),
+                   "demand_forecast": lambda r: forecast_metadata(r, settings),
+                   "edge_bundle": lambda r: bundle_metadata(r, settings)}
 
-    def record(asset: str, store: str, metadata: dict, version: str) -> None:
-        context.log_event(dg.AssetMaterialization(asset_key=asset, partition=store, metadata=metadata,
-                                                  tags={DATA_VERSION_TAG: version}))
+    def record(step: str, store: str, result) -> None:
+        """Each step's result lands on its own asset partition, as if the asset had run."""
+        if step == "gx_store_features":
+            check = gate_check_result(result)
+            context.log_event(dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey("store_features"), check_name="gx_store_features", passed=check.passed,
+                metadata=check.metadata, severity=check.severity, partition=store))
+            return
+        context.log_event(dg.AssetMaterialization(asset_key=step, partition=store, metadata=metadata_of[step](result),
+                                                  tags={DATA_VERSION_TAG: result.version}))
 
-    with settings.fit_pool() as pool:  # fit workers start once per batch (on its first fit), not per store
-        for store in config.stores:
-            try:
-                metadata, version = features_step(layout, settings, store, context.log.info)
-                record("store_features", store, metadata, version)
-                gate = features_gate(layout, settings, store)
-                context.log_event(dg.AssetCheckEvaluation(
-                    asset_key=dg.AssetKey("store_features"), check_name="gx_store_features", passed=gate.passed,
-                    metadata=gate.metadata, severity=gate.severity, partition=store))
-                if not gate.passed:
-                    outcome[store] = "blocked by gx_store_features"
-                    context.log.warning(f"store {store}: features failed their gate; not trained in this run")
-                    continue
-                log = context.log.info
-                for asset, step in (("demand_model", lambda: model_step(layout, settings, store, log, pool)),
-                                    ("demand_forecast", lambda: forecast_step(layout, settings, store, context.run_id)),
-                                    ("edge_bundle", lambda: bundle_step(layout, settings, key, store, log))):
-                    metadata, version = step()
-                    record(asset, store, metadata, version)
-                outcome[store] = "ok"
-            except Exception as exc:  # one store's failure is reported, never the batch's
-                outcome[store] = f"failed: {type(exc).__name__}: {exc}"[:300]
-                context.log.error(f"store {store}: {outcome[store]}")
+    outcomes = pipeline.run_stores(data_root.layout, settings, edge_signing.load(data_root), config.stores,
+                                   run_id=context.run_id, say=context.log.info, on_step=record)
+    outcome = {o.store_id: o.status if o.status == "ok" else f"{o.status}: {o.reason}" for o in outcomes}
     context.log.info(f"{config.reason}: " + ", ".join(f"{s} {o}" for s, o in outcome.items()))
     failed = {s: o for s, o in outcome.items() if o.startswith("failed")}
     if failed:

@@ -16,7 +16,9 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.launcher import DefaultRunLauncher
 
-from retail_assets.core.lifetime import process_alive
+from retail_assets.core.atomic import sweep_stale_temps
+from retail_assets.core.lifetime import process_alive, sweep_scratch
+from retail_assets.resources import RetailDataRoot
 
 HOST_TAG = "retail/host"
 
@@ -59,10 +61,12 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[tuple[str, str]]:
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Marks runs left STARTED by a dead run worker on this host as failed and frees their "
                        "pool slots (Dagster's run monitoring cannot check local run workers).")
-def dead_runs_sensor(context: dg.SensorEvaluationContext):
+def dead_runs_sensor(context: dg.SensorEvaluationContext, data_root: RetailDataRoot):
     reaped = reap_dead_runs(context.instance)
     if not reaped:
         return dg.SkipReason("no run left STARTED by a dead process")
     for run_id, message in reaped:
         context.log.warning(f"{run_id}: {message}")
-    return dg.SkipReason(f"marked {len(reaped)} dead runs failed: {', '.join(r for r, _ in reaped)}")
+    temps, scratch = sweep_stale_temps(data_root.layout.root), sweep_scratch()  # what the dead runs left
+    return dg.SkipReason(f"marked {len(reaped)} dead runs failed ({', '.join(r for r, _ in reaped)}); removed "
+                         f"{len(temps)} temp files and {scratch} fit scratch folders they left")

@@ -1,15 +1,11 @@
 """Great Expectations 1.x suites run as Dagster asset checks (dagster-ge pins GX < 1.0)."""
 
-import datetime as dt
-import json
-
 import dagster as dg
 import pandas as pd
 
 from retail_assets.assets.stores import store_features
 from retail_assets.checks import suites
-from retail_assets.core.atomic import atomic_write_text, sha256_file
-from retail_assets.core.ids import validate_store_id
+from retail_assets.core import pipeline
 from retail_assets.core.validation import SuiteOutcome, validate_frame
 from retail_assets.core.warehouse import connect_readonly
 from retail_assets.partitions import stores_partitions
@@ -131,25 +127,13 @@ def gx_quarantine_rate(data_root: RetailDataRoot, settings: ForecastSettings) ->
 def gx_store_features(
     context: dg.AssetCheckExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings
 ) -> dg.AssetCheckResult:
-    return features_gate(data_root.layout, settings, context.partition_key)
+    return gate_check_result(pipeline.check_gate(data_root.layout, settings, context.partition_key))
 
 
-def features_gate(layout, settings: ForecastSettings, store_id: str) -> dg.AssetCheckResult:
-    """Run the store_features suites on one store's file; the result names every failed expectation."""
-    store_id = validate_store_id(store_id)
-    path = layout.store_dir("features", store_id) / "features.parquet"
-    features = pd.read_parquet(path)
-    cfg = settings.validation_config()
-    frames = suites.features_frames(features, cfg)
-    outcomes = [validate_frame(frames[name], suite) for name, suite in suites.features_suites(cfg).items()]
-    store_row = frames["store"].iloc[0]
-    failed = [o.label for suite in outcomes for o in suite.failed]
-    atomic_write_text(path.parent / "validation.json", json.dumps({  # for `retail trace`
-        "data_version": sha256_file(path), "passed": not failed, "failed": failed,
-        "expectations_run": sum(len(suite.outcomes) for suite in outcomes),
-        "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}, indent=1))
+def gate_check_result(gate: pipeline.GateResult) -> dg.AssetCheckResult:
+    """The blocking gate's verdict as the UI shows it: every failed expectation named."""
     return check_result(
-        outcomes, dg.AssetCheckSeverity.ERROR,
-        extra={"store_id": store_id, "history_days": int(store_row["history_days"]),
-               "longest_zero_sales_streak_days": int(store_row["longest_zero_sales_streak_days"])},
+        gate.outcomes, dg.AssetCheckSeverity.ERROR,
+        extra={"store_id": gate.store_id, "history_days": gate.history_days,
+               "longest_zero_sales_streak_days": gate.longest_zero_sales_streak_days},
     )

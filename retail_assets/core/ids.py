@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-STORE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+STORE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")  # always fullmatch: '$' lets "0001\n" in
 
 # A name that is used as it is: no separator, no leading '.' or '-' (hidden files, command-line flags), no
 # trailing '.', at most 64 characters. `fullmatch`, not `match` + '$', so a trailing newline is refused too.
@@ -26,7 +26,7 @@ class InvalidIdentifier(ValueError):
 
 def validate_store_id(store_id: object) -> str:
     """Return the store id unchanged, or refuse it with a sentence a person can act on."""
-    if not isinstance(store_id, str) or not STORE_ID_PATTERN.match(store_id):
+    if not isinstance(store_id, str) or not STORE_ID_PATTERN.fullmatch(store_id):
         raise InvalidIdentifier(
             f"store id {store_id!r} is not valid: use 1-32 letters, digits, '_' or '-', starting with a letter"
             " or digit (no paths, quotes or spaces)"

@@ -7,13 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from retail_assets.core.landing import discover_sources
+from retail_assets.core.landing import REFERENCE_FILES, discover_sources
+from retail_assets.core.landing import scan_landing as scan_files
 from retail_assets.core.training import live_version
 from retail_assets.core.warehouse import connect_readonly
 
@@ -21,12 +23,19 @@ from retail_assets.core.warehouse import connect_readonly
 
 
 def scan_landing(landing: Path) -> list[tuple[str, int]]:
-    """(relative path, mtime in ns) of every file the loader would read, oldest first."""
+    """(relative path, mtime in ns) of every file the loader would look at, oldest first: the same scan as the
+    loader (regular files inside the root, never through a link), plus what it would reject, so a bad file
+    also triggers an ingest that records why it was refused. Times are the entries' own (lstat)."""
     landing = Path(landing)
-    files = [landing / "reference" / f"{n}.csv" for n in ("stores", "items", "holidays", "promotions", "fx_rates")]
-    for source in discover_sources(landing):
-        files.extend(landing.glob(source.pattern))
-    out = [(p.relative_to(landing).as_posix(), p.stat().st_mtime_ns) for p in files if p.is_file()]
+    found, rejected = scan_files(landing, discover_sources(landing))
+    rels = [f"reference/{n}.csv" for n in REFERENCE_FILES]
+    rels += [rel for files in found.values() for rel, _p in files] + [r.file for r in rejected]
+    out = []
+    for rel in rels:
+        try:
+            out.append((rel, os.lstat(landing / rel).st_mtime_ns))
+        except (FileNotFoundError, ValueError):
+            continue
     return sorted(out, key=lambda x: (x[1], x[0]))
 
 

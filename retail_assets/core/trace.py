@@ -36,7 +36,7 @@ def trace(layout, store_id: str, item_id: str, day: dt.date, raw_limit: int = 50
                       "yhat_upper": float(r["yhat_upper"]), "champion": r["champion"],
                       "model_version": r["model_version"], "file": str(fpath)}
     out["forecast"] = served
-    bundle_ptr = layout.root / "bundles" / f"store={store_id}" / "latest.json"
+    bundle_ptr = layout.store_dir("bundles", store_id) / "latest.json"
     out["bundle"] = json.loads(bundle_ptr.read_text()) if bundle_ptr.exists() else None
     out["model"] = {"version": mv.version, "champion": info["champion"], "reason": info["reason"],
                     "item_sha256": info["sha256"], "file": str(mv.path / info["file"]),

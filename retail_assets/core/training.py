@@ -44,8 +44,12 @@ LIVE_POINTER = "live.json"
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """Package version plus the git commit when the code runs from a checkout. Read once per process: the
-    commit whose code was imported, not whatever the checkout moved to while a long run went on."""
+    commit whose code was imported, not whatever the checkout moved to while a long run went on.
+    `$RETAIL_CODE_VERSION` names it instead (an install without git; comparing two builds of equal behaviour)."""
     from importlib.metadata import PackageNotFoundError, version
+
+    if os.environ.get("RETAIL_CODE_VERSION"):
+        return os.environ["RETAIL_CODE_VERSION"]
 
     try:
         pkg = version("retail_assets")
