@@ -518,7 +518,7 @@ def _print_models(layout: DataLayout, stores: list[str]) -> None:
     click.echo(f"  edge bundles   {layout.bundles}/store=<id>/bundle_<version>.zip "
                f"(`retail edge verify` / `retail edge predict`)")
     click.echo("    store  version        items  fallback  champion mix                     held-out WAPE"
-               " champion / naive  coverage(80%)")
+               " champion / naive  coverage (nominal)")
     for store in stores:
         mv = live_version(layout.models, store)
         if mv is None:
@@ -528,7 +528,7 @@ def _print_models(layout: DataLayout, stores: list[str]) -> None:
         fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
         click.echo(f"    {store}   {mv.version}  {s['items']:>5}  {s['items_fallback']:>8}  {mix:<32} "
                    f"{fmt(s['heldout_weighted_wape_champion'])} / {fmt(s['heldout_weighted_wape_seasonal_naive'])}"
-                   f"          {fmt(s['heldout_coverage_calibrated'])}")
+                   f"          {fmt(s['heldout_coverage_calibrated'])} ({s['nominal_coverage']:.0%})")
 
 
 if __name__ == "__main__":

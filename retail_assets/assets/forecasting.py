@@ -82,7 +82,7 @@ def _plots(mv, features: pd.DataFrame, horizon: int, top: int = 3) -> dict:
     for rank, item in enumerate(top_items, start=1):
         champion = mv.manifest["items"][item]["champion"]
         png = plots.forecast_plot(item, hist[hist["item_id"] == item], backtest[backtest["item_id"] == item],
-                                  forecast[forecast["item_id"] == item], champion)
+                                  forecast[forecast["item_id"] == item], champion, mv.manifest["summary"]["nominal_coverage"])
         atomic_write_bytes(mv.path / plots.plot_file("forecast", item), png)
         out[f"plot_forecast_{rank}"] = dg.MetadataValue.md(plots.markdown_image(png, f"{item} ({champion})"))
     prophet_items = [i for i in top_items if mv.manifest["items"][i]["champion"] == "prophet"]

@@ -64,10 +64,6 @@ def bias(y: np.ndarray, yhat: np.ndarray) -> float:
     return float((yhat - y).sum() / denom) if denom > 0 else 0.0
 
 
-def coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
-    return float(np.mean((y >= lower) & (y <= upper))) if len(y) else math.nan
-
-
 def naive_scale(y_train: np.ndarray, season: int = 7) -> float:
     """In-sample MAE of the seasonal naive forecast: the MASE denominator and the interval scale."""
     y = y_train[~np.isnan(y_train)]
@@ -86,10 +82,6 @@ def local_scale(yhat: np.ndarray, scale: float, level: float) -> np.ndarray:
     """Noise grows with the level of demand (count data): the item's scale, stretched where the forecast
     is above its recent level (a peak) and shrunk below it."""
     return scale * np.sqrt((np.clip(yhat, 0, None) + 1.0) / (max(level, 0.0) + 1.0))
-
-
-def mase(y: np.ndarray, yhat: np.ndarray, scale: float) -> float:
-    return float(np.mean(np.abs(y - yhat)) / scale) if len(y) else math.nan
 
 
 # ---------------------------------------------------------------- models

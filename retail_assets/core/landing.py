@@ -99,10 +99,6 @@ class LoadReport:
     def files_rejected(self) -> int:
         return len(self.rejected)
 
-    @property
-    def total_rows(self) -> int:
-        return sum(self.rows_loaded.values())
-
 
 SOURCE_NAMES = tuple(f"pos_{r.lower()}" for r in POS_CONVENTIONS) + ("ecommerce", "iot", "telemetry", "reference")
 

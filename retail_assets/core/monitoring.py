@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -276,6 +275,3 @@ def seasonal_trigger_dates(year: int, peaks: list[dict]) -> dict[str, str]:
         out[str((day - pd.Timedelta(days=int(peak["lead_days"]))).date())] = peak["name"]
     return out
 
-
-def finite(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x

@@ -32,7 +32,7 @@ def markdown_image(png: bytes, title: str) -> str:
 
 
 def forecast_plot(item_id: str, history: pd.DataFrame, backtest: pd.DataFrame, forecast: pd.DataFrame,
-                  champion: str, days: int = 120) -> bytes:
+                  champion: str, interval: float, days: int = 120) -> bytes:
     """Recent actuals, the held-out fold's forecasts, and the served forecast with its interval."""
     fig, ax = plt.subplots(figsize=(9, 3))
     recent = history.tail(days)
@@ -45,7 +45,7 @@ def forecast_plot(item_id: str, history: pd.DataFrame, backtest: pd.DataFrame, f
                 label="seasonal naive")
     ax.plot(forecast["date"], forecast["yhat"], color="tab:blue", lw=1.5, label=f"forecast ({champion})")
     ax.fill_between(forecast["date"], forecast["yhat_lower"], forecast["yhat_upper"], color="tab:blue", alpha=0.2,
-                    label="80% interval (calibrated)")
+                    label=f"{interval:.0%} interval (calibrated)")
     ax.set_title(f"{item_id}: actuals, backtest and forecast")
     ax.legend(fontsize=7, loc="upper left")
     ax.tick_params(labelsize=7)

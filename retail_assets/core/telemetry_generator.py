@@ -57,7 +57,6 @@ def generate_fleet_telemetry(landing: Path, models_root: Path, now: dt.datetime,
     rng = np.random.default_rng(seed)
     truth = {"now": _iso(now), "hours": hours, "roles": roles, "records": 0, "duplicates": 0,
              "malformed": {}, "files": []}
-    out_root = landing / "telemetry"
     for store in stores:
         lb, role = live[store], roles[store]
         host = f"pos-{store}-edge01"
