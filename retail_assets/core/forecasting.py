@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retail_assets.core.metrics import bias, wape
+
 MODELS = ("prophet", "seasonal_naive", "moving_average")
 BASELINE = "seasonal_naive"
 
@@ -52,16 +54,8 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------- metrics
-
-
-def wape(y: np.ndarray, yhat: np.ndarray) -> float:
-    denom = float(np.abs(y).sum())
-    return float(np.abs(y - yhat).sum() / denom) if denom > 0 else (0.0 if np.allclose(yhat, 0) else math.inf)
-
-
-def bias(y: np.ndarray, yhat: np.ndarray) -> float:
-    denom = float(np.abs(y).sum())
-    return float((yhat - y).sum() / denom) if denom > 0 else 0.0
+# wape and bias live in core/metrics.py (one definition with monitoring); `fc.wape` stays importable for
+# training and backtest_csv. Champion selection orders by wape: 0.0 / +inf when an item sold nothing.
 
 
 def naive_scale(y_train: np.ndarray, season: int = 7) -> float:
@@ -338,7 +332,10 @@ def choose_champion(result: ItemResult, folds: list[FoldForecast]) -> tuple[str,
     scores = {m: fold_metrics(result, m, folds) for m in MODELS}
     if not folds:
         return BASELINE, "too little history for a backtest: serving seasonal naive", scores
-    best = min(MODELS, key=lambda m: (scores[m]["wape"], m != BASELINE))
+    # WAPE orders (0.0 / +inf when the item sold nothing, core/metrics); NaN (a forecast with gaps) would compare
+    # false to everything and win from first place, so it ranks last like +inf
+    best = min(MODELS, key=lambda m: (math.inf if math.isnan(scores[m]["wape"]) else scores[m]["wape"],
+                                      m != BASELINE))
     if best == "prophet" and result.prophet_json is None:
         best = BASELINE
         return best, "prophet failed to fit: serving seasonal naive", scores

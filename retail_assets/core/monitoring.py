@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import pandas as pd
 
 from retail_assets.core.landing import REFERENCE_FILES, discover_sources
 from retail_assets.core.landing import scan_landing as scan_files
+from retail_assets.core.metrics import bias, psi, wape
 from retail_assets.core.training import live_version
 from retail_assets.core.warehouse import connect_readonly
 
@@ -94,29 +96,11 @@ def _category_level(frame: pd.DataFrame, items: pd.DataFrame, value_cols: list[s
     return f.groupby(["category", "date"], as_index=False)[value_cols].sum()
 
 
-def _wape(actual: np.ndarray, forecast: np.ndarray) -> float | None:
-    denom = float(np.abs(actual).sum())
-    return float(np.abs(actual - forecast).sum() / denom) if denom > 0 else None
-
-
-def _bias(actual: np.ndarray, forecast: np.ndarray) -> float | None:
-    denom = float(np.abs(actual).sum())
-    return float((forecast - actual).sum() / denom) if denom > 0 else None
-
-
-def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float | None:
-    """Population stability index of `actual` against `expected`, on the expected quantile bins."""
-    expected, actual = expected[~np.isnan(expected)], actual[~np.isnan(actual)]
-    if len(expected) < 50 or len(actual) < 20:
-        return None
-    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)))
-    if len(edges) < 3:
-        return None
-    edges[0], edges[-1] = -np.inf, np.inf
-    e = np.histogram(expected, edges)[0] / len(expected)
-    a = np.histogram(actual, edges)[0] / len(actual)
-    e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
-    return float(np.sum((a - e) * np.log(a / e)))
+def _judged(value: float) -> float | None:
+    """A drift statistic (core/metrics), or None when the window cannot judge it: no actual sales (WAPE +inf
+    against a non-zero forecast, bias NaN) or missing values. A window without sales is a closure or a data gap,
+    not forecast drift; None is never a drift reason and is left out of the sensor's metadata."""
+    return value if math.isfinite(value) else None
 
 
 def store_drift(layout, store_id: str, th: DriftThresholds) -> StoreDrift | None:
@@ -147,8 +131,8 @@ def store_drift(layout, store_id: str, th: DriftThresholds) -> StoreDrift | None
     cat = _category_level(joined, items, ["units", "yhat"])
     for window in (7, 14):
         recent = cat[cat["date"] > pd.Timestamp(days[-1]) - pd.Timedelta(days=window)]
-        setattr(result, f"wape_{window}", _wape(recent["units"].to_numpy(), recent["yhat"].to_numpy()))
-        setattr(result, f"bias_{window}", _bias(recent["units"].to_numpy(), recent["yhat"].to_numpy()))
+        setattr(result, f"wape_{window}", _judged(wape(recent["units"].to_numpy(), recent["yhat"].to_numpy())))
+        setattr(result, f"bias_{window}", _judged(bias(recent["units"].to_numpy(), recent["yhat"].to_numpy())))
         if window == 7:
             result.category_bias_7 = category_bias(recent)
     features = pd.read_parquet(layout.store_dir("features", store_id) / "features.parquet",
@@ -202,7 +186,7 @@ def _backtest_category_errors(mv, items: pd.DataFrame) -> tuple[float | None, fl
     cat["date"] = pd.to_datetime(cat["date"])
     weeks = [category_bias(g) for _w, g in cat.groupby((cat["date"] - cat["date"].min()).dt.days // 7)]
     weeks = [w for w in weeks if w is not None]
-    return _wape(cat["units"].to_numpy(), cat["yhat"].to_numpy()), (float(np.mean(weeks)) if weeks else None)
+    return _judged(wape(cat["units"].to_numpy(), cat["yhat"].to_numpy())), (float(np.mean(weeks)) if weeks else None)
 
 
 # ---------------------------------------------------------------- sales spikes
