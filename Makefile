@@ -58,7 +58,7 @@ clean:
 
 # The cold-snap scenario end to end (generate, train, cold days arrive, drift retrains), with its lag.
 cold-snap: setup
-	$(BIN)/python -m pytest -q -s retail_assets_tests/test_cold_snap.py -p no:logging 2>&1 | grep -E "cold snap:|passed|failed"
+	$(BIN)/python -m pytest -q -s -m scenario retail_assets_tests/test_cold_snap.py -p no:logging 2>&1 | grep -E "cold snap:|passed|failed"
 
 # Robustness runs longer than CI's: SIGKILL `retail run` N times at random points (each kill, then a rerun that
 # must converge), and the landing-loader property tests with many more generated files.

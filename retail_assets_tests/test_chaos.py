@@ -111,6 +111,7 @@ def reference(tmp_path_factory):
     base = tmp_path_factory.mktemp("chaos_ref")
     landing = base / "landing_src"
     generate_landing_zone(landing, TINY)
+    shutil.rmtree(landing / "_truth")  # not a demo zone: `retail run` skips the demo fleet telemetry step
     root = base / "data"
     shutil.copytree(landing, root / "landing")
     t0 = time.monotonic()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from retail_assets.automation.sensors import DriftSettings, drift_sensor, sales_spike_sensor
 from retail_assets.core.generator import GeneratorConfig, generate_landing_zone
@@ -36,6 +37,7 @@ def _sensitive_forecast(root: Path, store: str, first: dt.date, last: dt.date) -
     return float(f[f["category"].isin(SENSITIVE) & (f["date"] >= first) & (f["date"] <= last)]["yhat"].sum())
 
 
+@pytest.mark.scenario
 def test_cold_snap_retrains_exactly_the_cold_stores(tmp_path):
     root = tmp_path / "data"
     truth = generate_landing_zone(root / "landing", SNAP)

@@ -200,7 +200,7 @@ def test_store_backfill_on_postgres_instance(postgres, tmp_path, monkeypatch):
         cur.execute("select run_id, status, pipeline_name from runs")
         runs = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
         assert len(runs) >= 5  # ingest, store registry, two stores, publish
-        assert {runs[rid] for rid in store_run_ids.values()} == {("SUCCESS", "__ephemeral_asset_job__")}
+        assert {runs[rid] for rid in store_run_ids.values()} == {("SUCCESS", "store_pipeline")}
         assert all(status == "SUCCESS" for status, _ in runs.values()), runs
         cur.execute("select asset_key, partition, run_id from event_logs "
                     "where dagster_event_type = 'ASSET_MATERIALIZATION' and partition is not null")

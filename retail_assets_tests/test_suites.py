@@ -81,11 +81,15 @@ def test_volume_fails_when_a_store_collapses():
 
 
 def test_ingest_fails_above_the_quarantine_rate_or_when_not_reconciled():
-    good = pd.DataFrame({"source_file": ["a", "b"], "quarantine_rate": [0.0, 0.01], "reconciled": [True, True]})
+    good = pd.DataFrame({"source_file": ["a", "b"], "quarantine_rate": [0.0, 0.01], "reconciled": [True, True],
+                         "rejected_reason": [None, None]})
     assert validate_frame(good, suites.ingest_suite(CFG)).success
     bad = good.assign(quarantine_rate=[0.0, 0.5], reconciled=[False, True])
     assert _failed(validate_frame(bad, suites.ingest_suite(CFG))) == {
         "expect_column_values_to_be_between(quarantine_rate)", "expect_column_values_to_be_in_set(reconciled)"}
+    rejected = good.assign(reconciled=[False, True], rejected_reason=["empty file: no header line", None])
+    assert _failed(validate_frame(rejected, suites.ingest_suite(CFG))) == {
+        "expect_column_values_to_be_in_set(reconciled)", "expect_column_values_to_be_null(rejected_reason)"}
 
 
 def _features(history=40, horizon=7, items=("SKU-0001", "SKU-0002")) -> pd.DataFrame:

@@ -10,11 +10,13 @@ from retail_assets.resources import FleetSettings, RetailDataRoot
 FLEET_CHECK = "edge_fleet_healthy"
 
 
-def compute_fleet_status(data_root: RetailDataRoot, fleet_settings: FleetSettings) -> tuple[pd.DataFrame, pd.Timestamp]:
+def compute_fleet_status(data_root: RetailDataRoot, fleet_settings: FleetSettings,
+                         wait_seconds: float = 900.0) -> tuple[pd.DataFrame, pd.Timestamp]:
     """Fleet status as of the configured time (default now), from the registry files and the warehouse."""
     as_of = fleet.parse_as_of(fleet_settings.as_of)
     layout = data_root.layout
-    return fleet.current_status(layout.models, layout.warehouse, as_of, fleet_settings.fleet_config()), as_of
+    return fleet.current_status(layout.models, layout.warehouse, as_of, fleet_settings.fleet_config(),
+                                wait_seconds), as_of
 
 
 @dg.asset(

@@ -35,7 +35,7 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, data_root: RetailD
            description="A store that appears in dim_store becomes a partition and gets its first training.")
 def new_stores_sensor(context: dg.SensorEvaluationContext, data_root: RetailDataRoot):
     try:
-        with connect_readonly(data_root.layout.warehouse) as con:
+        with connect_readonly(data_root.layout.warehouse, wait_seconds=0) as con:  # busy: next tick
             ids = [r[0] for r in con.execute("select store_id from dim_store order by 1").fetchall()]
     except Exception as exc:  # the warehouse is being written (one writer): try next tick
         return dg.SkipReason(f"warehouse not readable now: {type(exc).__name__}")
@@ -58,7 +58,7 @@ def drift_sensor(context: dg.SensorEvaluationContext, data_root: RetailDataRoot,
     requests, events, summary = [], [], []
     for store in context.instance.get_dynamic_partitions(stores_partitions.name):
         try:
-            d = monitoring.store_drift(layout, store, th)
+            d = monitoring.store_drift(layout, store, th, wait_seconds=0)
         except Exception as exc:  # noqa: BLE001 - the warehouse may be busy; judge next tick
             context.log.warning(f"store {store}: drift not measured ({type(exc).__name__}: {exc})")
             continue
@@ -85,7 +85,8 @@ def drift_sensor(context: dg.SensorEvaluationContext, data_root: RetailDataRoot,
 def sales_spike_sensor(context: dg.SensorEvaluationContext, data_root: RetailDataRoot,
                        drift_settings: DriftSettings):
     try:
-        spikes, last = monitoring.sales_spikes(data_root.layout.warehouse, context.cursor, drift_settings.spikes())
+        spikes, last = monitoring.sales_spikes(data_root.layout.warehouse, context.cursor, drift_settings.spikes(),
+                                               wait_seconds=0)
     except Exception as exc:  # noqa: BLE001
         return dg.SkipReason(f"warehouse not readable now: {type(exc).__name__}")
     if last:
@@ -108,7 +109,7 @@ def stale_bundle_sensor(context: dg.SensorEvaluationContext, data_root: RetailDa
     from retail_assets.core import fleet
 
     try:
-        status, as_of = compute_fleet_status(data_root, fleet_settings)
+        status, as_of = compute_fleet_status(data_root, fleet_settings, wait_seconds=0)  # busy: next tick
     except Exception as exc:  # noqa: BLE001 - the warehouse may be busy or not built yet: judge next tick
         return dg.SkipReason(f"fleet status not readable now: {type(exc).__name__}: {exc}"[:300])
     episodes = fleet.stale_episodes(status)

@@ -105,12 +105,13 @@ def read_telemetry(con) -> pd.DataFrame:
     return df
 
 
-def current_status(models_root: Path, warehouse: Path, as_of: pd.Timestamp, cfg: FleetConfig) -> pd.DataFrame:
+def current_status(models_root: Path, warehouse: Path, as_of: pd.Timestamp, cfg: FleetConfig,
+                   wait_seconds: float = 900.0) -> pd.DataFrame:
     """The fleet as of `as_of`, from the registry files and the warehouse (opened read-only): what the asset,
     the republish sensor and `retail models` all show."""
     from retail_assets.core.warehouse import connect_readonly
 
-    with connect_readonly(warehouse) as con:
+    with connect_readonly(warehouse, wait_seconds) as con:
         tele = read_telemetry(con)
     return fleet_status(live_bundles(models_root), tele, as_of, cfg)
 

@@ -18,7 +18,7 @@ from retail_assets.core.landing import REFERENCE_FILES, discover_sources
 from retail_assets.core.landing import scan_landing as scan_files
 from retail_assets.core.metrics import bias, psi, wape
 from retail_assets.core.training import live_version
-from retail_assets.core.warehouse import connect_readonly
+from retail_assets.core.warehouse import RUN_READER_WAIT_S, connect_readonly
 
 # ---------------------------------------------------------------- landing files
 
@@ -103,7 +103,7 @@ def _judged(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def store_drift(layout, store_id: str, th: DriftThresholds) -> StoreDrift | None:
+def store_drift(layout, store_id: str, th: DriftThresholds, wait_seconds: float = RUN_READER_WAIT_S) -> StoreDrift | None:
     """Recent actuals against the forecast the live model served for those days; None without a forecast."""
     mv = live_version(layout.models, store_id)
     fpath = layout.store_dir("forecasts", store_id) / "forecast.parquet"
@@ -115,7 +115,7 @@ def store_drift(layout, store_id: str, th: DriftThresholds) -> StoreDrift | None
         return None
     served["date"] = pd.to_datetime(served["date"])
     first, last = served["date"].min(), served["date"].max()
-    with connect_readonly(layout.warehouse) as con:
+    with connect_readonly(layout.warehouse, wait_seconds) as con:
         actual = con.execute(
             "select item_id, business_date as date, units_total as units from fct_daily_demand "
             "where store_id = ? and business_date between ? and ?", [store_id, first.date(), last.date()]).df()
@@ -199,10 +199,11 @@ class SpikeThresholds:
     weeks: int = 8
 
 
-def sales_spikes(warehouse: Path, since: str | None, th: SpikeThresholds) -> tuple[list[dict], str | None]:
+def sales_spikes(warehouse: Path, since: str | None, th: SpikeThresholds,
+                 wait_seconds: float = RUN_READER_WAIT_S) -> tuple[list[dict], str | None]:
     """Store x category days after `since` whose units jump beyond the thresholds (holidays excepted).
     Returns the spikes and the last business date evaluated (the next cursor)."""
-    with connect_readonly(warehouse) as con:
+    with connect_readonly(warehouse, wait_seconds) as con:
         last = con.execute("select max(business_date) from fct_daily_demand").fetchone()[0]
         if last is None:
             return [], since

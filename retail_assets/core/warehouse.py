@@ -34,11 +34,29 @@ class WarehouseBusy(WarehouseError, RuntimeError):
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
 
-def connect_readonly(warehouse: Path, wait_seconds: float = 0.0) -> duckdb.DuckDBPyConnection:
-    """A read-only connection; while a writer holds the file, retry for up to `wait_seconds`, then refuse."""
+RUN_READER_WAIT_S = 900.0  # a run's reader waits for a writer this long; sensors pass 0 and skip a tick
+
+
+@contextlib.contextmanager
+def connect_readonly(warehouse: Path, wait_seconds: float = RUN_READER_WAIT_S):
+    """A read-only connection for the `with` block.
+
+    It takes the shared side of the platform's writer lock, so it waits while an ingest or a dbt build of
+    this platform writes (and such a writer waits for it: DuckDB would refuse a writer while a reader has the
+    file open); it also retries while any other process holds DuckDB's own lock. After `wait_seconds` it
+    refuses in one sentence (`WarehouseBusy`)."""
     if not Path(warehouse).exists():
         raise WarehouseMissing(f"no warehouse at {warehouse}: materialize the ingest assets first (`retail run`)")
     deadline = time.monotonic() + wait_seconds
+    with _lock(Path(warehouse), shared=True, deadline=deadline):
+        con = _open_readonly(Path(warehouse), deadline)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def _open_readonly(warehouse: Path, deadline: float) -> duckdb.DuckDBPyConnection:
     while True:
         try:
             return duckdb.connect(str(warehouse), read_only=True)
@@ -58,15 +76,20 @@ def connect_readonly(warehouse: Path, wait_seconds: float = 0.0) -> duckdb.DuckD
 _held: dict[str, list] = {}  # lock path -> [fd, depth]: re-entrant within a process (the dbt asset reads after)
 
 
-@contextlib.contextmanager
 def write_lock(warehouse: Path, timeout_s: float = 900.0, say: Callable[[str], None] | None = None):
-    """Hold the warehouse's writer lock (`<warehouse>.writer.lock`, flock) for the block.
+    """Hold the warehouse's writer lock (`<warehouse>.writer.lock`, exclusive flock) for a `with` block.
 
     DuckDB refuses a second writing process instead of queueing it, so two ingests (or an ingest and a dbt
     build started by another run) would fail each other half-way; with this lock the second waits, says who
-    it waits for, and gives up after `timeout_s` with one sentence (`WarehouseBusy`)."""
-    path = str(Path(warehouse)) + ".writer.lock"
-    if path in _held:
+    it waits for, and gives up after `timeout_s` with one sentence (`WarehouseBusy`). Readers take the shared
+    side (`connect_readonly`)."""
+    return _lock(Path(warehouse), shared=False, deadline=time.monotonic() + timeout_s, say=say)
+
+
+@contextlib.contextmanager
+def _lock(warehouse: Path, shared: bool, deadline: float, say: Callable[[str], None] | None = None):
+    path = str(warehouse) + ".writer.lock"
+    if path in _held:  # this process already holds it (a writer reading its own work)
         _held[path][1] += 1
         try:
             yield
@@ -76,29 +99,32 @@ def write_lock(warehouse: Path, timeout_s: float = 900.0, say: Callable[[str], N
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        deadline, told = time.monotonic() + timeout_s, False
+        told = False
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "readers of this platform"
                 if time.monotonic() >= deadline:
-                    raise WarehouseBusy(f"the warehouse {warehouse} has been written by {holder} for over "
-                                        f"{timeout_s:g} s: nothing was written by this run; rerun it when that "
-                                        "writer finishes") from None
+                    raise WarehouseBusy(
+                        f"the warehouse {warehouse} is being written by {holder}; retry when it finishes" if shared
+                        else f"the warehouse {warehouse} is being used by {holder}: nothing was written by this "
+                             "run; rerun it when that run finishes") from None
                 if not told and say:
-                    say(f"waiting for the warehouse: {holder} is writing it")
+                    say(f"waiting for the warehouse: {holder} is using it")
                     told = True
                 time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        if not shared:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} (writing)".encode(), 0)
         _held[path] = [fd, 1]
         try:
             yield
         finally:
             del _held[path]
-            os.ftruncate(fd, 0)
+            if not shared:
+                os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
