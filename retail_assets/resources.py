@@ -34,12 +34,8 @@ class WarehouseResource(DuckDBResource):
 
     @contextlib.contextmanager
     def get_connection(self):
-        from retail_assets.core.warehouse import write_lock
-
-        log = dg.get_dagster_logger()
-        with write_lock(Path(self.database), self.lock_timeout_s, say=log.info):
-            with super().get_connection() as con:
-                yield con
+        with self.writer(), super().get_connection() as con:
+            yield con
 
     @contextlib.contextmanager
     def writer(self):

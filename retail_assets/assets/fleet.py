@@ -11,7 +11,7 @@ FLEET_CHECK = "edge_fleet_healthy"
 
 
 def compute_fleet_status(data_root: RetailDataRoot, fleet_settings: FleetSettings,
-                         wait_seconds: float = 900.0) -> tuple[pd.DataFrame, pd.Timestamp]:
+                         wait_seconds: float | None = None) -> tuple[pd.DataFrame, pd.Timestamp]:
     """Fleet status as of the configured time (default now), from the registry files and the warehouse."""
     as_of = fleet.parse_as_of(fleet_settings.as_of)
     layout = data_root.layout

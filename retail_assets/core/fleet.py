@@ -106,12 +106,13 @@ def read_telemetry(con) -> pd.DataFrame:
 
 
 def current_status(models_root: Path, warehouse: Path, as_of: pd.Timestamp, cfg: FleetConfig,
-                   wait_seconds: float = 900.0) -> pd.DataFrame:
+                   wait_seconds: float | None = None) -> pd.DataFrame:
     """The fleet as of `as_of`, from the registry files and the warehouse (opened read-only): what the asset,
     the republish sensor and `retail models` all show."""
-    from retail_assets.core.warehouse import connect_readonly
+    from retail_assets.core.warehouse import RUN_READER_WAIT_S, connect_readonly
 
-    with connect_readonly(warehouse, wait_seconds) as con:
+    wait = RUN_READER_WAIT_S if wait_seconds is None else wait_seconds  # sensors pass 0: busy means next tick
+    with connect_readonly(warehouse, wait) as con:
         tele = read_telemetry(con)
     return fleet_status(live_bundles(models_root), tele, as_of, cfg)
 

@@ -17,7 +17,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -114,13 +113,3 @@ def sweep_scratch() -> int:
 def release_scratch() -> None:
     """Remove this process's own scratch folders (a clean exit)."""
     shutil.rmtree(scratch_root() / owner_tag(), ignore_errors=True)
-
-
-def wait_gone(pids: list[int], timeout_s: float) -> list[int]:
-    """The pids still running after waiting up to `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    alive = [p for p in pids if process_alive(p)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.05)
-        alive = [p for p in alive if process_alive(p)]
-    return alive

@@ -31,7 +31,6 @@ from retail_assets.core.serving import forecast_store
 from retail_assets.core.training import ModelVersion, live_version, train_store
 from retail_assets.core.validation import SuiteOutcome, validate_frame
 
-STEPS = ("store_features", "gx_store_features", "demand_model", "demand_forecast", "edge_bundle")
 Say = Callable[[str], None]
 
 
