@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retail_assets.core import forecasting as fc
-from retail_assets.core.edge_bundle import build_bundle, load_private_key
-from retail_assets.core.keys import ensure_dev_keys
-from retail_assets.core.training import train_store
+from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core.edge.bundle import build_bundle, load_private_key
+from retail_assets.core.edge.keys import ensure_dev_keys
+from retail_assets.core.fitting.training import train_store
 from retail_assets.edge import runner
 
 

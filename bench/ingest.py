@@ -20,8 +20,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from retail_assets.core.generator import GeneratorConfig, generate_landing_zone
-from retail_assets.core.regions import POS_CONVENTIONS
+from retail_assets.core.demo.generator import GeneratorConfig, generate_landing_zone
+from retail_assets.core.ingest.regions import POS_CONVENTIONS
 from retail_assets.resources import build_resources
 
 ROWS_PER_STORE = 71_600  # POS lines per store for 30 items x 1096 days with the demo demand model

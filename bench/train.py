@@ -22,11 +22,11 @@ from pathlib import Path
 
 import duckdb
 
-from retail_assets.core import forecasting as fc
-from retail_assets.core.features import materialize_store_features
-from retail_assets.core.generator import GeneratorConfig, generate_landing_zone
-from retail_assets.core.landing import load_landing_zone
-from retail_assets.core.training import build_tasks, previous_inits, run_items, train_store
+from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core.features.grid import materialize_store_features
+from retail_assets.core.demo.generator import GeneratorConfig, generate_landing_zone
+from retail_assets.core.ingest.landing import load_landing_zone
+from retail_assets.core.fitting.training import build_tasks, previous_inits, run_items, train_store
 from retail_assets.dbt import DBT_EXECUTABLE
 from retail_assets.settings import DBT_PROJECT_DIR
 

@@ -20,12 +20,12 @@ def _fail(message: str) -> None:
 
 def _known_errors() -> tuple[type[Exception], ...]:
     """Refusals whose message is already a sentence a person can act on (imported only when one is raised)."""
-    from retail_assets.core.backtest_csv import BacktestInputError
-    from retail_assets.core.edge_bundle import BundleVerificationError
+    from retail_assets.core.forecast.backtest_csv import BacktestInputError
+    from retail_assets.core.edge.bundle import BundleVerificationError
     from retail_assets.core.ids import InvalidIdentifier
-    from retail_assets.core.keys import SigningKeyError
-    from retail_assets.core.landing import LandingZoneError
-    from retail_assets.core.registry import RegistryError
+    from retail_assets.core.edge.keys import SigningKeyError
+    from retail_assets.core.ingest.landing import LandingZoneError
+    from retail_assets.core.registry.records import RegistryError
     from retail_assets.core.warehouse import WarehouseError
     from retail_assets.edge.runner import BundleError
 
@@ -67,7 +67,7 @@ def main() -> None:
 @click.option("--scenario", default="demo", show_default=True, type=click.Choice(["demo", "clean", "broken_store", "cold_snap"]))
 def generate(data_dir, stores, items, days, start, seed, scenario) -> None:
     """Write a seeded demo landing zone (replacing <data-dir>/landing)."""
-    from retail_assets.core.generator import GeneratorConfig, generate_landing_zone
+    from retail_assets.core.demo.generator import GeneratorConfig, generate_landing_zone
 
     layout = _layout(data_dir)
     try:
@@ -93,7 +93,7 @@ def generate(data_dir, stores, items, days, start, seed, scenario) -> None:
 @click.option("--now", "now_text", default=None, help="End of the telemetry window, ISO UTC (default: now).")
 def generate_telemetry(data_dir, hours, every_minutes, seed, now_text) -> None:
     """Write demo edge telemetry for every store with a published bundle into <data-dir>/landing/telemetry."""
-    from retail_assets.core.telemetry_generator import generate_fleet_telemetry
+    from retail_assets.core.demo.telemetry import generate_fleet_telemetry
 
     layout = _layout(data_dir)
     try:
@@ -122,7 +122,7 @@ def generate_telemetry(data_dir, hours, every_minutes, seed, now_text) -> None:
 @click.option("--workers", default=os.cpu_count() or 2, show_default=True, type=int)
 def backtest(history, date_col, series_cols, target, freq, horizon, holiday_col, out, workers) -> None:
     """Backtest the champion selection against seasonal naive on your own history CSV."""
-    from retail_assets.core.backtest_csv import run_backtest
+    from retail_assets.core.forecast.backtest_csv import run_backtest
 
     cols = [c.strip() for c in series_cols.split(",") if c.strip()]
     if not cols:
@@ -211,7 +211,7 @@ def models(data_dir, store, show_all, fmt) -> None:
     """Which model version is live per store, with its champion mix and held-out accuracy."""
     import json as _json
 
-    from retail_assets.core import registry
+    from retail_assets.core.registry import records as registry
 
     layout = _layout(data_dir)
     if show_all:
@@ -253,7 +253,7 @@ def models(data_dir, store, show_all, fmt) -> None:
 
 def _fleet_by_store(layout: DataLayout) -> dict[str, dict]:
     """What each store's device last reported (fleet status now); empty when there is no telemetry mart yet."""
-    from retail_assets.core import fleet
+    from retail_assets.core.monitor import fleet
 
     try:
         status = fleet.current_status(layout.models, layout.warehouse, fleet.parse_as_of(None), fleet.FleetConfig())
@@ -271,10 +271,10 @@ def rollback(data_dir, store, version, reason) -> None:
     """Serve an earlier model version for one store, republish its edge bundle, audit it."""
     import pandas as pd
 
-    from retail_assets.core import registry
+    from retail_assets.core.registry import records as registry
     from retail_assets.core.atomic import sha256_file
-    from retail_assets.core.edge_bundle import BundleVerificationError, build_bundle
-    from retail_assets.core.training import code_version, live_version
+    from retail_assets.core.edge.bundle import BundleVerificationError, build_bundle
+    from retail_assets.core.fitting.training import code_version, live_version
     from retail_assets.resources import EdgeSigning, RetailDataRoot
 
     layout = _layout(data_dir)
@@ -321,7 +321,7 @@ def trace(data_dir, store, item, day, fmt) -> None:
     """How one forecast number reached the shelf: value, bundle, model, data, validation, code, raw lines."""
     import json as _json
 
-    from retail_assets.core import trace as tracing
+    from retail_assets.core.registry import trace as tracing
 
     layout = _layout(data_dir)
     try:
@@ -428,7 +428,7 @@ def _demo_fleet(layout: DataLayout, defs, instance, run_config, tags) -> str | N
     every run judges the fleet. A zone of your own files gets telemetry only from your devices."""
     demo = (layout.landing / "_truth" / "defects.json").exists()
     if demo and not (layout.landing / "telemetry").exists():
-        from retail_assets.core.telemetry_generator import generate_fleet_telemetry
+        from retail_assets.core.demo.telemetry import generate_fleet_telemetry
 
         click.echo("demo edge telemetry (72 h of the stores' devices) ...")
         generate_fleet_telemetry(layout.landing, layout.models, dt.datetime.now(dt.timezone.utc))
@@ -450,7 +450,7 @@ def _demo_fleet(layout: DataLayout, defs, instance, run_config, tags) -> str | N
 def _store_line(layout: DataLayout, store: str, outcome: str, seconds: float) -> str:
     """The same line the batch job logs (`pipeline.describe_store`), from what the run recorded."""
     from retail_assets.core.pipeline import describe_store
-    from retail_assets.core.training import live_version
+    from retail_assets.core.fitting.training import live_version
 
     mv = live_version(layout.models, store) if outcome == "ok" else None
     if mv is None:
@@ -509,7 +509,7 @@ def _print_summary(layout: DataLayout, seconds: float, run_id: str, store_outcom
 
 
 def _print_models(layout: DataLayout, stores: list[str]) -> None:
-    from retail_assets.core.training import live_version
+    from retail_assets.core.fitting.training import live_version
 
     if not stores:
         return

@@ -11,7 +11,7 @@ import dagster as dg
 import pydantic
 from dagster_duckdb import DuckDBResource
 
-from retail_assets.core.fleet import FleetConfig
+from retail_assets.core.monitor.fleet import FleetConfig
 from retail_assets.dbt import dbt_cli
 from retail_assets.settings import DataLayout, default_data_dir
 
@@ -55,7 +55,7 @@ class RetailDataRoot(dg.ConfigurableResource):
     landing_encodings: dict[str, str] = pydantic.Field(default_factory=lambda: _env_encodings())
 
     def encodings(self) -> dict[str, str]:
-        from retail_assets.core.landing import validate_encodings
+        from retail_assets.core.ingest.landing import validate_encodings
 
         return validate_encodings(self.landing_encodings)
 
@@ -91,26 +91,26 @@ class ForecastSettings(dg.ConfigurableResource):
 
     @pydantic.model_validator(mode="after")
     def _known_fit_engine(self):
-        from retail_assets.core.training import validate_fit_engine
+        from retail_assets.core.fitting.training import validate_fit_engine
 
         validate_fit_engine(self.fit_engine, self.dask_scheduler_address)
         return self
 
     def fit_pool(self):
         """An unstarted pool for this engine; open it around several stores to start the workers once."""
-        from retail_assets.core.training import FitPool
+        from retail_assets.core.fitting.training import FitPool
 
         return FitPool(self.fit_engine, self.fit_workers, self.dask_scheduler_address)
 
     def train_config(self):
-        from retail_assets.core.forecasting import TrainConfig
+        from retail_assets.core.forecast.forecasting import TrainConfig
 
         return TrainConfig(horizon=self.horizon_days, folds=self.backtest_folds, fold_horizon=self.fold_days,
                            interval=self.interval, fit_timeout_s=self.fit_timeout_s, max_iter=self.max_iter,
                            min_train_days=self.min_train_days)
 
     def validation_config(self):
-        from retail_assets.checks.suites import ValidationConfig
+        from retail_assets.core.quality.suites import ValidationConfig
 
         return ValidationConfig(
             min_history_days=self.min_history_days,
@@ -128,8 +128,8 @@ class EdgeSigning(dg.ConfigurableResource):
     private_key_env: str = "RETAIL_EDGE_SIGNING_KEY"
 
     def load(self, data_root: "RetailDataRoot"):
-        from retail_assets.core.edge_bundle import load_private_key
-        from retail_assets.core.keys import ensure_dev_keys
+        from retail_assets.core.edge.bundle import load_private_key
+        from retail_assets.core.edge.keys import ensure_dev_keys
 
         pem = os.environ.get(self.private_key_env)
         if pem:
@@ -152,13 +152,13 @@ class DriftSettings(dg.ConfigurableResource):
     spike_min_excess_units: float = 25.0
 
     def drift(self):
-        from retail_assets.core import monitoring
+        from retail_assets.core.monitor import signals as monitoring
 
         return monitoring.DriftThresholds(self.wape_ratio, self.max_abs_bias, self.max_psi, self.min_overlap_days,
                                           self.category_bias_ratio)
 
     def spikes(self):
-        from retail_assets.core import monitoring
+        from retail_assets.core.monitor import signals as monitoring
 
         return monitoring.SpikeThresholds(self.spike_z, self.spike_min_excess_units)
 

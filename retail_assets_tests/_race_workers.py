@@ -10,7 +10,7 @@ def append_lines(path: str, tag: str, count: int, barrier) -> None:
     """`count` registry lines from one process, all started at the same moment as the other writers."""
     from pathlib import Path
 
-    from retail_assets.core import registry
+    from retail_assets.core.registry import records as registry
 
     barrier.wait()
     for n in range(count):
@@ -21,14 +21,14 @@ def record_same_model(trials: list[tuple[str, object]], barrier) -> None:
     """Per trial, record one model version in the same registry as the other processes, at the same moment."""
     from pathlib import Path
 
-    from retail_assets.core import registry
+    from retail_assets.core.registry import records as registry
 
     for models_root, mv in trials:
         barrier.wait()
         registry.record_model(Path(models_root), mv)
 
 
-def create_keys(dirs: list[str], barrier, module: str = "retail_assets.core.keys") -> None:
+def create_keys(dirs: list[str], barrier, module: str = "retail_assets.core.edge.keys") -> None:
     """Per trial, create the dev key pair in the same directory as the other processes, at the same moment."""
     import importlib
     from pathlib import Path

@@ -26,8 +26,8 @@ import psutil
 import pytest
 
 from retail_assets.core.atomic import sweep_stale_temps
-from retail_assets.core.generator import GeneratorConfig, generate_landing_zone
-from retail_assets.core.registry import verify_version
+from retail_assets.core.demo.generator import GeneratorConfig, generate_landing_zone
+from retail_assets.core.registry.records import verify_version
 
 KILLS = int(os.environ.get("RETAIL_CHAOS_KILLS", "1"))
 SEED = int(os.environ.get("RETAIL_CHAOS_SEED", "20261125"))

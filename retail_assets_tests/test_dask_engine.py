@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retail_assets.core import forecasting as fc
-from retail_assets.core.training import FitPool, build_tasks, decide, run_items, train_store
+from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core.fitting.training import FitPool, build_tasks, decide, run_items, train_store
 
 distributed = pytest.importorskip("distributed")
 

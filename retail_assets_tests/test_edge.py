@@ -19,12 +19,12 @@ import pytest
 from prophet import Prophet
 from prophet.serialize import model_to_json
 
-from retail_assets.core import forecasting as fc
-from retail_assets.core.edge_bundle import BundleVerificationError, build_bundle, load_private_key
-from retail_assets.core.keys import ensure_dev_keys
-from retail_assets.core.edge_compile import compile_store
-from retail_assets.core.serving import forecast_store
-from retail_assets.core.training import train_store
+from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core.edge.bundle import BundleVerificationError, build_bundle, load_private_key
+from retail_assets.core.edge.keys import ensure_dev_keys
+from retail_assets.core.edge.compile import compile_store
+from retail_assets.core.forecast.serving import forecast_store
+from retail_assets.core.fitting.training import train_store
 from retail_assets.edge import runner
 from retail_assets.edge import telemetry as tel
 from retail_assets_tests.test_forecasting import noisy_weekly, synthetic_store

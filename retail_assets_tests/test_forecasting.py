@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retail_assets.core import forecasting as fc
-from retail_assets.core.training import build_tasks, decide, run_items, train_store
+from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core.fitting.training import build_tasks, decide, run_items, train_store
 
 FAST = fc.TrainConfig(horizon=14, folds=3, fold_horizon=14, min_train_days=42, raw_interval_samples=50)
 

@@ -12,12 +12,12 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from retail_assets.core import forecasting as fc
-from retail_assets.core import registry
-from retail_assets.core.edge_bundle import build_bundle, load_private_key
-from retail_assets.core.keys import ensure_dev_keys
-from retail_assets.core.features import write_features
-from retail_assets.core.training import live_version, train_store
+from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core.registry import records as registry
+from retail_assets.core.edge.bundle import build_bundle, load_private_key
+from retail_assets.core.edge.keys import ensure_dev_keys
+from retail_assets.core.features.grid import write_features
+from retail_assets.core.fitting.training import live_version, train_store
 from retail_assets.settings import DataLayout
 from retail_assets_tests.conftest import FAST_SETTINGS
 from retail_assets_tests.test_forecasting import noisy_weekly, synthetic_store
@@ -119,7 +119,7 @@ def test_trace_from_served_number_to_landing_lines(stores_run):
     for line in t["raw_lines"][:10]:  # every raw line really is that line of that landing file
         text = (root / "landing" / line["source_file"]).read_text().splitlines()[line["source_line"] - 1]
         assert line["record_key"].split("/")[0] in text
-    from retail_assets.core.trace import trace
+    from retail_assets.core.registry.trace import trace
 
     full = trace(DataLayout(root), "0001", "SKU-0001", pd.Timestamp(day).date(), raw_limit=100_000)
     assert len(full["raw_lines"]) == full["raw_lines_total"]

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retail_assets.core import landing as ld
-from retail_assets.core import monitoring
+from retail_assets.core.ingest import landing as ld
+from retail_assets.core.monitor import signals as monitoring
 from retail_assets_tests.test_landing_hostile import US_HEADER, _line, _minimal_zone
 
 SEC = 1_000_000_000

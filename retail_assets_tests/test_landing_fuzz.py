@@ -14,7 +14,7 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retail_assets.core import landing as ld
+from retail_assets.core.ingest import landing as ld
 from retail_assets_tests.test_landing_hostile import _minimal_zone
 
 EXAMPLES = int(os.environ.get("RETAIL_FUZZ_EXAMPLES", "300"))

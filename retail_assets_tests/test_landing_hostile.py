@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from retail_assets.core import landing as ld
+from retail_assets.core.ingest import landing as ld
 from retail_assets_tests.conftest import materialize_ingest
 
 US_HEADER = "txn_id,store_id,sku,sold_at,qty,unit_price,currency,promo_code,color"

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retail_assets.core import forecasting as fc
-from retail_assets.core import metrics, monitoring
+from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core import metrics
+from retail_assets.core.monitor import signals as monitoring
 
 # a day's units of one item, or its forecast: zero, or a real quantity (no subnormal dust)
 unit = st.one_of(st.just(0.0), st.floats(min_value=1e-3, max_value=1e4))

@@ -23,7 +23,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from retail_assets.core.generator import generate_landing_zone
+from retail_assets.core.demo.generator import generate_landing_zone
 from retail_assets_tests.conftest import SMALL, run_store_pipeline
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from retail_assets.core import forecasting as fc
+from retail_assets.core.forecast import forecasting as fc
 
 # ---------------------------------------------------------------- seasonal naive
 

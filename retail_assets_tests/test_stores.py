@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from retail_assets.core.generator import generate_landing_zone
+from retail_assets.core.demo.generator import generate_landing_zone
 from retail_assets.core.ids import InvalidIdentifier, validate_store_id
 from retail_assets.settings import DataLayout
 from retail_assets_tests.conftest import SMALL, materialize_ingest, run_store_pipeline

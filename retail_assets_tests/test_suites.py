@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from retail_assets.checks import suites
-from retail_assets.core.validation import validate_frame
+from retail_assets.core.quality import suites
+from retail_assets.core.quality.gx import validate_frame
 
 CFG = suites.ValidationConfig(min_history_days=30, horizon_days=7)
 

@@ -14,8 +14,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from retail_assets.core import fleet, registry
-from retail_assets.core.telemetry_generator import generate_fleet_telemetry
+from retail_assets.core.monitor import fleet
+from retail_assets.core.registry import records as registry
+from retail_assets.core.demo.telemetry import generate_fleet_telemetry
 from retail_assets.edge import runner
 from retail_assets.edge import telemetry as tel
 from retail_assets.settings import DataLayout

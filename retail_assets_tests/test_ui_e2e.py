@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from retail_assets.core.generator import generate_landing_zone
+from retail_assets.core.demo.generator import generate_landing_zone
 from retail_assets_tests.conftest import FAST_SETTINGS, SMALL
 
 pytestmark = pytest.mark.e2e

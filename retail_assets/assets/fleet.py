@@ -4,7 +4,8 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from retail_assets.core import fleet, plots
+from retail_assets.core import plots
+from retail_assets.core.monitor import fleet
 from retail_assets.resources import FleetSettings, RetailDataRoot
 
 FLEET_CHECK = "edge_fleet_healthy"

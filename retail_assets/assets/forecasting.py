@@ -8,7 +8,7 @@ from dagster_duckdb import DuckDBResource
 from retail_assets.assets.stores import store_features
 from retail_assets.core import pipeline, plots
 from retail_assets.core.atomic import atomic_write_bytes
-from retail_assets.core.serving import forecast_store
+from retail_assets.core.forecast.serving import forecast_store
 from retail_assets.partitions import stores_partitions
 from retail_assets.resources import EdgeSigning, ForecastSettings, RetailDataRoot
 

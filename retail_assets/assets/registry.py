@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from retail_assets.assets.forecasting import demand_model, edge_bundle
-from retail_assets.core import registry
+from retail_assets.core.registry import records as registry
 from retail_assets.resources import RetailDataRoot
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from retail_assets.automation.batch import batch_run_requests
-from retail_assets.core.monitoring import seasonal_trigger_dates
+from retail_assets.core.monitor.signals import seasonal_trigger_dates
 from retail_assets.partitions import stores_partitions
 
 WEEKLY_CRON = os.environ.get("RETAIL_WEEKLY_RETRAIN_CRON", "0 3 * * 0")  # Sunday 03:00

@@ -4,7 +4,7 @@ import json
 
 import dagster as dg
 
-from retail_assets.core import monitoring
+from retail_assets.core.monitor import signals as monitoring
 from retail_assets.core.warehouse import connect_readonly
 from retail_assets.jobs import ingest_and_harmonize_job, refresh_edge_fleet_job
 from retail_assets.partitions import batches, new_store_partitions, stores_partitions
@@ -106,7 +106,7 @@ def sales_spike_sensor(context: dg.SensorEvaluationContext, data_root: RetailDat
                        "bundle republished, once per stale episode (run key: store, live bundle, episode start).")
 def stale_bundle_sensor(context: dg.SensorEvaluationContext, data_root: RetailDataRoot, fleet_settings: FleetSettings):
     from retail_assets.assets.fleet import compute_fleet_status
-    from retail_assets.core import fleet
+    from retail_assets.core.monitor import fleet
 
     try:
         status, as_of = compute_fleet_status(data_root, fleet_settings, wait_seconds=0)  # busy: next tick

@@ -4,9 +4,9 @@ import dagster as dg
 import pandas as pd
 
 from retail_assets.assets.stores import store_features
-from retail_assets.checks import suites
+from retail_assets.core.quality import suites
 from retail_assets.core import pipeline
-from retail_assets.core.validation import SuiteOutcome, validate_frame
+from retail_assets.core.quality.gx import SuiteOutcome, validate_frame
 from retail_assets.core.warehouse import connect_readonly
 from retail_assets.partitions import stores_partitions
 from retail_assets.resources import ForecastSettings, RetailDataRoot

@@ -22,14 +22,14 @@ from typing import Callable
 
 import pandas as pd
 
-from retail_assets.checks import suites
-from retail_assets.core import registry
+from retail_assets.core.quality import suites
+from retail_assets.core.registry import records as registry
 from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text, sha256_file
-from retail_assets.core.features import materialize_store_features, summarize
+from retail_assets.core.features.grid import materialize_store_features, summarize
 from retail_assets.core.ids import validate_store_id
-from retail_assets.core.serving import forecast_store
-from retail_assets.core.training import ModelVersion, live_version, train_store
-from retail_assets.core.validation import SuiteOutcome, validate_frame
+from retail_assets.core.forecast.serving import forecast_store
+from retail_assets.core.fitting.training import ModelVersion, live_version, train_store
+from retail_assets.core.quality.gx import SuiteOutcome, validate_frame
 
 Say = Callable[[str], None]
 
@@ -229,8 +229,8 @@ def publish_forecast(layout, settings, store_id: str, run_id: str) -> ForecastRe
 
 def publish_bundle(layout, settings, signing_key, store_id: str, say: Say = _quiet) -> BundleResult:
     """Compile, verify, sign and publish one store's bundle from its live model, and record it."""
-    from retail_assets.core.edge_bundle import BundleVerificationError, build_bundle
-    from retail_assets.core.training import code_version
+    from retail_assets.core.edge.bundle import BundleVerificationError, build_bundle
+    from retail_assets.core.fitting.training import code_version
 
     store_id = validate_store_id(store_id)
     mv = _live(layout, store_id)

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from retail_assets.core import forecasting as fc  # noqa: E402
+from retail_assets.core.forecast import forecasting as fc  # noqa: E402
 from retail_assets.core.ids import path_component  # noqa: E402
 
 

@@ -13,7 +13,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 import pandas as pd
 
-from retail_assets.core.validation import ensure_context
+from retail_assets.core.quality.gx import ensure_context
 
 
 @dataclass(frozen=True)

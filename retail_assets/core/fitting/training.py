@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from retail_assets.core import forecasting as fc
+from retail_assets.core.forecast import forecasting as fc
 from retail_assets.core import lifetime
 from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text, sha256_file
 from retail_assets.core.ids import path_component, validate_store_id

@@ -27,7 +27,7 @@ import holidays as holidays_lib
 import numpy as np
 
 from retail_assets.core.atomic import atomic_write_text
-from retail_assets.core.regions import (
+from retail_assets.core.ingest.regions import (
     POS_CONVENTIONS,
     REGION_HOLIDAY_CALENDAR,
     REGION_STORE_SITES,

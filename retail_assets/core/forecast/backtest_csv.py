@@ -10,8 +10,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from retail_assets.core import forecasting as fc
-from retail_assets.core.training import decide, run_items
+from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core.fitting.training import decide, run_items
 
 
 class BacktestInputError(ValueError):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retail_assets.core import registry
+from retail_assets.core.registry import records as registry
 
 UTC = dt.timezone.utc
 # worst first: the order of the table a person reads at 3 a.m.

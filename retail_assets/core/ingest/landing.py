@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from retail_assets.core.regions import POS_CONVENTIONS
+from retail_assets.core.ingest.regions import POS_CONVENTIONS
 
 REFERENCE_FILES = ("stores", "items", "holidays", "promotions", "fx_rates")
 BATCH_ROWS = 2_000_000

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retail_assets.core.landing import REFERENCE_FILES, discover_sources
-from retail_assets.core.landing import scan_landing as scan_files
+from retail_assets.core.ingest.landing import REFERENCE_FILES, discover_sources
+from retail_assets.core.ingest.landing import scan_landing as scan_files
 from retail_assets.core.metrics import bias, psi, wape
-from retail_assets.core.training import live_version
+from retail_assets.core.fitting.training import live_version
 from retail_assets.core.warehouse import RUN_READER_WAIT_S, connect_readonly
 
 # ---------------------------------------------------------------- landing files

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from retail_assets.core.atomic import atomic_write_text
-from retail_assets.core.fleet import live_bundles
+from retail_assets.core.monitor.fleet import live_bundles
 from retail_assets.edge.telemetry import RUNNER, SCHEMA
 
 HEALTHY_MEDIAN_MS, SLOW_MEDIAN_MS = 15.0, 400.0  # 15 ms: the real runner on a demo bundle (README)

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from retail_assets.core import forecasting as fc
-from retail_assets.core.training import ModelVersion
+from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core.fitting.training import ModelVersion
 
 
 def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.ndarray:
