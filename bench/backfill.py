@@ -326,7 +326,8 @@ def main() -> None:
         from retail_assets.assets.harmonize import harmonized
         from retail_assets.assets.landing import raw_landing
         from retail_assets.assets.stores import store_registry
-        from retail_assets.core.demo.generator import GeneratorConfig, generate_landing_zone
+        from retail_assets.core.demo.generator import generate_landing_zone
+        from retail_assets.core.demo.world import GeneratorConfig
         from retail_assets.dbt import dbt_project, prepare_manifest
         from retail_assets.resources import build_resources
 

@@ -24,7 +24,7 @@ def _sha(path: Path) -> str:
 
 def _identity(manifest: dict, code: str) -> str:
     """The model version's hash input (core/training.write_version), with the code version set to `code`."""
-    from retail_assets.core.forecast.forecasting import dumps
+    from retail_assets.core.canonical import dumps
 
     items = {i: d["sha256"] for i, d in sorted(manifest["items"].items())}
     identity = dumps({"features": manifest["features_data_version"], "code": code, "config": manifest["config"],

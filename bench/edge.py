@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core.forecast.models import TrainConfig
 from retail_assets.core.edge.bundle import build_bundle, load_private_key
 from retail_assets.core.edge.keys import ensure_dev_keys
-from retail_assets.core.fitting.training import train_store
+from retail_assets.core.fitting.train import train_store
 from retail_assets.edge import runner
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench_edge_"))
     features = store_features(args.items)
     print(f"training {args.items} items ...", flush=True)
-    mv = train_store(features, root / "models", "bench", fc.TrainConfig(), workers=2)
+    mv = train_store(features, root / "models", "bench", TrainConfig(), workers=2)
     priv, pub = ensure_dev_keys(root / "keys")
     bundle = build_bundle(mv, features, 28, load_private_key(priv.read_bytes()), root / "bundles", "bench")
     loaded = runner.load_bundle(bundle.path, runner.read_public_key(pub))

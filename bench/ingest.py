@@ -20,7 +20,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from retail_assets.core.demo.generator import GeneratorConfig, generate_landing_zone
+from retail_assets.core.demo.generator import generate_landing_zone
+from retail_assets.core.demo.world import GeneratorConfig
 from retail_assets.core.ingest.regions import POS_CONVENTIONS
 from retail_assets.resources import build_resources
 

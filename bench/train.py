@@ -22,11 +22,13 @@ from pathlib import Path
 
 import duckdb
 
-from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core.forecast.models import TrainConfig
 from retail_assets.core.features.grid import materialize_store_features
-from retail_assets.core.demo.generator import GeneratorConfig, generate_landing_zone
-from retail_assets.core.ingest.landing import load_landing_zone
-from retail_assets.core.fitting.training import build_tasks, previous_inits, run_items, train_store
+from retail_assets.core.demo.generator import generate_landing_zone
+from retail_assets.core.demo.world import GeneratorConfig
+from retail_assets.core.ingest.load import load_landing_zone
+from retail_assets.core.fitting.pool import build_tasks, run_items
+from retail_assets.core.fitting.train import previous_inits, train_store
 from retail_assets.dbt import DBT_EXECUTABLE
 from retail_assets.settings import DBT_PROJECT_DIR
 
@@ -50,7 +52,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
     try:
         fs = prepare(root, args.items, args.days)
-        cfg = fc.TrainConfig()
+        cfg = TrainConfig()
         tasks = build_tasks(fs.frame, cfg)
         print(f"store 0001: {len(tasks)} items x {args.days} days; {cores} cores", flush=True)
 

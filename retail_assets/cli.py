@@ -24,7 +24,7 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from retail_assets.core.edge.bundle import BundleVerificationError
     from retail_assets.core.ids import InvalidIdentifier
     from retail_assets.core.edge.keys import SigningKeyError
-    from retail_assets.core.ingest.landing import LandingZoneError
+    from retail_assets.core.ingest.sources import LandingZoneError
     from retail_assets.core.registry.records import RegistryError
     from retail_assets.core.warehouse import WarehouseError
     from retail_assets.edge.runner import BundleError
@@ -67,7 +67,8 @@ def main() -> None:
 @click.option("--scenario", default="demo", show_default=True, type=click.Choice(["demo", "clean", "broken_store", "cold_snap"]))
 def generate(data_dir, stores, items, days, start, seed, scenario) -> None:
     """Write a seeded demo landing zone (replacing <data-dir>/landing)."""
-    from retail_assets.core.demo.generator import GeneratorConfig, generate_landing_zone
+    from retail_assets.core.demo.generator import generate_landing_zone
+    from retail_assets.core.demo.world import GeneratorConfig
 
     layout = _layout(data_dir)
     try:
@@ -274,7 +275,7 @@ def rollback(data_dir, store, version, reason) -> None:
     from retail_assets.core.registry import records as registry
     from retail_assets.core.atomic import sha256_file
     from retail_assets.core.edge.bundle import BundleVerificationError, build_bundle
-    from retail_assets.core.fitting.training import code_version, live_version
+    from retail_assets.core.registry.versions import code_version, live_version
     from retail_assets.resources import EdgeSigning, RetailDataRoot
 
     layout = _layout(data_dir)
@@ -450,7 +451,7 @@ def _demo_fleet(layout: DataLayout, defs, instance, run_config, tags) -> str | N
 def _store_line(layout: DataLayout, store: str, outcome: str, seconds: float) -> str:
     """The same line the batch job logs (`pipeline.describe_store`), from what the run recorded."""
     from retail_assets.core.pipeline import describe_store
-    from retail_assets.core.fitting.training import live_version
+    from retail_assets.core.registry.versions import live_version
 
     mv = live_version(layout.models, store) if outcome == "ok" else None
     if mv is None:
@@ -509,7 +510,7 @@ def _print_summary(layout: DataLayout, seconds: float, run_id: str, store_outcom
 
 
 def _print_models(layout: DataLayout, stores: list[str]) -> None:
-    from retail_assets.core.fitting.training import live_version
+    from retail_assets.core.registry.versions import live_version
 
     if not stores:
         return

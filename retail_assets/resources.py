@@ -55,7 +55,7 @@ class RetailDataRoot(dg.ConfigurableResource):
     landing_encodings: dict[str, str] = pydantic.Field(default_factory=lambda: _env_encodings())
 
     def encodings(self) -> dict[str, str]:
-        from retail_assets.core.ingest.landing import validate_encodings
+        from retail_assets.core.ingest.sources import validate_encodings
 
         return validate_encodings(self.landing_encodings)
 
@@ -91,19 +91,19 @@ class ForecastSettings(dg.ConfigurableResource):
 
     @pydantic.model_validator(mode="after")
     def _known_fit_engine(self):
-        from retail_assets.core.fitting.training import validate_fit_engine
+        from retail_assets.core.fitting.pool import validate_fit_engine
 
         validate_fit_engine(self.fit_engine, self.dask_scheduler_address)
         return self
 
     def fit_pool(self):
         """An unstarted pool for this engine; open it around several stores to start the workers once."""
-        from retail_assets.core.fitting.training import FitPool
+        from retail_assets.core.fitting.pool import FitPool
 
         return FitPool(self.fit_engine, self.fit_workers, self.dask_scheduler_address)
 
     def train_config(self):
-        from retail_assets.core.forecast.forecasting import TrainConfig
+        from retail_assets.core.forecast.models import TrainConfig
 
         return TrainConfig(horizon=self.horizon_days, folds=self.backtest_folds, fold_horizon=self.fold_days,
                            interval=self.interval, fit_timeout_s=self.fit_timeout_s, max_iter=self.max_iter,

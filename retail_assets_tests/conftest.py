@@ -11,7 +11,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from retail_assets.core.demo.generator import GeneratorConfig, generate_landing_zone
+from retail_assets.core.demo.generator import generate_landing_zone
+from retail_assets.core.demo.world import GeneratorConfig
 from retail_assets.dbt import dbt_project, prepare_manifest
 
 # Three stores (US, UK, DE), both autumn clock changes (29 Oct UK/DE, 5 Nov US), one late opener.

@@ -26,7 +26,8 @@ import psutil
 import pytest
 
 from retail_assets.core.atomic import sweep_stale_temps
-from retail_assets.core.demo.generator import GeneratorConfig, generate_landing_zone
+from retail_assets.core.demo.generator import generate_landing_zone
+from retail_assets.core.demo.world import GeneratorConfig
 from retail_assets.core.registry.records import verify_version
 
 KILLS = int(os.environ.get("RETAIL_CHAOS_KILLS", "1"))

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from retail_assets.automation.sensors import DriftSettings, drift_sensor, sales_spike_sensor
-from retail_assets.core.demo.generator import GeneratorConfig, generate_landing_zone
+from retail_assets.core.demo.generator import generate_landing_zone
+from retail_assets.core.demo.world import GeneratorConfig
 from retail_assets.resources import RetailDataRoot
 from retail_assets_tests.conftest import materialize_ingest, run_store_pipeline
 

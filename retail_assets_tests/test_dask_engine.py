@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retail_assets.core.forecast import forecasting as fc
-from retail_assets.core.fitting.training import FitPool, build_tasks, decide, run_items, train_store
+from retail_assets.core.forecast.models import TrainConfig
+from retail_assets.core.fitting.champion import decide
+from retail_assets.core.fitting.pool import FitPool, build_tasks, run_items
+from retail_assets.core.fitting.train import train_store
 
 distributed = pytest.importorskip("distributed")
 
-FAST = fc.TrainConfig(horizon=14, folds=3, fold_horizon=14, min_train_days=42, raw_interval_samples=50)
+FAST = TrainConfig(horizon=14, folds=3, fold_horizon=14, min_train_days=42, raw_interval_samples=50)
 
 
 def small_store(n_items: int = 4, days: int = 450, store: str = "0001") -> pd.DataFrame:
@@ -109,7 +111,7 @@ def test_a_local_cluster_started_for_the_run_gives_the_same_models(tmp_path):
 
 
 @dataclasses.dataclass(frozen=True)
-class DiesOffParent(fc.TrainConfig):
+class DiesOffParent(TrainConfig):
     """A config whose seasonal-naive lag kills any process but the test's own: a worker crash mid-item."""
 
     parent_pid: int = 0

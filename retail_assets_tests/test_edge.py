@@ -19,12 +19,14 @@ import pytest
 from prophet import Prophet
 from prophet.serialize import model_to_json
 
-from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core.canonical import dumps
+
+from retail_assets.core.forecast.models import TrainConfig
 from retail_assets.core.edge.bundle import BundleVerificationError, build_bundle, load_private_key
 from retail_assets.core.edge.keys import ensure_dev_keys
 from retail_assets.core.edge.compile import compile_store
 from retail_assets.core.forecast.serving import forecast_store
-from retail_assets.core.fitting.training import train_store
+from retail_assets.core.fitting.train import train_store
 from retail_assets.edge import runner
 from retail_assets.edge import telemetry as tel
 from retail_assets_tests.test_forecasting import noisy_weekly, synthetic_store
@@ -95,9 +97,9 @@ def test_batched_graph_mixes_prophet_and_baselines():
     week = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
     items = {
         "A": {"champion": "prophet", "artifact": model_to_json(model)},
-        "B": {"champion": "seasonal_naive", "artifact": fc.dumps(
+        "B": {"champion": "seasonal_naive", "artifact": dumps(
             {"model": "seasonal_naive", "anchor_date": "2024-10-03", "last_week": week, "moving_average_level": 3})},
-        "C": {"champion": "moving_average", "artifact": fc.dumps(
+        "C": {"champion": "moving_average", "artifact": dumps(
             {"model": "moving_average", "anchor_date": "2024-10-03", "last_week": week, "moving_average_level": 3.5})},
     }
     dates = pd.date_range("2024-10-04", periods=10, freq="D")
@@ -115,7 +117,7 @@ def bundle(tmp_path_factory):
     store.loc[store["date"] == "2024-03-15", "holiday_name"] = "Spring Fair"
     store.loc[store["date"] == store["date"].max() - pd.Timedelta(days=3), "holiday_name"] = "Spring Fair"
     store.loc[(store["item_id"] == "SKU-1") & (store["date"].dt.day % 5 == 0), "promo_planned"] = True
-    mv = train_store(store, root / "models", "features-test", fc.TrainConfig(min_train_days=42), workers=1)
+    mv = train_store(store, root / "models", "features-test", TrainConfig(min_train_days=42), workers=1)
     priv, pub = ensure_dev_keys(root / "keys")
     published = build_bundle(mv, store, 28, load_private_key(priv.read_bytes()), root / "bundles", "test")
     return root, mv, store, published, pub

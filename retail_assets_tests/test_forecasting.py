@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retail_assets.core.forecast import forecasting as fc
-from retail_assets.core.fitting.training import build_tasks, decide, run_items, train_store
+from retail_assets.core.forecast.models import TrainConfig
+from retail_assets.core.fitting.champion import decide
+from retail_assets.core.fitting.pool import build_tasks, run_items
+from retail_assets.core.fitting.train import train_store
 
-FAST = fc.TrainConfig(horizon=14, folds=3, fold_horizon=14, min_train_days=42, raw_interval_samples=50)
+FAST = TrainConfig(horizon=14, folds=3, fold_horizon=14, min_train_days=42, raw_interval_samples=50)
 
 
 def synthetic_store(items: dict[str, np.ndarray], start="2024-01-01", horizon=14, store="0001") -> pd.DataFrame:
@@ -66,7 +68,7 @@ def test_a_fit_that_raises_falls_back_and_the_store_goes_on():
 
 
 def test_a_timed_out_fit_falls_back():
-    cfg = fc.TrainConfig(**{**FAST.to_json(), "fit_timeout_s": 1e-6})
+    cfg = TrainConfig(**{**FAST.to_json(), "fit_timeout_s": 1e-6})
     results = run_items(build_tasks(synthetic_store({"SKU-A": noisy_weekly(120, 10, 4)}), cfg), workers=1)
     decision = decide("0001", results, cfg).decisions[0]
     assert decision.status == "fallback" and "Timeout" in decision.error

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from retail_assets.core.demo.generator import GeneratorConfig, generate_landing_zone
+from retail_assets.core.demo.generator import generate_landing_zone
+from retail_assets.core.demo.world import GeneratorConfig
 from retail_assets_tests.conftest import SMALL
 
 TINY = dataclasses.replace(SMALL, stores=3, items=3, days=20)

@@ -12,17 +12,18 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from retail_assets.core.forecast import forecasting as fc
+from retail_assets.core.forecast.models import TrainConfig
 from retail_assets.core.registry import records as registry
 from retail_assets.core.edge.bundle import build_bundle, load_private_key
 from retail_assets.core.edge.keys import ensure_dev_keys
 from retail_assets.core.features.grid import write_features
-from retail_assets.core.fitting.training import live_version, train_store
+from retail_assets.core.fitting.train import train_store
+from retail_assets.core.registry.versions import live_version
 from retail_assets.settings import DataLayout
 from retail_assets_tests.conftest import FAST_SETTINGS
 from retail_assets_tests.test_forecasting import noisy_weekly, synthetic_store
 
-CFG = fc.TrainConfig(horizon=14, folds=2, fold_horizon=14, min_train_days=42, raw_interval_samples=0)
+CFG = TrainConfig(horizon=14, folds=2, fold_horizon=14, min_train_days=42, raw_interval_samples=0)
 
 
 def _cli(*args, data_dir: Path, env: dict | None = None):

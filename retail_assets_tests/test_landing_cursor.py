@@ -1,4 +1,4 @@
-"""The landing sensor's scan and cursor (core/monitoring.scan_landing, new_files) on a real directory: every
+"""The landing sensor's scan and cursor (core/ingest/cursor.py: scan_landing, new_files) on a real directory: every
 file the loader would look at is requested once, across restarts, and a link is never listed as loadable."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retail_assets.core.ingest import landing as ld
-from retail_assets.core.monitor import signals as monitoring
+from retail_assets.core.ingest import cursor as landing_cursor
+from retail_assets.core.ingest import scan, sources
 from retail_assets_tests.test_landing_hostile import US_HEADER, _line, _minimal_zone
 
 SEC = 1_000_000_000
-REFERENCE = [f"reference/{n}.csv" for n in ld.REFERENCE_FILES]
+REFERENCE = [f"reference/{n}.csv" for n in sources.REFERENCE_FILES]
 POS = "pos/region=US"
 
 
@@ -40,7 +40,7 @@ def landing(tmp_path) -> Path:
 
 def _tick(landing: Path, cursor: str | None) -> tuple[list[str], str]:
     """One sensor tick from the stored cursor text (all a restarted sensor has)."""
-    return monitoring.new_files(monitoring.scan_landing(landing), cursor)
+    return landing_cursor.new_files(landing_cursor.scan_landing(landing), cursor)
 
 
 def test_scan_lists_what_the_loader_looks_at_oldest_first(landing):
@@ -51,7 +51,7 @@ def test_scan_lists_what_the_loader_looks_at_oldest_first(landing):
     _touch(landing / POS / "sub" / "c.csv", 2600, _sale("C-1"))  # POS folders are not recursive
     (landing / "telemetry" / "host1").mkdir(parents=True)
     _touch(landing / "telemetry" / "host1" / "t.jsonl", 2700, '{"a": 1}\n')  # telemetry is recursive
-    listing = monitoring.scan_landing(landing)
+    listing = landing_cursor.scan_landing(landing)
     assert listing == [(rel, 1000 * SEC) for rel in sorted(REFERENCE)] + [
         (f"{POS}/b.csv", 2000 * SEC), ("telemetry/host1/t.jsonl", 2700 * SEC), (f"{POS}/a.csv", 3000 * SEC)]
 
@@ -63,14 +63,14 @@ def test_a_symlink_is_rejected_not_loadable_and_listed_with_its_own_time(landing
     _touch(landing / POS / "link.csv", 2000)  # the link's own mtime (lstat), not the target's
     _touch(landing / POS / "real.csv", 2100, _sale("R-1"))
 
-    found, rejected = ld.scan_landing(landing, ld.discover_sources(landing))
+    found, rejected = scan.scan_landing(landing, sources.discover_sources(landing))
     assert [rel for rel, _p in found["pos_us"]] == [f"{POS}/real.csv"]
     assert {r.file: r.reason for r in rejected} == {
         f"{POS}/link.csv": "symbolic link: the landing scan does not follow links"}
 
     # the sensor lists it so an ingest records the refusal; its time is the link's, so touching the target
     # (which the loader never reads) does not request it again
-    listing = dict(monitoring.scan_landing(landing))
+    listing = dict(landing_cursor.scan_landing(landing))
     assert listing[f"{POS}/link.csv"] == 2000 * SEC
     fresh, cursor = _tick(landing, None)
     assert f"{POS}/link.csv" in fresh
@@ -134,7 +134,7 @@ def test_cursor_property_every_version_once(arrivals):
             now += dt
             listing[f"pos/region=US/{name}.csv"] = now
             written.add(f"pos/region=US/{name}.csv")
-        fresh, cursor = monitoring.new_files(sorted(listing.items(), key=lambda x: (x[1], x[0])), cursor)
+        fresh, cursor = landing_cursor.new_files(sorted(listing.items(), key=lambda x: (x[1], x[0])), cursor)
         assert isinstance(cursor, str)
         got = [(p, listing[p]) for p in fresh]
         assert len(got) == len(set(got))

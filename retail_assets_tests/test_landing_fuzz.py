@@ -14,7 +14,7 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retail_assets.core.ingest import landing as ld
+from retail_assets.core.ingest import load, parse, sources
 from retail_assets_tests.test_landing_hostile import _minimal_zone
 
 EXAMPLES = int(os.environ.get("RETAIL_FUZZ_EXAMPLES", "300"))
@@ -54,7 +54,7 @@ def _serialize(rows, separator, crlf, blanks_before) -> tuple[str, list[int]]:
 def test_well_formed_csv_reads_back_exactly_with_physical_lines(rows, separator, crlf, bom, blanks):
     text, starts = _serialize(rows, separator, crlf, blanks)
     data = (codecs.BOM_UTF8 if bom else b"") + text.encode("utf-8")
-    table, bad = ld.read_csv_text(data, "utf-8", separator)
+    table, bad = parse.read_csv_text(data, "utf-8", separator)
     assert bad == []
     assert table.column("_line").to_pylist() == starts
     got = [[table.column(c)[i].as_py() for c in HEADER] for i in range(table.num_rows)]
@@ -74,15 +74,15 @@ def test_any_bytes_parse_without_raising_and_every_row_lands_once(rows, crlf, bl
         at = pos % (len(data) + 1)
         data[at:at + delete] = insert
     try:
-        table, bad = ld.read_csv_text(bytes(data), encoding, ",")
-    except ld.FileRejected as exc:
+        table, bad = parse.read_csv_text(bytes(data), encoding, ",")
+    except sources.FileRejected as exc:
         assert str(exc)  # a refusal always carries its reason
         return
     lines = table.column("_line").to_pylist() + [n for n, _ in bad]
     assert len(lines) == len(set(lines))  # a physical line starts at most one row or malformed line
-    nlines = len(ld.physical_lines(ld.decode(bytes(data), encoding)))
+    nlines = len(parse.physical_lines(parse.decode(bytes(data), encoding)))
     assert all(2 <= n <= nlines for n in lines)
-    assert table.num_columns == len(ld._header(ld.physical_lines(ld.decode(bytes(data), encoding)), ",")) + 1
+    assert table.num_columns == len(parse._header(parse.physical_lines(parse.decode(bytes(data), encoding)), ",")) + 1
 
 
 @settings(max_examples=max(20, EXAMPLES // 10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -100,7 +100,7 @@ def test_the_loader_never_raises_and_counts_reconcile(tmp_path_factory, files):
         (landing / "ecommerce").mkdir(exist_ok=True)
         (landing / "ecommerce" / f"e{k}.jsonl").write_bytes(bytes(data))
     with duckdb.connect() as con:
-        report = ld.load_landing_zone(con, landing)
+        report = load.load_landing_zone(con, landing)
         loaded = dict(con.execute("select file, rows_read from _ingest_files where source <> 'reference'").fetchall())
         rejected = {f for (f,) in con.execute("select file from _rejected_files").fetchall()}
         assert not (set(loaded) & rejected) and len(loaded) + len(rejected) == 2 * len(files)
@@ -110,5 +110,5 @@ def test_the_loader_never_raises_and_counts_reconcile(tmp_path_factory, files):
             kept = con.execute(f"select count(*) from {table} where _file = ?", [file]).fetchone()[0]
             malformed = con.execute("select count(*) from raw_malformed where _file = ?", [file]).fetchone()[0]
             assert kept + malformed == rows_read
-        again = ld.load_landing_zone(con, landing)  # the same files again change nothing
+        again = load.load_landing_zone(con, landing)  # the same files again change nothing
         assert again.files_loaded == 0 and again.files_unchanged == len(loaded)

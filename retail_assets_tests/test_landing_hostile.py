@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from retail_assets.core.ingest import landing as ld
+from retail_assets.core.ingest import load, parse, sources
 from retail_assets_tests.conftest import materialize_ingest
 
 US_HEADER = "txn_id,store_id,sku,sold_at,qty,unit_price,currency,promo_code,color"
@@ -74,7 +74,7 @@ def test_links_and_special_files_are_refused_and_never_read(zone, tmp_path):
     os.symlink(outside, landing / "telemetry" / "linked_dir")
     os.symlink(outside, landing / "ecommerce")  # a whole source folder that is a link
 
-    report = ld.load_landing_zone(con, landing)
+    report = load.load_landing_zone(con, landing)
 
     rejected = _rejected(con)
     assert report.files_loaded == 1 and len(_rows(con, "raw_pos_us", "pos/region=US/good.csv")) == 1
@@ -94,7 +94,7 @@ def test_links_and_special_files_are_refused_and_never_read(zone, tmp_path):
     ("blankhead.csv", b"\n" + f"{_line('A-1')}\n".encode(), "no header"),
     ("latin1.csv", f"{US_HEADER}\n".encode() + _line("A-1", promo="CAF\u00c9").encode("latin-1") + b"\n",
      "not valid utf-8"),
-    ("longline.csv", f"{US_HEADER}\n{_line('A-1')}\n".encode() + b"x" * (ld.MAX_LINE_CHARS + 1) + b"\n",
+    ("longline.csv", f"{US_HEADER}\n{_line('A-1')}\n".encode() + b"x" * (parse.MAX_LINE_CHARS + 1) + b"\n",
      "over the limit"),
     ("badheader.csv", b"txn id,store_id\nA,1\n", "not a plain identifier"),
     ("dupheader.csv", b"txn_id,txn_id\nA,1\n", "repeats a column"),
@@ -104,7 +104,7 @@ def test_unreadable_files_are_rejected_with_a_reason_and_the_others_load(zone, n
     pos = landing / "pos" / "region=US"
     (pos / name).write_bytes(content)
     (pos / "good.csv").write_text(f"{US_HEADER}\n{_line('A-1')}\n")
-    report = ld.load_landing_zone(con, landing)
+    report = load.load_landing_zone(con, landing)
     assert report.files_loaded == 1 and report.files_rejected == 1
     assert reason in _rejected(con)[f"pos/region=US/{name}"]
     assert not _rows(con, "raw_pos_us", f"pos/region=US/{name}")
@@ -115,7 +115,7 @@ def test_a_file_name_that_is_not_utf8_is_rejected_by_a_readable_name(zone):
     pos = landing / "pos" / "region=US"
     with open(os.path.join(os.fsencode(pos), b"caf\xe9.csv"), "w") as fh:
         fh.write(f"{US_HEADER}\n{_line('A-1')}\n")
-    ld.load_landing_zone(con, landing)
+    load.load_landing_zone(con, landing)
     assert _rejected(con) == {"pos/region=US/caf\\xe9.csv": "file name is not valid UTF-8: rename the file"}
 
 
@@ -123,14 +123,14 @@ def test_bom_crlf_and_a_configured_encoding_are_read(zone):
     landing, con = zone
     pos = landing / "pos" / "region=US"
     (pos / "bom_crlf.csv").write_bytes(codecs.BOM_UTF8 + f"{US_HEADER}\r\n{_line('A-1')}\r\n".encode())
-    ld.load_landing_zone(con, landing)
+    load.load_landing_zone(con, landing)
     cafe = _line("A-2", promo="CAF\u00c9")
     (pos / "cp1252.csv").write_bytes(f"{US_HEADER}\n{cafe}\n".encode("cp1252"))
-    ld.load_landing_zone(con, landing, encodings={"pos_us": "cp1252"})  # a sender that writes Windows-1252
+    load.load_landing_zone(con, landing, encodings={"pos_us": "cp1252"})  # a sender that writes Windows-1252
     assert _rows(con, "raw_pos_us", "pos/region=US/bom_crlf.csv")[0][:2] == ("A-1", "0001")
     assert _rows(con, "raw_pos_us", "pos/region=US/cp1252.csv")[0][7] == "CAF\u00c9"
-    with pytest.raises(ld.LandingZoneError, match="unknown encoding"):
-        ld.load_landing_zone(con, landing, encodings={"pos_us": "klingon"})
+    with pytest.raises(sources.LandingZoneError, match="unknown encoding"):
+        load.load_landing_zone(con, landing, encodings={"pos_us": "klingon"})
 
 
 def test_values_arrive_as_sent_and_lines_are_physical(zone):
@@ -148,7 +148,7 @@ def test_values_arrive_as_sent_and_lines_are_physical(zone):
         _line("A-8", qty=""),                             # line 11: empty is the only NULL
     ]) + "\n"
     (landing / "pos" / "region=US" / "odd.csv").write_text(body)
-    report = ld.load_landing_zone(con, landing)
+    report = load.load_landing_zone(con, landing)
     rows = {r[0]: r for r in con.execute(
         "select txn_id, _line, qty, promo_code from raw_pos_us where _file = 'pos/region=US/odd.csv'").fetchall()}
     assert rows == {
@@ -165,7 +165,7 @@ def test_unknown_region_folder_is_rejected_and_the_rest_loads(zone):
     (landing / "pos" / "region=FR").mkdir()
     (landing / "pos" / "region=FR" / "ventes.csv").write_text(f"{US_HEADER}\n{_line('F-1')}\n")
     (landing / "pos" / "region=US" / "good.csv").write_text(f"{US_HEADER}\n{_line('A-1')}\n")
-    report = ld.load_landing_zone(con, landing)
+    report = load.load_landing_zone(con, landing)
     assert report.files_loaded == 1
     assert "unknown POS folder region=FR" in _rejected(con)["pos/region=FR/ventes.csv"]
 
@@ -175,32 +175,32 @@ def test_a_changed_file_that_fails_keeps_its_old_rows_and_record(zone, monkeypat
     f = landing / "pos" / "region=US" / "day.csv"
     v1 = f"{US_HEADER}\n{_line('A-1')}\n{_line('A-2')}\n"
     f.write_text(v1)
-    ld.load_landing_zone(con, landing)
+    load.load_landing_zone(con, landing)
     old_sha = con.execute("select sha256 from _ingest_files where file = 'pos/region=US/day.csv'").fetchone()[0]
 
     # 1. the corrected file cannot be decoded: refused, the old rows stay
     f.write_bytes(v1.encode() + _line("A-3", promo="\u00e9").encode("latin-1") + b"\n")
-    ld.load_landing_zone(con, landing)
+    load.load_landing_zone(con, landing)
     assert len(_rows(con, "raw_pos_us", "pos/region=US/day.csv")) == 2
     assert "not valid utf-8" in _rejected(con)["pos/region=US/day.csv"]
 
     # 2. the warehouse fails half-way through loading the new version (a crash, a full disk)
     f.write_text(v1 + _line("A-3") + "\n")
-    real_insert = ld._insert
+    real_insert = load._insert
 
     def failing_insert(con_, table, batch):
         real_insert(con_, table, batch)  # the rows are written, then the load dies
         raise duckdb.IOException("disk full (injected)")
 
-    monkeypatch.setattr(ld, "_insert", failing_insert)
-    report = ld.load_landing_zone(con, landing)
-    monkeypatch.setattr(ld, "_insert", real_insert)
+    monkeypatch.setattr(load, "_insert", failing_insert)
+    report = load.load_landing_zone(con, landing)
+    monkeypatch.setattr(load, "_insert", real_insert)
     assert [r[0] for r in _rows(con, "raw_pos_us", "pos/region=US/day.csv")] == ["A-1", "A-2"]
     assert con.execute("select sha256 from _ingest_files where file = 'pos/region=US/day.csv'").fetchone()[0] == old_sha
     assert "disk full" in _rejected(con)["pos/region=US/day.csv"] and report.files_loaded == 0
 
     # 3. the next ingest loads it, and the refusal is cleared
-    ld.load_landing_zone(con, landing)
+    load.load_landing_zone(con, landing)
     assert [r[0] for r in _rows(con, "raw_pos_us", "pos/region=US/day.csv")] == ["A-1", "A-2", "A-3"]
     assert _rejected(con) == {}
 
@@ -242,7 +242,7 @@ def test_a_header_alone_without_a_newline_loads_no_rows(zone):
     """Found by the fuzz test: Arrow refused to skip the header of a one-line file."""
     landing, con = zone
     (landing / "pos" / "region=US" / "header_only.csv").write_text(US_HEADER)
-    report = ld.load_landing_zone(con, landing)
+    report = load.load_landing_zone(con, landing)
     assert report.files_loaded == 1 and report.files_rejected == 0
     assert con.execute("select rows_read from _ingest_files where file like '%header_only.csv'").fetchone() == (0,)
 

@@ -4,7 +4,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from retail_assets.core.ingest.landing import load_landing_zone
+from retail_assets.core.ingest.load import load_landing_zone
 from retail_assets.resources import RetailDataRoot
 
 RAW_TABLES = {

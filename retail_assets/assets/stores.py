@@ -40,7 +40,7 @@ def store_registry(context: dg.AssetExecutionContext, data_root: RetailDataRoot)
 
 @dg.asset(
     partitions_def=stores_partitions,
-    deps=["fct_daily_demand", "dim_calendar", "dim_holiday", "dim_promotion", "fct_store_conditions",
+    deps=["fct_daily_demand", "dim_calendar", "dim_store_day", "fct_planned_promotion", "fct_store_conditions",
           "fct_shelf_stock", store_registry],
     group_name="stores",
     kinds={"parquet"},

@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 
+from retail_assets.core.ingest import cursor
 from retail_assets.core.monitor import signals as monitoring
 from retail_assets.core.warehouse import connect_readonly
 from retail_assets.jobs import ingest_and_harmonize_job, refresh_edge_fleet_job
@@ -18,15 +19,15 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, data_root: RetailD
     landing = data_root.layout.landing
     if not landing.is_dir():
         return dg.SkipReason(f"no landing zone at {landing}")
-    listing = monitoring.scan_landing(landing)
-    fresh, cursor = monitoring.new_files(listing, context.cursor)
+    listing = cursor.scan_landing(landing)
+    fresh, next_cursor = cursor.new_files(listing, context.cursor)
     if not fresh:
         return dg.SkipReason("no new landing files since the last tick")
-    context.update_cursor(cursor)
+    context.update_cursor(next_cursor)
     telemetry_only = all(f.startswith("telemetry/") for f in fresh)
     # names and times: a file that grows (a device appending telemetry) is new again, with a new key
     mtime = dict(listing)
-    return dg.RunRequest(run_key=f"landing-{monitoring.files_key([f'{f}@{mtime[f]}' for f in fresh])}",
+    return dg.RunRequest(run_key=f"landing-{cursor.files_key([f'{f}@{mtime[f]}' for f in fresh])}",
                          job_name=(refresh_edge_fleet_job if telemetry_only else ingest_and_harmonize_job).name,
                          tags={"retail/trigger": "new_files", "retail/new_files": str(len(fresh))})
 

@@ -46,13 +46,10 @@ def check_result(
 
 
 OPEN_DAYS_SQL = """
-select s.store_id, c.calendar_date as business_date
-from dim_store s
+select d.store_id, d.calendar_date as business_date
+from dim_store_day d
 cross join (select min(business_date) a, max(business_date) b from fct_daily_demand) bounds
-join dim_calendar c on c.calendar_date between greatest(s.opened_on, bounds.a) and bounds.b
-where not list_contains(string_split(s.closed_weekdays, ','), c.day_name)
-  and not exists (select 1 from dim_holiday h
-                  where h.region = s.region and h.store_closed and h.holiday_date = c.calendar_date)
+where d.is_open_day and d.calendar_date between bounds.a and bounds.b
 """
 
 

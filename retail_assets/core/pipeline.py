@@ -28,7 +28,8 @@ from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text, sha
 from retail_assets.core.features.grid import materialize_store_features, summarize
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.forecast.serving import forecast_store
-from retail_assets.core.fitting.training import ModelVersion, live_version, train_store
+from retail_assets.core.fitting.train import train_store
+from retail_assets.core.registry.versions import ModelVersion, live_version
 from retail_assets.core.quality.gx import SuiteOutcome, validate_frame
 
 Say = Callable[[str], None]
@@ -230,7 +231,7 @@ def publish_forecast(layout, settings, store_id: str, run_id: str) -> ForecastRe
 def publish_bundle(layout, settings, signing_key, store_id: str, say: Say = _quiet) -> BundleResult:
     """Compile, verify, sign and publish one store's bundle from its live model, and record it."""
     from retail_assets.core.edge.bundle import BundleVerificationError, build_bundle
-    from retail_assets.core.fitting.training import code_version
+    from retail_assets.core.registry.versions import code_version
 
     store_id = validate_store_id(store_id)
     mv = _live(layout, store_id)

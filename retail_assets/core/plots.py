@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from retail_assets.core.forecast import forecasting as fc  # noqa: E402
+from retail_assets.core.forecast.models import quiet_prophet
 from retail_assets.core.ids import path_component  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def forecast_plot(item_id: str, history: pd.DataFrame, backtest: pd.DataFrame, f
 
 def components_plot(prophet_json: str, future: pd.DataFrame) -> bytes:
     """Prophet's own components (trend, holidays, weekly, yearly, promo) over history and horizon."""
-    fc.quiet_prophet()
+    quiet_prophet()
     from prophet.serialize import model_from_json
 
     model = model_from_json(prophet_json)

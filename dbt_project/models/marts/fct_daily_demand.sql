@@ -1,5 +1,6 @@
 -- Demand per store x item x local business date, all channels, zero-filled for every day the store
 -- was open and the item ranged (a missing day is a zero, not a gap); no rows before a store opened.
+-- Open days and planned promotions come from dim_store_day and fct_planned_promotion (one rule each).
 with accepted as (
     select * from {{ ref('int_sales_lines') }}
     where quarantine_reason is null and not is_duplicate
@@ -23,32 +24,19 @@ sold as (
 bounds as (
     select min(business_date) as first_day, max(business_date) as last_day from accepted
 ),
-closed as (
-    select s.store_id, h.holiday_date
-    from {{ ref('stg_stores') }} s
-    join {{ ref('stg_holidays') }} h on h.region = s.region and h.store_closed
-),
 open_days as (
-    select s.store_id, s.region, c.calendar_date as business_date
-    from {{ ref('stg_stores') }} s
+    select d.store_id, d.calendar_date as business_date
+    from {{ ref('dim_store_day') }} d
     cross join bounds b
-    join {{ ref('dim_calendar') }} c
-        on c.calendar_date between greatest(s.opened_on, b.first_day) and b.last_day
-    where not list_contains(string_split(s.closed_weekdays, ','), c.day_name)
-      and not exists (
-          select 1 from closed x where x.store_id = s.store_id and x.holiday_date = c.calendar_date
-      )
+    where d.is_open_day and d.calendar_date between b.first_day and b.last_day
 ),
 spine as (
-    select o.store_id, o.region, i.item_id, o.business_date, true as is_open_day
+    select o.store_id, i.item_id, o.business_date, true as is_open_day
     from open_days o
     join {{ ref('stg_items') }} i on o.business_date >= i.launched_on
 ),
 promo as (
-    select distinct s.store_id, p.item_id, c.calendar_date as business_date
-    from {{ ref('stg_promotions') }} p
-    join {{ ref('stg_stores') }} s on s.region = p.region
-    join {{ ref('dim_calendar') }} c on c.calendar_date between p.start_date and p.end_date
+    select store_id, item_id, calendar_date as business_date from {{ ref('fct_planned_promotion') }}
 )
 select
     coalesce(sp.store_id, so.store_id) as store_id,

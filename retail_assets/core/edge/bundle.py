@@ -27,7 +27,7 @@ from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text
 from retail_assets.core.edge.compile import compile_store
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.forecast.serving import predict_item
-from retail_assets.core.fitting.training import ModelVersion
+from retail_assets.core.registry.versions import ModelVersion
 from retail_assets.edge import runner
 
 MAX_REL_ERROR = 1e-6

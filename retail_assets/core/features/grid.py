@@ -35,20 +35,6 @@ days as (
     select c.*
     from dim_calendar c, first_day f, last_day l
     where c.calendar_date between f.d and l.d + $horizon
-),
-closed_holidays as (
-    select h.holiday_date from dim_holiday h join store s on h.region = s.region where h.store_closed
-),
-holidays as (
-    select h.holiday_date, string_agg(h.holiday_name, ' / ' order by h.holiday_name) as holiday_name
-    from dim_holiday h join store s on h.region = s.region
-    group by 1
-),
-promos as (
-    select distinct p.item_id, c.calendar_date
-    from dim_promotion p
-    join store s on p.region = s.region
-    join days c on c.calendar_date between p.start_date and p.end_date
 )
 select
     s.store_id,
@@ -57,12 +43,10 @@ select
     d.calendar_date as date,
     d.calendar_date > l.d as is_future,
     case when d.calendar_date > l.d then null else coalesce(f.units_total, 0) end::double as units,
-    (d.calendar_date >= s.opened_on
-        and not list_contains(string_split(s.closed_weekdays, ','), d.day_name)
-        and d.calendar_date not in (select holiday_date from closed_holidays)) as is_open_day,
+    sd.is_open_day,
     p.item_id is not null as promo_planned,
-    h.holiday_date is not null as is_holiday,
-    h.holiday_name,
+    sd.is_holiday,
+    sd.holiday_name,
     d.iso_day_of_week as day_of_week,
     d.fiscal_year, d.fiscal_quarter, d.fiscal_period, d.fiscal_week,
     sc.temperature_mean_c as temperature_c,
@@ -73,8 +57,9 @@ cross join last_day l
 join days d on d.calendar_date >= i.launched_on
 left join fct_daily_demand f
     on f.store_id = s.store_id and f.item_id = i.item_id and f.business_date = d.calendar_date
-left join promos p on p.item_id = i.item_id and p.calendar_date = d.calendar_date
-left join holidays h on h.holiday_date = d.calendar_date
+join dim_store_day sd on sd.store_id = s.store_id and sd.calendar_date = d.calendar_date
+left join fct_planned_promotion p
+    on p.store_id = s.store_id and p.item_id = i.item_id and p.calendar_date = d.calendar_date
 left join fct_store_conditions sc on sc.store_id = s.store_id and sc.business_date = d.calendar_date
 left join fct_shelf_stock ss
     on ss.store_id = s.store_id and ss.item_id = i.item_id and ss.business_date = d.calendar_date

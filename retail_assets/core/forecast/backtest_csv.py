@@ -10,8 +10,15 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from retail_assets.core.forecast import forecasting as fc
-from retail_assets.core.fitting.training import decide, run_items
+from retail_assets.core.forecast.backtest import ItemTask, recent
+
+from retail_assets.core.forecast.models import MODELS, TrainConfig
+
+from retail_assets.core.forecast.selection import fold_metrics
+
+from retail_assets.core.metrics import wape
+from retail_assets.core.fitting.champion import decide
+from retail_assets.core.fitting.pool import run_items
 
 
 class BacktestInputError(ValueError):
@@ -55,7 +62,7 @@ def load_history(path: Path, date_col: str, series_cols: list[str], target: str,
     return frame
 
 
-def series_tasks(frame: pd.DataFrame, cfg: fc.TrainConfig) -> list[fc.ItemTask]:
+def series_tasks(frame: pd.DataFrame, cfg: TrainConfig) -> list[ItemTask]:
     step = pd.Timedelta(days=1 if cfg.freq == "D" else 7)
     tasks = []
     for key, g in frame.groupby("series", sort=True):
@@ -64,7 +71,7 @@ def series_tasks(frame: pd.DataFrame, cfg: fc.TrainConfig) -> list[fc.ItemTask]:
         g = g.reindex(grid)
         n_hist = len(grid) - cfg.horizon
         y = g["y"].iloc[:n_hist].fillna(0.0)  # a missing period in a long-format file is zero demand
-        tasks.append(fc.ItemTask(
+        tasks.append(ItemTask(
             store_id="backtest", item_id=str(key), dates=[d.strftime("%Y-%m-%d") for d in grid],
             y=[float(v) for v in y] + [None] * cfg.horizon, open_day=[True] * len(grid), promo=[0] * len(grid),
             holiday=[None if pd.isna(h) else str(h) for h in g["holiday"]], n_history=n_hist, cfg=cfg,
@@ -81,7 +88,7 @@ def run_backtest(path: Path, date_col: str, series_cols: list[str], target: str,
     horizon = horizon or (28 if freq == "D" else 8)
     if horizon < 1:
         raise BacktestInputError("--horizon must be at least 1")
-    cfg = fc.TrainConfig(horizon=horizon, fold_horizon=horizon, freq=freq,
+    cfg = TrainConfig(horizon=horizon, fold_horizon=horizon, freq=freq,
                          min_train_days=56 if freq == "D" else 26,
                          moving_average_days=28 if freq == "D" else 8, horizon_buckets=min(4, horizon))
     frame = load_history(path, date_col, series_cols, target, freq, holiday_col)
@@ -95,21 +102,21 @@ def run_backtest(path: Path, date_col: str, series_cols: list[str], target: str,
     for r, d in zip(training.results, training.decisions):
         row = {"series": r.item_id, "champion": d.champion, "heldout_champion": d.heldout_champion,
                "reason": d.reason, "status": d.status, "error": d.error}
-        for m in fc.MODELS:
+        for m in MODELS:
             row[f"backtest_wape_{m}"] = d.backtest[m]["wape"]
-        last = fc.recent(r.folds)[-1:]
-        for m in fc.MODELS:
-            row[f"heldout_wape_{m}"] = fc.fold_metrics(r, m, last)["wape"]
+        last = recent(r.folds)[-1:]
+        for m in MODELS:
+            row[f"heldout_wape_{m}"] = fold_metrics(r, m, last)["wape"]
         rows.append(row)
     results = pd.DataFrame(rows)
-    for m in fc.MODELS:
+    for m in MODELS:
         ys, yh = [], []
         for r in training.results:
-            for f in fc.recent(r.folds)[-1:]:
+            for f in recent(r.folds)[-1:]:
                 if m in f.yhat:
                     ys.append(np.array(f.y))
                     yh.append(np.array(f.yhat[m]))
         col = results[f"heldout_wape_{m}"].replace([np.inf], np.nan)
         per_model[m] = {"median_wape": float(col.median()) if col.notna().any() else None,
-                        "weighted_wape": fc.wape(np.concatenate(ys), np.concatenate(yh)) if ys else None}
+                        "weighted_wape": wape(np.concatenate(ys), np.concatenate(yh)) if ys else None}
     return BacktestReport(len(tasks), training.summary, per_model, results)

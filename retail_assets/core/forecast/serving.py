@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from retail_assets.core.forecast import forecasting as fc
-from retail_assets.core.fitting.training import ModelVersion
+from retail_assets.core.forecast.calibration import Calibration
+
+from retail_assets.core.forecast.models import quiet_prophet
+from retail_assets.core.registry.versions import ModelVersion
 
 
 def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.ndarray:
@@ -18,7 +20,7 @@ def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.nda
     text = (mv.path / info["file"]).read_text()
     open_day = future["is_open_day"].to_numpy(bool)
     if info["champion"] == "prophet":
-        fc.quiet_prophet()
+        quiet_prophet()
         from prophet.serialize import model_from_json
 
         model = model_from_json(text)
@@ -38,7 +40,7 @@ def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.nda
 
 def forecast_store(mv: ModelVersion, features: pd.DataFrame, horizon: int) -> pd.DataFrame:
     cal = mv.manifest["calibration"]
-    calibration = fc.Calibration(tuple(cal["lower"]), tuple(cal["upper"]), cal["bucket_days"], tuple(cal["n"]))
+    calibration = Calibration(tuple(cal["lower"]), tuple(cal["upper"]), cal["bucket_days"], tuple(cal["n"]))
     frames = []
     future_all = features[features["is_future"]].sort_values(["item_id", "date"])
     for item_id, g in future_all.groupby("item_id", sort=True):

@@ -1,61 +1,19 @@
-"""What moved: new landing files, forecast drift per store, sales spikes per store and category. Pure logic
-the sensors call; no Dagster.
+"""What moved: forecast drift per store, sales spikes per store and category (new landing files are
+core/ingest/cursor.py's). Pure logic the sensors call; no Dagster.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from retail_assets.core.ingest.landing import REFERENCE_FILES, discover_sources
-from retail_assets.core.ingest.landing import scan_landing as scan_files
 from retail_assets.core.metrics import bias, psi, wape
-from retail_assets.core.fitting.training import live_version
+from retail_assets.core.registry.versions import live_version
 from retail_assets.core.warehouse import RUN_READER_WAIT_S, connect_readonly
-
-# ---------------------------------------------------------------- landing files
-
-
-def scan_landing(landing: Path) -> list[tuple[str, int]]:
-    """(relative path, mtime in ns) of every file the loader would look at, oldest first: the same scan as the
-    loader (regular files inside the root, never through a link), plus what it would reject, so a bad file
-    also triggers an ingest that records why it was refused. Times are the entries' own (lstat)."""
-    landing = Path(landing)
-    found, rejected = scan_files(landing, discover_sources(landing))
-    rels = [f"reference/{n}.csv" for n in REFERENCE_FILES]
-    rels += [rel for files in found.values() for rel, _p in files] + [r.file for r in rejected]
-    out = []
-    for rel in rels:
-        try:
-            out.append((rel, os.lstat(landing / rel).st_mtime_ns))
-        except (FileNotFoundError, ValueError):
-            continue
-    return sorted(out, key=lambda x: (x[1], x[0]))
-
-
-def new_files(listing: list[tuple[str, int]], cursor: str | None) -> tuple[list[str], str]:
-    """Files past the cursor (a high-water mark of mtimes plus the names seen at that mark), and the next cursor.
-    A restart resumes from the stored cursor: nothing is skipped, nothing requested twice."""
-    state = json.loads(cursor) if cursor else {"hwm": -1, "at_hwm": []}
-    seen = set(state["at_hwm"])
-    fresh = [(p, m) for p, m in listing if m > state["hwm"] or (m == state["hwm"] and p not in seen)]
-    if not fresh:
-        return [], json.dumps(state)
-    hwm = max(m for _p, m in fresh)
-    at = sorted({p for p, m in listing if m == hwm} | (seen if hwm == state["hwm"] else set()))
-    return [p for p, _m in fresh], json.dumps({"hwm": hwm, "at_hwm": at})
-
-
-def files_key(paths: list[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()[:16]
-
 
 # ---------------------------------------------------------------- drift
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 from retail_assets.core.atomic import append_line, read_lines, sha256_file
 from retail_assets.core.ids import validate_store_id
-from retail_assets.core.fitting.training import LIVE_POINTER, ModelVersion, live_version, write_live_pointer
+from retail_assets.core.registry.versions import LIVE_POINTER, ModelVersion, live_version, write_live_pointer
 
 REGISTRY = "registry.jsonl"
 AUDIT = "audit.jsonl"

@@ -9,7 +9,7 @@ import pandas as pd
 
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.registry.records import RegistryError
-from retail_assets.core.fitting.training import live_version
+from retail_assets.core.registry.versions import live_version
 from retail_assets.core.warehouse import connect_readonly
 
 HISTORY_DAYS = 28

@@ -1,0 +1,110 @@
+"""Store-level decisions: each item's champion (on all folds, and on the earlier folds for the held-out
+figures), the store's calibration, and the summary a planner reads."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from retail_assets.core.forecast.backtest import ItemResult, recent, seasonal
+from retail_assets.core.forecast.calibration import (
+    Calibration,
+    calibrate,
+    interval_coverage,
+    raw_prophet_coverage,
+)
+from retail_assets.core.forecast.models import BASELINE, TrainConfig
+from retail_assets.core.forecast.selection import choose_champion, fold_metrics
+from retail_assets.core.metrics import wape
+
+# ---------------------------------------------------------------- store-level decisions
+
+
+@dataclass
+class ItemDecision:
+    item_id: str
+    champion: str
+    reason: str
+    backtest: dict[str, dict]  # model -> metrics on all folds
+    heldout_champion: str  # chosen on the earlier folds only
+    heldout: dict[str, dict]  # model -> metrics on the last fold
+    status: str  # ok | fallback
+    error: str | None
+
+
+@dataclass
+class StoreTraining:
+    store_id: str
+    cfg: TrainConfig
+    results: list[ItemResult]
+    decisions: list[ItemDecision]
+    calibration: Calibration  # served: calibrated on every fold
+    summary: dict = field(default_factory=dict)
+
+
+def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig) -> StoreTraining:
+    decisions = []
+    for r in results:
+        folds = recent(r.folds)
+        champion, reason, scores = choose_champion(r, folds)
+        earlier, last = folds[:-1], folds[-1:]
+        sel, _why, _s = choose_champion(r, earlier)
+        heldout = {m: fold_metrics(r, m, last) for m in (sel, BASELINE)}
+        decisions.append(ItemDecision(
+            item_id=r.item_id, champion=champion, reason=reason, backtest=scores, heldout_champion=sel,
+            heldout=heldout, status="fallback" if r.prophet_error else "ok", error=r.prophet_error,
+        ))
+    served_pairs = [(f, d.champion) for r, d in zip(results, decisions)
+                    for f in recent(r.folds) + seasonal(r.folds, "seasonal_serving") if d.champion in f.yhat]
+    calibration = calibrate(served_pairs, cfg)
+    # honest figures: choose and calibrate on the earlier folds (and the season a year before), score on the last
+    early_pairs = [(f, d.heldout_champion) for r, d in zip(results, decisions)
+                   for f in recent(r.folds)[:-1] + seasonal(r.folds, "seasonal_heldout")
+                   if d.heldout_champion in f.yhat]
+    last_pairs = [(f, d.heldout_champion) for r, d in zip(results, decisions) for f in recent(r.folds)[-1:]
+                  if d.heldout_champion in f.yhat]
+    heldout_cal = calibrate(early_pairs, cfg)
+    training = StoreTraining(store_id, cfg, results, decisions, calibration)
+    training.summary = summarize(training, heldout_cal, last_pairs)
+    return training
+
+
+def summarize(t: StoreTraining, heldout_cal: Calibration, last_pairs) -> dict:
+    champ = [d.heldout[d.heldout_champion]["wape"] for d in t.decisions
+             if d.heldout.get(d.heldout_champion, {}).get("n")]
+    base = [d.heldout[BASELINE]["wape"] for d in t.decisions if d.heldout.get(BASELINE, {}).get("n")]
+    finite = lambda xs: [x for x in xs if np.isfinite(x)]  # noqa: E731
+    ys, yc, yb = [], [], []
+    for (f, model) in last_pairs:
+        mask = np.array(f.open_day, bool)
+        ys.append(np.array(f.y)[mask])
+        yc.append(np.array(f.yhat[model])[mask])
+        yb.append(np.array(f.yhat[BASELINE])[mask])
+    y = np.concatenate(ys) if ys else np.array([])
+    last_fold = t.cfg.folds - 1
+    mix: dict[str, int] = {}
+    for d in t.decisions:
+        mix[d.champion] = mix.get(d.champion, 0) + 1
+    return {
+        "items": len(t.decisions),
+        "items_fallback": sum(d.status == "fallback" for d in t.decisions),
+        "champion_mix": dict(sorted(mix.items())),
+        "heldout_fold": "last of %d folds x %d %s" % (t.cfg.folds, t.cfg.fold_horizon,
+                                                      "days" if t.cfg.freq == "D" else "weeks"),
+        "heldout_median_wape_champion": statistics.median(finite(champ)) if finite(champ) else None,
+        "heldout_median_wape_seasonal_naive": statistics.median(finite(base)) if finite(base) else None,
+        "heldout_weighted_wape_champion": wape(y, np.concatenate(yc)) if len(y) else None,
+        "heldout_weighted_wape_seasonal_naive": wape(y, np.concatenate(yb)) if len(y) else None,
+        "heldout_share_champion_beats_naive": float(np.mean(
+            [d.heldout[d.heldout_champion]["wape"] < d.heldout[BASELINE]["wape"] for d in t.decisions
+             if d.heldout_champion != BASELINE])) if any(d.heldout_champion != BASELINE for d in t.decisions)
+        else 0.0,
+        "nominal_coverage": t.cfg.interval,
+        "heldout_coverage_calibrated": interval_coverage(last_pairs, heldout_cal) if last_pairs else None,
+        "heldout_coverage_prophet_raw": raw_prophet_coverage(t.results, last_fold),
+        "fit_seconds_total": float(sum(r.fit_seconds for r in t.results)),
+        "fits": int(sum(r.fits for r in t.results)),
+        "warm_started_items": int(sum(r.warm_started for r in t.results)),
+    }

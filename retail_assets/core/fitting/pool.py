@@ -1,0 +1,267 @@
+"""Where item fits run: a local process pool or a Dask cluster (`FitPool`); a crashed worker costs its item
+the Prophet model, never the store. Workers die with their run and get their own scratch folder."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import dataclasses
+import functools
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+import uuid
+from typing import Callable
+
+import pandas as pd
+
+from retail_assets.core import lifetime
+from retail_assets.core.forecast.backtest import ItemResult, ItemTask, run_item
+from retail_assets.core.forecast.models import TrainConfig, quiet_prophet
+from retail_assets.core.registry.versions import library_versions
+
+# ---------------------------------------------------------------- tasks and the pool
+
+
+def build_tasks(features: pd.DataFrame, cfg: TrainConfig, inits: dict[str, dict] | None = None) -> list[ItemTask]:
+    tasks = []
+    for item_id, g in features.sort_values(["item_id", "date"]).groupby("item_id", sort=True):
+        hist = g[~g["is_future"]]
+        fut = g[g["is_future"]].head(cfg.horizon)
+        rows = pd.concat([hist, fut])
+        tasks.append(ItemTask(
+            store_id=str(g["store_id"].iloc[0]), item_id=str(item_id),
+            dates=rows["date"].dt.strftime("%Y-%m-%d").tolist(),
+            y=[None if pd.isna(v) else float(v) for v in rows["units"]],
+            open_day=[bool(v) for v in rows["is_open_day"]],
+            promo=[int(bool(v)) for v in rows["promo_planned"]],
+            holiday=[None if pd.isna(v) else str(v) for v in rows["holiday_name"]],
+            n_history=len(hist), cfg=cfg, init=(inits or {}).get(str(item_id)),
+        ))
+    return tasks
+
+
+FIT_ENGINES = ("processes", "dask")
+
+
+def validate_fit_engine(engine: str, scheduler_address: str | None = None) -> str:
+    """The engine name, checked: `processes` (a local process pool) or `dask` (Dask distributed)."""
+    if engine not in FIT_ENGINES:
+        raise ValueError(f"unknown fit engine {engine!r}: choose one of {', '.join(map(repr, FIT_ENGINES))} "
+                         "(setting fit_engine)")
+    if scheduler_address and engine != "dask":
+        raise ValueError(f"dask_scheduler_address {scheduler_address!r} is set but fit_engine is {engine!r}: "
+                         "set fit_engine to 'dask' to fit on that cluster, or drop the address")
+    return engine
+
+
+def _worker_init() -> None:
+    """Each worker dies with the run that started it, and gets its own temp dir (cmdstan's files never collide,
+    prophet PR #2160), named after the worker so the next pool removes it if the worker is killed."""
+    lifetime.die_with_parent()
+    os.environ["TMPDIR"] = str(lifetime.scratch_dir("cmdstan-"))
+    tempfile.tempdir = None
+    quiet_prophet()
+
+
+def _say_item(say: Callable[[str], None], r: ItemResult) -> None:
+    say(f"item {r.item_id}: {r.fits} fits in {r.fit_seconds:.2f}s"
+        + (f", prophet failed: {r.prophet_error}" if r.prophet_error else ""))
+
+
+def _fallback(t: ItemTask, exc: BaseException) -> ItemResult:
+    """The item's worker (or its connection) failed: keep the item, on its baselines, with the reason."""
+    r = run_item(dataclasses.replace(t, fit_prophet=False))
+    r.prophet_error = f"worker failed: {type(exc).__name__}: {exc}"[:300]
+    return r
+
+
+_DASK_PLUGIN = "retail-cmdstan-tmpdir"
+
+
+@functools.cache
+def _dask_worker_plugin_class():
+    """A distributed WorkerPlugin doing `_worker_init` on every worker, including workers that join or are
+    restarted later. Built on first use so `distributed` stays an optional import (the `cluster` extra)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class CmdstanTempDir(WorkerPlugin):
+        idempotent = True  # registered by every run: kept once per worker, never swapped under a running fit
+
+        def setup(self, worker) -> None:
+            _worker_init()
+            self.tmpdir = os.environ["TMPDIR"]
+
+        def teardown(self, worker) -> None:
+            if getattr(self, "tmpdir", None):
+                shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    return CmdstanTempDir
+
+
+def _worker_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        own = version("retail_assets")
+    except PackageNotFoundError:
+        own = "0+unknown"
+    return {"retail_assets": own, **library_versions()}
+
+
+class FitPool:
+    """Where the per-item fits run: a local process pool (`processes`) or a Dask cluster (`dask`: a
+    LocalCluster of `workers` single-threaded worker processes, or the scheduler at `scheduler_address`).
+
+    Started on first use and reusable across stores (a batched retrain pays the start-up once); close it,
+    or use it as a context manager. Same results, order and failure rule whatever the engine."""
+
+    connect_timeout_s = 30.0  # an external scheduler must answer within this
+    worker_wait_s = 120.0  # ...and have at least one worker within this
+
+    def __init__(self, engine: str = "processes", workers: int = 2, scheduler_address: str | None = None):
+        self.engine = validate_fit_engine(engine, scheduler_address)
+        self.workers = max(int(workers), 1)
+        self.scheduler_address = scheduler_address or None
+        self._executor: cf.ProcessPoolExecutor | None = None
+        self._client = None
+        self._cluster = None
+
+    def __enter__(self) -> "FitPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+            lifetime.sweep_scratch()  # the workers are gone: so are their cmdstan files
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def describe(self) -> str:
+        if self.engine == "processes":
+            return f"process pool of {self.workers}" if self.workers > 1 else "in process, one at a time"
+        return f"dask scheduler {self.scheduler_address}" if self.scheduler_address \
+            else f"dask LocalCluster of {self.workers} x 1 thread"
+
+    def run(self, tasks: list[ItemTask], progress: Callable[[str], None] | None = None) -> list[ItemResult]:
+        say = progress or (lambda _m: None)
+        if self.engine == "dask":
+            return self._run_dask(tasks, say)
+        if self.workers <= 1:
+            out = []
+            for t in tasks:
+                out.append(run_item(t))
+                say(f"item {t.item_id}: {out[-1].fits} fits" + (f", prophet failed: {out[-1].prophet_error}"
+                                                                if out[-1].prophet_error else ""))
+            return out
+        return self._run_processes(tasks, say)
+
+    # -- processes
+
+    def _run_processes(self, tasks, say) -> list[ItemResult]:
+        if self._executor is None:
+            lifetime.sweep_scratch()  # what killed runs' workers left behind
+            self._executor = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                                    initializer=_worker_init)
+        results: dict[str, ItemResult] = {}
+        futures = {self._executor.submit(run_item, t): t for t in tasks}
+        broken = False
+        for fut in cf.as_completed(futures):
+            t = futures[fut]
+            try:
+                r = fut.result()
+            except Exception as exc:  # the worker died: keep the item, on its baseline
+                broken = broken or isinstance(exc, cf.process.BrokenProcessPool)
+                r = _fallback(t, exc)
+            results[t.item_id] = r
+            _say_item(say, r)
+        if broken:  # a dead worker breaks the whole pool: the next store gets a fresh one
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        return [results[t.item_id] for t in tasks]
+
+    # -- dask
+
+    def _connect(self):
+        if self._client is not None:
+            return self._client
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise RuntimeError("fit_engine 'dask' needs dask and distributed: pip install 'retail_assets[cluster]'"
+                               ) from exc
+        if self.scheduler_address:
+            try:
+                client = Client(self.scheduler_address, timeout=self.connect_timeout_s, set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise RuntimeError(f"cannot reach the Dask scheduler at {self.scheduler_address} "
+                                   f"(setting dask_scheduler_address): {exc}") from exc
+            try:  # a scheduler without workers would queue the fits forever
+                client.wait_for_workers(1, timeout=self.worker_wait_s)
+            except (OSError, TimeoutError) as exc:
+                client.close()
+                raise RuntimeError(f"the Dask scheduler at {self.scheduler_address} has no workers after "
+                                   f"{self.worker_wait_s:g} s: "
+                                   "start some (dask worker ADDRESS --nthreads 1)") from exc
+        else:
+            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                         dashboard_address="127.0.0.1:0",  # no fixed port to clash
+                                         silence_logs=logging.ERROR)
+            client = Client(self._cluster, set_as_default=False)
+        try:
+            client.register_plugin(_dask_worker_plugin_class()(), name=_DASK_PLUGIN)
+            mine = _worker_versions()
+            differ = {w: {k: (v, mine.get(k)) for k, v in got.items() if mine.get(k) != v}
+                      for w, got in client.run(_worker_versions).items()}
+            differ = {w: d for w, d in differ.items() if d}
+            if differ:  # a model must be what its manifest says: same code and libraries on every worker
+                raise RuntimeError(f"Dask workers run other versions than this process (worker: {{name: "
+                                   f"(theirs, ours)}}): {differ}")
+        except BaseException:
+            client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+            raise
+        self._client = client
+        return client
+
+    def _run_dask(self, tasks, say) -> list[ItemResult]:
+        from distributed import as_completed
+
+        client = self._connect()
+        run = uuid.uuid4().hex[:12]
+        futures = {client.submit(run_item, t, key=f"retail-fit-{t.store_id}-{t.item_id}-{run}"): t
+                   for t in tasks}
+        results: dict[str, ItemResult] = {}
+        for fut in as_completed(list(futures), loop=client.loop):
+            t = futures[fut]
+            try:
+                r = fut.result()
+            except (Exception, asyncio.CancelledError) as exc:  # worker lost (KilledWorker), or the task raised
+                r = _fallback(t, exc)
+            results[t.item_id] = r
+            _say_item(say, r)
+            fut.release()
+        return [results[t.item_id] for t in tasks]
+
+
+def run_items(tasks: list[ItemTask], workers: int, progress: Callable[[str], None] | None = None,
+              engine: str = "processes", scheduler_address: str | None = None,
+              pool: FitPool | None = None) -> list[ItemResult]:
+    """Fit items in parallel; a crashed worker costs its item the Prophet model, never the store.
+    Results in task order. `pool`: an open FitPool to reuse (then engine, workers and address are its own)."""
+    if pool is not None:
+        return pool.run(tasks, progress)
+    with FitPool(engine, workers, scheduler_address) as own:
+        return own.run(tasks, progress)

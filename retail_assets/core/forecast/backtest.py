@@ -1,0 +1,178 @@
+"""One item's rolling-origin backtest, run in a worker: every model on every fold, then the final fit on all
+history. Pure: no Dagster, no files.
+
+Honesty rule: a choice is never scored on the data that made it. The champion is picked and the interval
+calibrated on the earlier folds; the held-out figures come from the last fold. The served model then uses
+every fold (more data, same rule for choosing).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from retail_assets.core.forecast.models import (
+    TrainConfig,
+    fit_prophet,
+    holidays_frame,
+    model_json,
+    moving_average,
+    naive_scale,
+    prophet_init,
+    prophet_predict,
+    recent_level,
+    seasonal_naive,
+)
+
+# ---------------------------------------------------------------- one item, in a worker
+
+
+@dataclass
+class ItemTask:
+    store_id: str
+    item_id: str
+    dates: list[str]  # ISO dates, history then future
+    y: list[float | None]  # None on future rows
+    open_day: list[bool]
+    promo: list[int]
+    holiday: list[str | None]
+    n_history: int
+    cfg: TrainConfig
+    init: dict | None = None  # previous version's Prophet parameters (warm start)
+    fit_prophet: bool = True  # False: baselines only (the item's worker died)
+
+
+@dataclass
+class FoldForecast:
+    fold: int  # recent folds 0..folds-1 (oldest first); -1 and -2 for the seasonal calibration folds
+    kind: str  # "recent" | "seasonal_heldout" | "seasonal_serving"
+    dates: list[str]
+    y: list[float]
+    open_day: list[bool]
+    yhat: dict[str, list[float]]  # per model
+    raw_lower: list[float] | None  # Prophet's own interval
+    raw_upper: list[float] | None
+    scale: float  # in-sample naive MAE of the fold's training data
+    level: float = 0.0  # mean units of the training's last 28 open days
+
+
+@dataclass
+class ItemResult:
+    store_id: str
+    item_id: str
+    folds: list[FoldForecast] = field(default_factory=list)
+    prophet_json: str | None = None  # the final fit on all history, Prophet's own JSON
+    future_yhat: dict[str, list[float]] = field(default_factory=dict)
+    future_dates: list[str] = field(default_factory=list)
+    future_open: list[bool] = field(default_factory=list)
+    scale: float = 1.0
+    level: float = 0.0
+    baseline_state: dict = field(default_factory=dict)
+    prophet_error: str | None = None
+    fit_seconds: float = 0.0
+    fits: int = 0
+    warm_started: bool = False
+
+
+def _frame(task: ItemTask) -> pd.DataFrame:
+    return pd.DataFrame({
+        "ds": pd.to_datetime(task.dates), "y": pd.array(task.y, dtype="Float64").astype(float),
+        "open": task.open_day, "promo": task.promo, "holiday": task.holiday,
+    })
+
+
+def run_item(task: ItemTask) -> ItemResult:
+    """Backtest all models on rolling origins, then fit the final Prophet on all history. Never raises
+    for a Prophet failure: the error is recorded and the baselines still stand."""
+    cfg = task.cfg
+    df = _frame(task)
+    hist, fut = df.iloc[: task.n_history], df.iloc[task.n_history:]
+    holidays = holidays_frame(df["ds"], df["holiday"])
+    y_fit = hist["y"].where(hist["open"])  # closed days are missing, not zero, for Prophet
+    result = ItemResult(task.store_id, task.item_id, warm_started=task.init is not None)
+    init = task.init  # the previous version's parameters; then each fit warm-starts the next
+    prophet_ok = task.fit_prophet
+    n = len(hist)
+    # Recent rolling origins, plus the same season a year before the held-out fold and before the
+    # forecast window: December's intervals are calibrated on last December's errors, not November's.
+    origins = [(n - (cfg.folds - k) * cfg.fold_horizon, k, "recent") for k in range(cfg.folds)]
+    origins += [(n - cfg.fold_horizon - cfg.year, -1, "seasonal_heldout"), (n - cfg.year, -2, "seasonal_serving")]
+    for cutoff, k, kind in sorted(origins):
+        if cutoff < cfg.min_train_days or int(hist["open"].iloc[:cutoff].sum()) < cfg.min_train_days:
+            continue
+        train, test = hist.iloc[:cutoff], hist.iloc[cutoff: cutoff + cfg.fold_horizon]
+        y_train = train["y"].to_numpy(float)
+        open_train = train["open"].to_numpy(bool)
+        yhat = {
+            "seasonal_naive": seasonal_naive(y_train, open_train, len(test), cfg.season),
+            "moving_average": moving_average(y_train, open_train, len(test), cfg.moving_average_days),
+        }
+        raw_lo = raw_hi = None
+        if prophet_ok:
+            try:
+                t0 = time.perf_counter()
+                model = fit_prophet(
+                    pd.DataFrame({"ds": train["ds"], "y": y_fit.iloc[:cutoff], "promo": train["promo"]}),
+                    holidays, cfg, init, uncertainty_samples=cfg.raw_interval_samples,
+                )
+                result.fit_seconds += time.perf_counter() - t0
+                result.fits += 1
+                pred = prophet_predict(model, pd.DataFrame({"ds": test["ds"], "promo": test["promo"]}))
+                yhat["prophet"] = np.clip(pred["yhat"].to_numpy(), 0, None)
+                raw_lo = np.clip(pred["yhat_lower"].to_numpy(), 0, None).tolist()
+                raw_hi = np.clip(pred["yhat_upper"].to_numpy(), 0, None).tolist()
+                init = prophet_init(model)  # the next, longer fit starts where this one ended
+            except Exception as exc:  # a failed or timed-out fit falls back; the store goes on
+                prophet_ok = False
+                result.prophet_error = f"{type(exc).__name__}: {exc}"[:300]
+        closed = ~test["open"].to_numpy(bool)
+        for name in yhat:
+            yhat[name] = np.where(closed, 0.0, yhat[name]).tolist()
+        result.folds.append(FoldForecast(
+            fold=k, kind=kind, dates=test["ds"].dt.strftime("%Y-%m-%d").tolist(), y=test["y"].fillna(0).tolist(),
+            open_day=test["open"].tolist(), yhat=yhat, raw_lower=raw_lo, raw_upper=raw_hi,
+            scale=naive_scale(np.where(open_train, y_train, np.nan), cfg.season),
+            level=recent_level(y_train, open_train),
+        ))
+
+    y_all = hist["y"].to_numpy(float)
+    open_all = hist["open"].to_numpy(bool)
+    result.scale = naive_scale(np.where(open_all, y_all, np.nan), cfg.season)
+    result.level = recent_level(y_all, open_all)
+    h = len(fut)
+    open_future = fut["open"].to_numpy(bool)
+    result.future_dates = fut["ds"].dt.strftime("%Y-%m-%d").tolist()
+    result.future_open = open_future.tolist()
+    sn = seasonal_naive(y_all, open_all, h, cfg.season)
+    ma = moving_average(y_all, open_all, h, cfg.moving_average_days)
+    result.future_yhat = {"seasonal_naive": np.where(open_future, sn, 0).tolist(),
+                          "moving_average": np.where(open_future, ma, 0).tolist()}
+    last_week = np.where(open_all, np.nan_to_num(y_all), 0.0)[-cfg.season:]
+    result.baseline_state = {
+        "anchor_date": hist["ds"].iloc[-1].strftime("%Y-%m-%d"),
+        "last_week": [float(v) for v in last_week],
+        "moving_average_level": float(ma[0]) if h else 0.0,
+    }
+    if prophet_ok:
+        try:
+            t0 = time.perf_counter()
+            model = fit_prophet(pd.DataFrame({"ds": hist["ds"], "y": y_fit, "promo": hist["promo"]}), holidays, cfg,
+                                init)
+            result.fit_seconds += time.perf_counter() - t0
+            result.fits += 1
+            pred = prophet_predict(model, pd.DataFrame({"ds": fut["ds"], "promo": fut["promo"]}))
+            result.future_yhat["prophet"] = np.where(open_future, np.clip(pred["yhat"].to_numpy(), 0, None), 0).tolist()
+            result.prophet_json = model_json(model)
+        except Exception as exc:
+            result.prophet_error = f"{type(exc).__name__}: {exc}"[:300]
+    return result
+
+def recent(folds: list[FoldForecast]) -> list[FoldForecast]:
+    return [f for f in folds if f.kind == "recent"]
+
+
+def seasonal(folds: list[FoldForecast], kind: str) -> list[FoldForecast]:
+    return [f for f in folds if f.kind == kind]

@@ -1,0 +1,85 @@
+"""Split-conformal intervals: per-horizon-bucket quantiles of scaled residuals pooled across a store's items,
+and the coverage figures that judge them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from retail_assets.core.forecast.backtest import FoldForecast, ItemResult
+from retail_assets.core.forecast.models import TrainConfig, local_scale
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-horizon-bucket quantiles of scaled residuals: interval = yhat + q * item scale."""
+
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    bucket_days: int
+    n: tuple[int, ...]
+
+    def bounds(self, yhat: np.ndarray, scale: float, level: float) -> tuple[np.ndarray, np.ndarray]:
+        b = np.minimum(np.arange(len(yhat)) // self.bucket_days, len(self.lower) - 1)
+        s = local_scale(yhat, scale, level)
+        lo = np.clip(yhat + np.array(self.lower)[b] * s, 0, None)
+        hi = yhat + np.array(self.upper)[b] * s
+        return np.minimum(lo, yhat), np.maximum(hi, yhat)
+
+    def to_json(self) -> dict:
+        return {"lower": list(self.lower), "upper": list(self.upper), "bucket_days": self.bucket_days, "n": list(self.n)}
+
+
+def calibrate(pairs: list[tuple[FoldForecast, str]], cfg: TrainConfig) -> Calibration:
+    """Split-conformal quantiles per horizon bucket from (fold, model) residuals, pooled across items."""
+    bucket_days = math.ceil(cfg.fold_horizon / cfg.horizon_buckets)
+    per_bucket: list[list[float]] = [[] for _ in range(cfg.horizon_buckets)]
+    for f, model in pairs:
+        y, yhat = np.array(f.y), np.array(f.yhat[model])
+        s = local_scale(yhat, f.scale, f.level)
+        for h, (yy, yh, sh, op) in enumerate(zip(y, yhat, s, f.open_day)):
+            if op:
+                per_bucket[min(h // bucket_days, cfg.horizon_buckets - 1)].append((yy - yh) / sh)
+    alpha = 1 - cfg.interval
+    lows, highs, ns = [], [], []
+    for r in per_bucket:
+        r = np.sort(np.array(r))
+        n = len(r)
+        if n < 10:
+            lows.append(-2.0)
+            highs.append(2.0)
+            ns.append(n)
+            continue
+        # finite-sample conformal levels for the two tails
+        ql = max(math.floor((n + 1) * (alpha / 2)) - 1, 0) / max(n - 1, 1)
+        qh = min(math.ceil((n + 1) * (1 - alpha / 2)) - 1, n - 1) / max(n - 1, 1)
+        lows.append(min(float(np.quantile(r, ql)), 0.0))
+        highs.append(max(float(np.quantile(r, qh)), 0.0))
+        ns.append(n)
+    return Calibration(tuple(lows), tuple(highs), bucket_days, tuple(ns))
+
+
+def interval_coverage(pairs: list[tuple[FoldForecast, str]], cal: Calibration) -> float:
+    hits, total = 0, 0
+    for f, model in pairs:
+        yhat = np.array(f.yhat[model])
+        lo, hi = cal.bounds(yhat, f.scale, f.level)
+        mask = np.array(f.open_day, bool)
+        y = np.array(f.y)
+        hits += int(((y >= lo) & (y <= hi))[mask].sum())
+        total += int(mask.sum())
+    return hits / total if total else math.nan
+
+def raw_prophet_coverage(results: list[ItemResult], fold_index: int) -> float:
+    hits, total = 0, 0
+    for r in results:
+        for f in r.folds:
+            if f.fold == fold_index and f.raw_lower is not None:
+                mask = np.array(f.open_day, bool)
+                y = np.array(f.y)
+                ok = (y >= np.array(f.raw_lower)) & (y <= np.array(f.raw_upper))
+                hits += int(ok[mask].sum())
+                total += int(mask.sum())
+    return hits / total if total else math.nan
