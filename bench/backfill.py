@@ -140,7 +140,8 @@ def _progress(label: str, i: int, n: int, store: str, status: str, wall: float |
 def per_partition(data: Path, home: Path, stores: list[str], settings: dict) -> dict:
     import dagster as dg
 
-    from retail_assets.assets.stores import store_registry
+    from retail_assets.defs.stores.assets import store_assets
+    store_registry = store_assets()[0]
     from retail_assets.definitions import build_definitions
     from retail_assets.resources import build_resources
 
@@ -173,8 +174,9 @@ def batched(data: Path, home: Path, stores: list[str], settings: dict, batch_siz
     import dagster as dg
     from dagster._core.utils import make_new_run_id
 
-    from retail_assets.assets.stores import store_registry
-    from retail_assets.automation.batch import retrain_stores
+    from retail_assets.defs.stores.assets import store_assets
+    store_registry = store_assets()[0]
+    from retail_assets.defs.forecasting.batch import retrain_stores
     from retail_assets.resources import build_resources
 
     instance = _instance(home)
@@ -323,9 +325,11 @@ def main() -> None:
     try:
         import dagster as dg
 
-        from retail_assets.assets.harmonize import harmonized
-        from retail_assets.assets.landing import raw_landing
-        from retail_assets.assets.stores import store_registry
+        from retail_assets.defs.harmonize.assets import dbt_models
+        harmonized = dbt_models()
+        from retail_assets.defs.ingest.assets import raw_landing
+        from retail_assets.defs.stores.assets import store_assets
+        store_registry = store_assets()[0]
         from retail_assets.core.demo.generator import generate_landing_zone
         from retail_assets.core.demo.world import GeneratorConfig
         from retail_assets.dbt import dbt_project, prepare_manifest
@@ -341,7 +345,7 @@ def main() -> None:
         generate_landing_zone(data / "landing", GeneratorConfig(stores=args.stores, items=args.items, days=args.days))
         t_gen = time.perf_counter() - t0
         print(f"  generated the landing zone in {t_gen:.0f}s", flush=True)
-        if not dbt_project.manifest_path.exists():
+        if not dbt_project().manifest_path.exists():
             prepare_manifest()
         t0 = time.perf_counter()
         with _instance(tmp / "dagster_home_setup") as instance:

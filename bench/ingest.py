@@ -42,8 +42,9 @@ def baseline_scan(landing: Path) -> float:
 
 
 def run_one(target_rows: int, workdir: Path) -> None:
-    from retail_assets.assets.harmonize import harmonized
-    from retail_assets.assets.landing import raw_landing
+    from retail_assets.defs.harmonize.assets import dbt_models
+    harmonized = dbt_models()
+    from retail_assets.defs.ingest.assets import raw_landing
 
     stores = max(3, math.ceil(target_rows / ROWS_PER_STORE))
     data = workdir / f"rows_{target_rows}"

@@ -29,7 +29,7 @@ from retail_assets.core.demo.world import GeneratorConfig
 from retail_assets.core.ingest.load import load_landing_zone
 from retail_assets.core.fitting.pool import build_tasks, run_items
 from retail_assets.core.fitting.train import previous_inits, train_store
-from retail_assets.dbt import DBT_EXECUTABLE
+from retail_assets.dbt import dbt_executable
 from retail_assets.settings import DBT_PROJECT_DIR
 
 
@@ -38,7 +38,7 @@ def prepare(root: Path, items: int, days: int):
     with duckdb.connect(str(root / "warehouse.duckdb")) as con:
         load_landing_zone(con, root / "landing")
     env = {**os.environ, "RETAIL_DATA_DIR": str(root)}
-    subprocess.run([DBT_EXECUTABLE, "build", "--quiet", "--profiles-dir", str(DBT_PROJECT_DIR),
+    subprocess.run([dbt_executable(), "build", "--quiet", "--profiles-dir", str(DBT_PROJECT_DIR),
                     "--project-dir", str(DBT_PROJECT_DIR)], check=True, env=env)
     return materialize_store_features(root / "warehouse.duckdb", root / "features", "0001", 28)
 

@@ -362,12 +362,13 @@ def run(data_dir) -> None:
 
     from retail_assets.dbt import dbt_project, prepare_manifest
 
-    if not dbt_project.manifest_path.exists():
+    if not dbt_project().manifest_path.exists():
         prepare_manifest()
-    from retail_assets.definitions import defs
-
-    from retail_assets.automation.run_hygiene import local_run_tags, reap_dead_runs
     from retail_assets.core.atomic import sweep_stale_temps
+    from retail_assets.definitions import build_definitions
+    from retail_assets.defs.governance.run_hygiene import local_run_tags, reap_dead_runs
+
+    defs = build_definitions()  # after the environment above is set: resources read it when they are built
 
     t0 = time.perf_counter()
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

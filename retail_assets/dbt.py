@@ -1,8 +1,10 @@
-"""The dbt project as Dagster sees it. The manifest is built at install/test time (`retail prepare`),
-or by `dagster dev` itself, not at every code-server load."""
+"""The dbt project as Dagster sees it, behind cached functions: nothing is read or prepared at import.
+The manifest is built at install/test time (`retail prepare`), or by `dagster dev` itself, not at every
+code-server load."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 from pathlib import Path
@@ -11,9 +13,11 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 from retail_assets.settings import DBT_PROJECT_DIR
 
-# The dbt installed beside this interpreter, so an unactivated venv still finds it, started through
-# `retail-dbt` (retail_assets/dbt_child.py) so that it dies with the run that started it.
-def _dbt_executable() -> str:
+
+@functools.cache
+def dbt_executable() -> str:
+    """The dbt installed beside this interpreter, so an unactivated venv still finds it, started through
+    `retail-dbt` (retail_assets/dbt_child.py) so that it dies with the run that started it."""
     for name in ("retail-dbt", "dbt"):
         beside = Path(sys.executable).with_name(name)
         if beside.exists():
@@ -21,16 +25,17 @@ def _dbt_executable() -> str:
     return shutil.which("retail-dbt") or shutil.which("dbt") or "dbt"
 
 
-DBT_EXECUTABLE = _dbt_executable()
-
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-dbt_project.prepare_if_dev()
+@functools.cache
+def dbt_project() -> DbtProject:
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+    project.prepare_if_dev()
+    return project
 
 
 def dbt_cli() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+    return DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
 
 
 def prepare_manifest() -> None:
     """Parse the dbt project into target/manifest.json (no warehouse connection needed)."""
-    dbt_cli().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+    dbt_cli().cli(["parse", "--quiet"], target_path=dbt_project().target_path).wait()

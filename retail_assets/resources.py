@@ -49,7 +49,7 @@ class WarehouseResource(DuckDBResource):
 class RetailDataRoot(dg.ConfigurableResource):
     """The data root (`RETAIL_DATA_DIR`): landing zone, warehouse and per-store artifacts."""
 
-    data_dir: str = str(default_data_dir())
+    data_dir: str = pydantic.Field(default_factory=lambda: str(default_data_dir()))  # read when built, not at import
     # per-source text encoding of landing files, e.g. {"pos_de": "cp1252"}; UTF-8 (with or without BOM)
     # by default; from $RETAIL_LANDING_ENCODINGS (JSON) when not configured
     landing_encodings: dict[str, str] = pydantic.Field(default_factory=lambda: _env_encodings())

@@ -20,15 +20,17 @@ SMALL = GeneratorConfig(stores=4, items=6, days=75, start=dt.date(2023, 10, 1), 
 
 
 def pytest_configure(config):
-    if not dbt_project.manifest_path.exists():
+    if not dbt_project().manifest_path.exists():
         prepare_manifest()
 
 
 def materialize_ingest(data_dir: Path) -> dg.ExecuteInProcessResult:
     """A real run of the landing and dbt assets, and the warehouse checks, against `data_dir`."""
-    from retail_assets.assets.harmonize import harmonized
-    from retail_assets.assets.landing import raw_landing
-    from retail_assets.checks.gx_checks import gx_demand_checks, gx_quarantine_rate
+    from retail_assets.defs.harmonize.assets import dbt_models
+    harmonized = dbt_models()
+    from retail_assets.defs.ingest.assets import raw_landing
+    from retail_assets.defs.harmonize.checks import warehouse_checks
+    gx_demand_checks, gx_quarantine_rate = warehouse_checks()
     from retail_assets.resources import build_resources
 
     os.environ["RETAIL_DATA_DIR"] = str(data_dir)
@@ -71,8 +73,10 @@ def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, only: list[
                        **settings) -> dict:
     """Register the stores of dim_store as partitions, run the per-store assets once per store (features,
     their blocking gate, model, forecast, edge bundle), then publish the forecasts view."""
-    from retail_assets.assets.forecasting import demand_forecast, demand_model, edge_bundle, forecasts_view
-    from retail_assets.assets.stores import store_registry
+    from retail_assets.defs.edge.bundles import edge_bundle
+    from retail_assets.defs.forecasting.assets import demand_forecast, demand_model, forecasts_view
+    from retail_assets.defs.stores.assets import store_assets
+    store_registry = store_assets()[0]
     from retail_assets.definitions import build_definitions
     from retail_assets.resources import build_resources
 
@@ -85,7 +89,7 @@ def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, only: list[
         results[store] = store_pipeline.execute_in_process(instance=instance, partition_key=store,
                                                             raise_on_error=False)
     if any(r.success for r in results.values()):
-        from retail_assets.assets.registry import model_registry
+        from retail_assets.defs.governance.assets import model_registry
 
         assert dg.materialize([forecasts_view, model_registry, demand_forecast, demand_model, edge_bundle],
                               instance=instance, resources=resources,

@@ -10,15 +10,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from retail_assets.automation.batch import retrain_stores
-from retail_assets.automation.schedules import seasonal_retrain_schedule, weekly_retrain_schedule
-from retail_assets.automation.sensors import (
-    DriftSettings,
-    drift_sensor,
-    landing_files_sensor,
-    new_stores_sensor,
-    sales_spike_sensor,
-)
+from retail_assets.defs.forecasting.batch import retrain_stores
+from retail_assets.defs.forecasting.schedules import seasonal_retrain_schedule, weekly_retrain_schedule
+from retail_assets.defs.forecasting.sensors import drift_sensor, sales_spike_sensor
+from retail_assets.defs.ingest.sensors import landing_files_sensor
+from retail_assets.defs.stores.sensors import new_stores_sensor
+from retail_assets.resources import DriftSettings
 from retail_assets.resources import build_resources, RetailDataRoot
 from retail_assets_tests.conftest import FAST_SETTINGS, materialize_ingest, run_store_pipeline
 
@@ -31,21 +28,21 @@ def test_landing_sensor_cursor_skip_and_new_files(small_zone, tmp_path):
     src, _truth = small_zone
     shutil.copytree(src / "landing", tmp_path / "landing")
     ctx = dg.build_sensor_context(cursor=None, resources=_root(tmp_path))
-    first = landing_files_sensor(ctx)
+    first = landing_files_sensor()(ctx)
     assert isinstance(first, dg.RunRequest) and first.run_key.startswith("landing-")
     assert int(first.tags["retail/new_files"]) > 300  # every file of the zone
     cursor = ctx.cursor
     # a restart from the stored cursor: nothing new, nothing repeated
-    again = landing_files_sensor(dg.build_sensor_context(cursor=cursor, resources=_root(tmp_path)))
+    again = landing_files_sensor()(dg.build_sensor_context(cursor=cursor, resources=_root(tmp_path)))
     assert isinstance(again, dg.SkipReason) and "no new landing files" in again.skip_message
     # a restart that lost its cursor asks again with the same run key: Dagster runs it once
-    replay = landing_files_sensor(dg.build_sensor_context(cursor=None, resources=_root(tmp_path)))
+    replay = landing_files_sensor()(dg.build_sensor_context(cursor=None, resources=_root(tmp_path)))
     assert replay.run_key == first.run_key
     new = tmp_path / "landing" / "pos" / "region=US" / "pos_US_20991231.csv"
     new.write_text((next((tmp_path / "landing" / "pos" / "region=US").glob("*.csv"))).read_text())
     os.utime(new, ns=(new.stat().st_mtime_ns + 10**9, new.stat().st_mtime_ns + 10**9))
     ctx2 = dg.build_sensor_context(cursor=cursor, resources=_root(tmp_path))
-    second = landing_files_sensor(ctx2)
+    second = landing_files_sensor()(ctx2)
     assert second.tags["retail/new_files"] == "1" and second.run_key != first.run_key
     assert (first.job_name, second.job_name) == ("ingest_and_harmonize", "ingest_and_harmonize")
     # telemetry alone does not rebuild the sales marts: the light fleet refresh loads and judges it
@@ -54,14 +51,14 @@ def test_landing_sensor_cursor_skip_and_new_files(small_zone, tmp_path):
     tele.write_text('{"record_id": "r1"}\n')
     os.utime(tele, ns=(new.stat().st_mtime_ns + 10**9, new.stat().st_mtime_ns + 10**9))
     ctx3 = dg.build_sensor_context(cursor=ctx2.cursor, resources=_root(tmp_path))
-    third = landing_files_sensor(ctx3)
+    third = landing_files_sensor()(ctx3)
     assert third.job_name == "refresh_edge_fleet" and third.tags["retail/new_files"] == "1"
     # the device appends to the same file: new again, with a new run key (else Dagster would skip the run)
     before = tele.stat().st_mtime_ns
     with tele.open("a") as fh:
         fh.write('{"record_id": "r2"}\n')
     os.utime(tele, ns=(before + 10**9, before + 10**9))  # the test's clock runs ahead of the real one
-    fourth = landing_files_sensor(dg.build_sensor_context(cursor=ctx3.cursor, resources=_root(tmp_path)))
+    fourth = landing_files_sensor()(dg.build_sensor_context(cursor=ctx3.cursor, resources=_root(tmp_path)))
     assert fourth.job_name == "refresh_edge_fleet" and fourth.run_key != third.run_key
 
 

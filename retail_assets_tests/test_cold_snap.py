@@ -13,7 +13,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from retail_assets.automation.sensors import DriftSettings, drift_sensor, sales_spike_sensor
+from retail_assets.defs.forecasting.sensors import drift_sensor, sales_spike_sensor
+from retail_assets.resources import DriftSettings
 from retail_assets.core.demo.generator import generate_landing_zone
 from retail_assets.core.demo.world import GeneratorConfig
 from retail_assets.resources import RetailDataRoot

@@ -114,7 +114,7 @@ def test_training_a_store_with_hostile_skus_writes_only_inside_its_version_dir(h
 
 
 def test_plots_of_hostile_skus_stay_in_the_version_dir(hostile_store):
-    from retail_assets.assets.forecasting import _plots
+    from retail_assets.defs.forecasting.assets import _plots
 
     base, root, features, mv = hostile_store
     out = _plots(mv, features, FAST.horizon)

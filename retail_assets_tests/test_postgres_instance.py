@@ -157,9 +157,11 @@ def test_store_backfill_on_postgres_instance(postgres, tmp_path, monkeypatch):
 
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
-    from retail_assets.assets.harmonize import harmonized
-    from retail_assets.assets.landing import raw_landing
-    from retail_assets.checks.gx_checks import gx_demand_checks, gx_quarantine_rate
+    from retail_assets.defs.harmonize.assets import dbt_models
+    harmonized = dbt_models()
+    from retail_assets.defs.ingest.assets import raw_landing
+    from retail_assets.defs.harmonize.checks import warehouse_checks
+    gx_demand_checks, gx_quarantine_rate = warehouse_checks()
     from retail_assets.resources import build_resources
 
     with dg.DagsterInstance.get() as instance:

@@ -11,13 +11,13 @@ import time
 
 import dagster as dg
 
-from retail_assets.automation.run_hygiene import dead_runs_sensor, reap_dead_runs
+from retail_assets.defs.governance.run_hygiene import dead_runs_sensor, reap_dead_runs
 from retail_assets.resources import RetailDataRoot
 
 SLOW_JOB = textwrap.dedent("""
     import sys, time
     import dagster as dg
-    from retail_assets.automation.run_hygiene import local_run_tags
+    from retail_assets.defs.governance.run_hygiene import local_run_tags
 
     @dg.op
     def wait_long(context):

@@ -31,7 +31,8 @@ def _live_bundle_path(layout: DataLayout, store: str) -> tuple[Path, dict]:
     live = fleet.live_bundles(layout.models)[store]
     entry = [e for e in registry.history(layout.models, store)
              if e["kind"] == "bundle" and e["bundle_version"] == live.bundle_version][-1]
-    return Path(entry["file"]), entry
+    assert not Path(entry["file"]).is_absolute()  # the registry records paths relative to the data root
+    return registry.recorded_file(layout.models, entry["file"]), entry
 
 
 def _device(bundle_path: Path, tmp: Path) -> dict:
@@ -71,9 +72,11 @@ def fleet_zone(stores_run, tmp_path_factory):
 
 def _refresh(root: Path, load: bool = True, **fleet_settings) -> dg.ExecuteInProcessResult:
     """Load the telemetry files and rebuild the telemetry marts (load=True), then judge the fleet."""
-    from retail_assets.assets.fleet import edge_fleet_status
-    from retail_assets.assets.harmonize import harmonized
-    from retail_assets.assets.landing import raw_landing
+    from retail_assets.defs.edge.fleet import fleet_assets
+    (edge_fleet_status,) = fleet_assets()
+    from retail_assets.defs.harmonize.assets import dbt_models
+    harmonized = dbt_models()
+    from retail_assets.defs.ingest.assets import raw_landing
     from retail_assets.resources import FleetSettings, build_resources
 
     resources = {**build_resources(root, **FAST_SETTINGS), "fleet_settings": FleetSettings(**fleet_settings)}
@@ -228,7 +231,7 @@ def test_malformed_and_duplicate_telemetry_is_quarantined_and_counted(fleet_zone
 
 
 def test_sensor_republishes_a_stale_store_once_per_episode(fleet_zone):
-    from retail_assets.automation.sensors import stale_bundle_sensor
+    from retail_assets.defs.edge.sensors import stale_bundle_sensor
     from retail_assets.resources import FleetSettings, RetailDataRoot
 
     stale = next(s for s, r in fleet_zone["truth"]["roles"].items() if r == "stale")

@@ -61,10 +61,23 @@ def record_bundle(models_root: Path, store_id: str, manifest: dict, path: Path, 
         manifest_sha256 = hashlib.sha256(zf.read("manifest.json")).hexdigest()
     _append(store_dir(models_root, store_id) / REGISTRY, {
         "kind": "bundle", "store_id": store_id, "bundle_version": manifest["bundle_version"],
-        "version": manifest["model_version"], "created_at": manifest["created_at"], "file": str(path),
+        "version": manifest["model_version"], "created_at": manifest["created_at"],
+        "file": recorded_path(models_root, path),
         "zip_sha256": zip_sha256, "manifest_sha256": manifest_sha256, "files": manifest["files"],
         "verification_max_rel_error": manifest["verification"]["max_rel_error"],
     })
+
+
+def recorded_path(models_root: Path, path: Path) -> str:
+    """A path as the registry records it: relative to the data root (the parent of `models/`), so a moved or
+    remounted data root keeps a readable registry."""
+    return Path(path).resolve().relative_to(Path(models_root).resolve().parent).as_posix()
+
+
+def recorded_file(models_root: Path, recorded: str) -> Path:
+    """The file a registry entry names, under this data root (entries written before paths were relative
+    are absolute and kept as they are)."""
+    return Path(models_root).parent / recorded
 
 
 def history(models_root: Path, store_id: str) -> list[dict]:

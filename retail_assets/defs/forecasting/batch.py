@@ -8,9 +8,10 @@ reported and skipped; the others go on.
 
 import dagster as dg
 
-from retail_assets.assets.forecasting import bundle_metadata, forecast_metadata, model_metadata
-from retail_assets.assets.stores import features_metadata
-from retail_assets.checks.gx_checks import gate_check_result
+from retail_assets.defs.edge.bundles import bundle_metadata
+from retail_assets.defs.forecasting.assets import forecast_metadata, model_metadata
+from retail_assets.defs.results import gate_check_result
+from retail_assets.defs.stores.assets import STORE_FEATURES, features_metadata
 from retail_assets.core import pipeline
 from retail_assets.resources import EdgeSigning, ForecastSettings, RetailDataRoot
 
@@ -35,7 +36,7 @@ def retrain_stores_op(context: dg.OpExecutionContext, config: RetrainConfig, dat
         if step == "gx_store_features":
             check = gate_check_result(result)
             context.log_event(dg.AssetCheckEvaluation(
-                asset_key=dg.AssetKey("store_features"), check_name="gx_store_features", passed=check.passed,
+                asset_key=STORE_FEATURES, check_name="gx_store_features", passed=check.passed,
                 metadata=check.metadata, severity=check.severity, partition=store))
             return
         context.log_event(dg.AssetMaterialization(asset_key=step, partition=store, metadata=metadata_of[step](result),

@@ -5,7 +5,8 @@ import json
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from retail_assets.assets.forecasting import demand_model, edge_bundle
+from retail_assets.defs.edge.bundles import edge_bundle
+from retail_assets.defs.forecasting.assets import demand_model
 from retail_assets.core.registry import records as registry
 from retail_assets.resources import RetailDataRoot
 

@@ -1,9 +1,20 @@
-"""Harmonization: every dbt model is an asset, every dbt test an asset check."""
+"""Harmonization: every dbt model is an asset, every dbt test an asset check. The dbt assets are built from
+the manifest when the definitions load (`dbt_models`), never at import; other rooms name a model through
+dagster-dbt's own `get_asset_key_for_model` (`dbt_model_key`)."""
 
+import functools
 from typing import Any, Mapping
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    build_dbt_asset_selection,
+    dbt_assets,
+    get_asset_key_for_model,
+)
+
 from retail_assets.dbt import dbt_project
 from retail_assets.resources import RetailDataRoot, WarehouseResource
 
@@ -47,20 +58,35 @@ def _model_metadata(con, table: str) -> dict:
     return meta
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    dagster_dbt_translator=RetailDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
-    pool="duckdb",  # dbt writes the warehouse: the single-writer pool
-)
-def harmonized(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, data_root: RetailDataRoot, duckdb: WarehouseResource
-):
-    """`dbt build`: staging maps regional schemas, marts build facts, dims, quarantine and reconciliation."""
-    data_root.export_env()
-    with duckdb.writer():  # another run's writer finishes first; the counts are read under the same lock
-        events = list(dbt.cli(["build"], context=context).stream())
-        with duckdb.get_connection() as con:
-            yield from _with_counts(context, events, con)
+@functools.cache
+def dbt_models() -> dg.AssetsDefinition:
+    """Every dbt model as an asset, read from the manifest once per process."""
+
+    @dbt_assets(
+        manifest=dbt_project().manifest_path,
+        dagster_dbt_translator=RetailDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+        pool="duckdb",  # dbt writes the warehouse: the single-writer pool
+    )
+    def harmonized(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, data_root: RetailDataRoot, duckdb: WarehouseResource
+    ):
+        """`dbt build`: staging maps regional schemas, marts build facts, dims, quarantine and reconciliation."""
+        data_root.export_env()
+        with duckdb.writer():  # another run's writer finishes first; the counts are read under the same lock
+            events = list(dbt.cli(["build"], context=context).stream())
+            with duckdb.get_connection() as con:
+                yield from _with_counts(context, events, con)
+
+    return harmonized
+
+
+def dbt_model_key(model: str) -> dg.AssetKey:
+    return get_asset_key_for_model([dbt_models()], model)
+
+
+def dbt_selection(select: str) -> dg.AssetSelection:
+    """dbt's own selection syntax over the dbt assets (e.g. the telemetry marts a fleet refresh rebuilds)."""
+    return build_dbt_asset_selection([dbt_models()], dbt_select=select)
 
 
 def _with_counts(context, events, con):

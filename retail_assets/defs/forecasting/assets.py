@@ -5,12 +5,13 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from retail_assets.assets.stores import store_features
 from retail_assets.core import pipeline, plots
 from retail_assets.core.atomic import atomic_write_bytes
 from retail_assets.core.forecast.serving import forecast_store
-from retail_assets.partitions import stores_partitions
-from retail_assets.resources import EdgeSigning, ForecastSettings, RetailDataRoot
+from retail_assets.defs.partitions import stores_partitions
+from retail_assets.defs.results import or_failure
+from retail_assets.defs.stores.assets import STORE_FEATURES
+from retail_assets.resources import ForecastSettings, RetailDataRoot
 
 
 def _fmt(x) -> str:
@@ -19,7 +20,7 @@ def _fmt(x) -> str:
 
 @dg.asset(
     partitions_def=stores_partitions,
-    deps=[store_features],
+    deps=[STORE_FEATURES],
     group_name="forecasting",
     kinds={"prophet", "json"},
     description="One model per item of the store: Prophet vs seasonal naive vs moving average, the backtest "
@@ -108,17 +109,9 @@ def _plots(mv, features: pd.DataFrame, horizon: int, top: int = 3) -> dict:
 def demand_forecast(
     context: dg.AssetExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings
 ) -> dg.MaterializeResult:
-    r = _or_failure(lambda: pipeline.publish_forecast(data_root.layout, settings, context.partition_key,
+    r = or_failure(lambda: pipeline.publish_forecast(data_root.layout, settings, context.partition_key,
                                                       context.run_id))
     return dg.MaterializeResult(metadata=forecast_metadata(r, settings), data_version=dg.DataVersion(r.version))
-
-
-def _or_failure(step):
-    """An expected refusal of the pipeline is a Dagster failure with its sentence, not a traceback."""
-    try:
-        return step()
-    except pipeline.PipelineError as exc:
-        raise dg.Failure(str(exc)) from exc
 
 
 def forecast_metadata(r: pipeline.ForecastResult, settings: ForecastSettings) -> dict:
@@ -159,38 +152,3 @@ def forecasts_view(data_root: RetailDataRoot, duckdb: DuckDBResource) -> dg.Mate
         )
         rows, stores = con.execute("select count(*), count(distinct store_id) from forecasts").fetchone()
     return dg.MaterializeResult(metadata={"dagster/row_count": rows, "stores": stores})
-
-
-@dg.asset(
-    partitions_def=stores_partitions,
-    deps=[demand_model, store_features],
-    group_name="edge",
-    automation_condition=dg.AutomationCondition.eager(),  # follows a retrain by itself
-    kinds={"onnx"},
-    description="The store's models compiled to one ONNX graph with its horizon's calendar, verified against "
-                "Prophet to 1e-6, signed (Ed25519) and zipped for offline devices.",
-)
-def edge_bundle(
-    context: dg.AssetExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings,
-    edge_signing: EdgeSigning,
-) -> dg.MaterializeResult:
-    r = _or_failure(lambda: pipeline.publish_bundle(data_root.layout, settings, edge_signing.load(data_root),
-                                                    context.partition_key, context.log.info))
-    return dg.MaterializeResult(metadata=bundle_metadata(r, settings), data_version=dg.DataVersion(r.version))
-
-
-def bundle_metadata(r: pipeline.BundleResult, settings: ForecastSettings) -> dict:
-    bundle = r.bundle
-    v, lat = bundle.manifest["verification"], bundle.manifest["latency_ms"]
-    return {
-        "bundle_version": bundle.bundle_version,
-        "model_version": r.mv.version,
-        "path": dg.MetadataValue.path(str(bundle.path)),
-        "size_bytes": bundle.size_bytes,
-        "items": len(bundle.manifest["items_order"]),
-        "horizon": f"{bundle.manifest['horizon']['first']} .. {bundle.manifest['horizon']['last']}",
-        "verification_max_rel_error": v["max_rel_error"],
-        "verification_max_abs_error": v["max_abs_error"],
-        "latency_p50_ms": round(lat["p50"], 4),
-        "latency_p99_ms": round(lat["p99"], 4),
-    }
