@@ -58,13 +58,13 @@ clean:
 
 # The cold-snap scenario end to end (generate, train, cold days arrive, drift retrains), with its lag.
 cold-snap: setup
-	$(BIN)/python -m pytest -q -s -m scenario retail_assets_tests/test_cold_snap.py -p no:logging 2>&1 | grep -E "cold snap:|passed|failed"
+	$(BIN)/python -m pytest -q -s -m scenario retail_assets_tests/e2e/test_cold_snap.py -p no:logging 2>&1 | grep -E "cold snap:|passed|failed"
 
 # Robustness runs longer than CI's: SIGKILL `retail run` N times at random points (each kill, then a rerun that
 # must converge), and the landing-loader property tests with many more generated files.
 CHAOS_KILLS ?= 6
 FUZZ_EXAMPLES ?= 5000
 chaos: setup
-	RETAIL_CHAOS_KILLS=$(CHAOS_KILLS) $(BIN)/python -m pytest -q -s retail_assets_tests/test_chaos.py -p no:logging 2>&1 | grep -E "chaos:|passed|failed|Error"
+	RETAIL_CHAOS_KILLS=$(CHAOS_KILLS) $(BIN)/python -m pytest -q -s retail_assets_tests/e2e/test_chaos.py -p no:logging 2>&1 | grep -E "chaos:|passed|failed|Error"
 fuzz: setup
-	RETAIL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q retail_assets_tests/test_landing_fuzz.py
+	RETAIL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q retail_assets_tests/core/ingest/test_fuzz.py

@@ -8,7 +8,7 @@ import sys
 
 import duckdb
 
-from retail_assets_tests.conftest import materialize_ingest
+from retail_assets_tests.helpers import materialize_ingest
 
 
 def test_definitions_load_with_every_dbt_model_and_test():

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retail_assets.core.forecast.models import TrainConfig
 from retail_assets.core.fitting.champion import decide
 from retail_assets.core.fitting.pool import FitPool, build_tasks, run_items
 from retail_assets.core.fitting.train import train_store
+from retail_assets.core.forecast.models import TrainConfig
 
 distributed = pytest.importorskip("distributed")
 

@@ -11,7 +11,7 @@ import pytest
 
 from retail_assets.core.demo.generator import generate_landing_zone
 from retail_assets.core.demo.world import GeneratorConfig
-from retail_assets_tests.conftest import SMALL
+from retail_assets_tests.helpers import SMALL
 
 TINY = dataclasses.replace(SMALL, stores=3, items=3, days=20)
 

@@ -14,14 +14,13 @@ import duckdb
 import pandas as pd
 import pytest
 
+from retail_assets.core.demo.telemetry import generate_fleet_telemetry
 from retail_assets.core.monitor import fleet
 from retail_assets.core.registry import records as registry
-from retail_assets.core.demo.telemetry import generate_fleet_telemetry
 from retail_assets.edge import runner
 from retail_assets.edge import telemetry as tel
 from retail_assets.settings import DataLayout
-from retail_assets_tests.conftest import FAST_SETTINGS
-from retail_assets_tests.test_governance import _cli
+from retail_assets_tests.helpers import FAST_SETTINGS, retail_cli
 
 TELEMETRY_MODELS = ["stg_edge_telemetry", "int_edge_telemetry", "fct_edge_forecasts", "quarantine",
                     "ingest_reconciliation"]
@@ -274,13 +273,13 @@ def test_a_new_stale_episode_gets_a_new_key():
 
 def test_retail_models_shows_what_each_store_serves(fleet_zone):
     roles = fleet_zone["truth"]["roles"]
-    out = _cli("models", "--format", "json", data_dir=fleet_zone["root"])
+    out = retail_cli("models", "--format", "json", data_dir=fleet_zone["root"])
     assert out.returncode == 0, out.stderr
     rows = {r["store_id"]: r for r in json.loads(out.stdout)}
     for store, role in roles.items():
         assert rows[store]["last_seen"], store
         assert (rows[store]["serving_bundle"] == rows[store]["bundle_version"]) == (role != "stale")
-    table = _cli("models", data_dir=fleet_zone["root"]).stdout
+    table = retail_cli("models", data_dir=fleet_zone["root"]).stdout
     stale = next(s for s, r in roles.items() if r == "stale")
     assert "NOT LIVE" in next(line for line in table.splitlines() if line.startswith(stale))
 

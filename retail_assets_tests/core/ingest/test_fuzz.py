@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from retail_assets.core.ingest import load, parse, sources
-from retail_assets_tests.test_landing_hostile import _minimal_zone
+from retail_assets_tests.helpers import minimal_zone
 
 EXAMPLES = int(os.environ.get("RETAIL_FUZZ_EXAMPLES", "300"))
 HEADER = ["txn_id", "store_id", "sku", "qty"]
@@ -88,7 +88,7 @@ def test_any_bytes_parse_without_raising_and_every_row_lands_once(rows, crlf, bl
 @settings(max_examples=max(20, EXAMPLES // 10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files=st.lists(st.tuples(ROWS, st.lists(MUTATION, max_size=3)), min_size=1, max_size=4))
 def test_the_loader_never_raises_and_counts_reconcile(tmp_path_factory, files):
-    landing = _minimal_zone(tmp_path_factory.mktemp("fuzz"))
+    landing = minimal_zone(tmp_path_factory.mktemp("fuzz"))
     for k, (rows, mutations) in enumerate(files):
         text, _ = _serialize(rows, ",", False, [0] * 25)
         text = text.replace(",".join(HEADER), "txn_id,store_id,sku,sold_at,qty,unit_price,currency,promo_code,color")

@@ -20,16 +20,19 @@ from prophet import Prophet
 from prophet.serialize import model_to_json
 
 from retail_assets.core.canonical import dumps
-
-from retail_assets.core.forecast.models import TrainConfig
-from retail_assets.core.edge.bundle import BundleVerificationError, build_bundle, load_private_key
-from retail_assets.core.edge.keys import ensure_dev_keys
+from retail_assets.core.edge.bundle import (
+    BundleVerificationError,
+    build_bundle,
+    load_private_key,
+)
 from retail_assets.core.edge.compile import compile_store
-from retail_assets.core.forecast.serving import forecast_store
+from retail_assets.core.edge.keys import ensure_dev_keys
 from retail_assets.core.fitting.train import train_store
+from retail_assets.core.forecast.models import TrainConfig
+from retail_assets.core.forecast.serving import forecast_store
 from retail_assets.edge import runner
 from retail_assets.edge import telemetry as tel
-from retail_assets_tests.test_forecasting import noisy_weekly, synthetic_store
+from retail_assets_tests.helpers import noisy_weekly, synthetic_store
 
 HOLIDAYS = pd.DataFrame({"holiday": ["Sale", "Sale", "Sale", "Closed-ish"],
                          "ds": pd.to_datetime(["2023-11-24", "2024-11-29", "2025-11-28", "2025-12-25"]),

@@ -24,11 +24,11 @@ import dagster as dg
 import pytest
 
 from retail_assets.core.demo.generator import generate_landing_zone
-from retail_assets_tests.conftest import SMALL, run_store_pipeline
+from retail_assets_tests.helpers import SMALL, run_store_pipeline
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEPLOY_YAML = REPO / "deploy" / "dagster.yaml"
 STORES = ["0001", "0002"]
 PER_STORE_ASSETS = ["store_features", "demand_model", "demand_forecast", "edge_bundle"]
@@ -159,8 +159,8 @@ def test_store_backfill_on_postgres_instance(postgres, tmp_path, monkeypatch):
 
     from retail_assets.defs.harmonize.assets import dbt_models
     harmonized = dbt_models()
-    from retail_assets.defs.ingest.assets import raw_landing
     from retail_assets.defs.harmonize.checks import warehouse_checks
+    from retail_assets.defs.ingest.assets import raw_landing
     gx_demand_checks, gx_quarantine_rate = warehouse_checks()
     from retail_assets.resources import build_resources
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,23 +11,22 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from retail_assets.core.forecast.models import TrainConfig
-from retail_assets.core.registry import records as registry
 from retail_assets.core.edge.bundle import build_bundle, load_private_key
 from retail_assets.core.edge.keys import ensure_dev_keys
 from retail_assets.core.features.grid import write_features
 from retail_assets.core.fitting.train import train_store
+from retail_assets.core.forecast.models import TrainConfig
+from retail_assets.core.registry import records as registry
 from retail_assets.core.registry.versions import live_version
 from retail_assets.settings import DataLayout
-from retail_assets_tests.conftest import FAST_SETTINGS
-from retail_assets_tests.test_forecasting import noisy_weekly, synthetic_store
+from retail_assets_tests.helpers import (
+    FAST_SETTINGS,
+    noisy_weekly,
+    retail_cli,
+    synthetic_store,
+)
 
 CFG = TrainConfig(horizon=14, folds=2, fold_horizon=14, min_train_days=42, raw_interval_samples=0)
-
-
-def _cli(*args, data_dir: Path, env: dict | None = None):
-    return subprocess.run([sys.executable, "-m", "retail_assets.cli", *args, "--data-dir", str(data_dir)],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +52,16 @@ def fleet(tmp_path_factory):
 
 def test_registry_lists_live_versions_and_history(fleet):
     root, layout, versions = fleet
-    live = _cli("models", "--format", "json", data_dir=root)
+    live = retail_cli("models", "--format", "json", data_dir=root)
     assert live.returncode == 0, live.stderr
     rows = {r["store_id"]: r for r in json.loads(live.stdout)}
     assert rows["0001"]["live_version"] == versions["0001"][-1]
     assert rows["0002"]["live_version"] == versions["0002"][-1]
     assert rows["0001"]["bundle_version"] and rows["0001"]["champion_mix"]
-    everything = json.loads(_cli("models", "--all", "--format", "json", "--store", "0001", data_dir=root).stdout)
+    everything = json.loads(retail_cli("models", "--all", "--format", "json", "--store", "0001", data_dir=root).stdout)
     assert [e["version"] for e in everything if e["kind"] == "model"] == versions["0001"]
     assert sum(e["kind"] == "bundle" for e in everything) == 2
-    table = _cli("models", data_dir=root).stdout
+    table = retail_cli("models", data_dir=root).stdout
     assert "2 stores with a live model, 2 distinct live versions" in table
 
 
@@ -72,7 +70,7 @@ def test_rollback_one_store_leaves_the_others_alone(fleet, tmp_path):
     other_live = (layout.models / "store=0002" / "live.json").read_bytes()
     other_bundles = sorted(p.name for p in (root / "bundles" / "store=0002").glob("*.zip"))
     home = tmp_path / "dagster_home"
-    done = _cli("rollback", "--store", "0001", "--to", versions["0001"][0], "--reason", "bad promo data",
+    done = retail_cli("rollback", "--store", "0001", "--to", versions["0001"][0], "--reason", "bad promo data",
                 data_dir=root, env={"DAGSTER_HOME": str(home)})
     assert done.returncode == 0, done.stderr
     assert live_version(layout.models, "0001").version == versions["0001"][0]
@@ -94,13 +92,13 @@ def test_rollback_one_store_leaves_the_others_alone(fleet, tmp_path):
 
 def test_rollback_refuses_unknown_or_tampered_versions(fleet):
     root, layout, versions = fleet
-    unknown = _cli("rollback", "--store", "0001", "--to", "vdeadbeef0000", data_dir=root)
+    unknown = retail_cli("rollback", "--store", "0001", "--to", "vdeadbeef0000", data_dir=root)
     assert unknown.returncode != 0 and "has no model version vdeadbeef0000" in unknown.stderr
     target = layout.models / "store=0002" / versions["0002"][0] / "items" / "SKU-A.json"
     target.write_text(target.read_text() + " ")  # one byte more than what was hashed
-    tampered = _cli("rollback", "--store", "0002", "--to", versions["0002"][0], data_dir=root)
+    tampered = retail_cli("rollback", "--store", "0002", "--to", versions["0002"][0], data_dir=root)
     assert tampered.returncode != 0 and "does not match its SHA-256" in tampered.stderr
-    bad_id = _cli("rollback", "--store", "../x", "--to", versions["0002"][0], data_dir=root)
+    bad_id = retail_cli("rollback", "--store", "../x", "--to", versions["0002"][0], data_dir=root)
     assert bad_id.returncode != 0 and "not valid" in bad_id.stderr
 
 
@@ -109,7 +107,7 @@ def test_trace_from_served_number_to_landing_lines(stores_run):
     forecast = pd.read_parquet(root / "forecasts" / "store=0001" / "forecast.parquet")
     row = forecast[forecast["item_id"] == "SKU-0001"].iloc[3]
     day = pd.Timestamp(row["date"]).date().isoformat()
-    out = _cli("trace", "--store", "0001", "--item", "SKU-0001", "--date", day, "--format", "json", data_dir=root)
+    out = retail_cli("trace", "--store", "0001", "--item", "SKU-0001", "--date", day, "--format", "json", data_dir=root)
     assert out.returncode == 0, out.stderr
     t = json.loads(out.stdout)
     assert t["forecast"]["yhat"] == pytest.approx(row["yhat"]) and t["forecast"]["model_version"] == row["model_version"]
@@ -126,7 +124,7 @@ def test_trace_from_served_number_to_landing_lines(stores_run):
     assert len(full["raw_lines"]) == full["raw_lines_total"]
     # the lines behind the history add up to it, duplicates excluded
     assert sum(r["qty"] for r in full["raw_lines"] if not r["is_duplicate"]) == sum(h["units_total"] for h in full["history"])
-    text = _cli("trace", "--store", "0001", "--item", "SKU-0001", "--date", day, data_dir=root).stdout
+    text = retail_cli("trace", "--store", "0001", "--item", "SKU-0001", "--date", day, data_dir=root).stdout
     assert "forecast served:" in text and "landing lines behind it" in text
 
 

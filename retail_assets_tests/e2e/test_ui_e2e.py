@@ -26,11 +26,11 @@ import psutil
 import pytest
 
 from retail_assets.core.demo.generator import generate_landing_zone
-from retail_assets_tests.conftest import FAST_SETTINGS, SMALL
+from retail_assets_tests.helpers import FAST_SETTINGS, SMALL
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from retail_assets.core.ingest import cursor as landing_cursor
 from retail_assets.core.ingest import scan, sources
-from retail_assets_tests.test_landing_hostile import US_HEADER, _line, _minimal_zone
+from retail_assets_tests.helpers import US_HEADER, minimal_zone, us_line
 
 SEC = 1_000_000_000
 REFERENCE = [f"reference/{n}.csv" for n in sources.REFERENCE_FILES]
@@ -27,12 +27,12 @@ def _touch(path: Path, t_s: int, text: str | None = None) -> None:
 
 
 def _sale(txn: str) -> str:
-    return f"{US_HEADER}\n{_line(txn)}\n"
+    return f"{US_HEADER}\n{us_line(txn)}\n"
 
 
 @pytest.fixture()
 def landing(tmp_path) -> Path:
-    zone = _minimal_zone(tmp_path)
+    zone = minimal_zone(tmp_path)
     for rel in REFERENCE:
         _touch(zone / rel, 1000)
     return zone

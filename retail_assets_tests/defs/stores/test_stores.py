@@ -13,7 +13,7 @@ import pytest
 from retail_assets.core.demo.generator import generate_landing_zone
 from retail_assets.core.ids import InvalidIdentifier, validate_store_id
 from retail_assets.settings import DataLayout
-from retail_assets_tests.conftest import SMALL, materialize_ingest, run_store_pipeline
+from retail_assets_tests.helpers import SMALL, materialize_ingest, run_store_pipeline
 
 
 @pytest.mark.parametrize("bad", ["../x", "1'; drop table dim_store; --", "", "a/b", " 0001", "x" * 40, None])

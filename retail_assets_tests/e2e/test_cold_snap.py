@@ -13,12 +13,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from retail_assets.defs.forecasting.sensors import drift_sensor, sales_spike_sensor
-from retail_assets.resources import DriftSettings
 from retail_assets.core.demo.generator import generate_landing_zone
 from retail_assets.core.demo.world import GeneratorConfig
-from retail_assets.resources import RetailDataRoot
-from retail_assets_tests.conftest import materialize_ingest, run_store_pipeline
+from retail_assets.defs.forecasting.sensors import drift_sensor, sales_spike_sensor
+from retail_assets.resources import DriftSettings, RetailDataRoot
+from retail_assets_tests.helpers import materialize_ingest, run_store_pipeline
 
 SNAP = GeneratorConfig(stores=7, items=16, days=400, start=dt.date(2024, 6, 20), seed=3, scenario="cold_snap",
                        channels=("pos", "iot"))

@@ -10,35 +10,17 @@ from __future__ import annotations
 import codecs
 import os
 import shutil
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from retail_assets.core.ingest import load, parse, sources
-from retail_assets_tests.conftest import materialize_ingest
-
-US_HEADER = "txn_id,store_id,sku,sold_at,qty,unit_price,currency,promo_code,color"
-
-
-def _line(txn: str, qty: str = "2", promo: str = "", sku: str = "SKU-0001") -> str:
-    return f"{txn},0001,{sku},2023-12-01 10:00:00,{qty},3.50,USD,{promo},red"
-
-
-def _minimal_zone(root: Path) -> Path:
-    """A landing zone with valid reference files and nothing else."""
-    landing = root / "landing"
-    ref = landing / "reference"
-    ref.mkdir(parents=True)
-    (ref / "stores.csv").write_text("store_id,region,timezone,currency,opened_on,climate_zone,closed_weekdays\n"
-                                    "0001,US,America/New_York,USD,2013-05-05,humid_continental,\n")
-    (ref / "items.csv").write_text("sku,item_name,category,color,list_price_usd,launched_on\n"
-                                   "SKU-0001,Grocery 0001,grocery,red,19.23,2022-10-01\n")
-    (ref / "holidays.csv").write_text("date,region,holiday_name,store_closed\n")
-    (ref / "promotions.csv").write_text("promo_code,region,sku,start_date,end_date,discount_pct\n")
-    (ref / "fx_rates.csv").write_text("date,currency,usd_per_unit\n2023-01-01,USD,1\n")
-    (landing / "pos" / "region=US").mkdir(parents=True)
-    return landing
+from retail_assets_tests.helpers import (
+    US_HEADER,
+    materialize_ingest,
+    minimal_zone,
+    us_line,
+)
 
 
 def _rows(con, table: str, file: str) -> list[tuple]:
@@ -51,7 +33,7 @@ def _rejected(con) -> dict[str, str]:
 
 @pytest.fixture()
 def zone(tmp_path):
-    landing = _minimal_zone(tmp_path)
+    landing = minimal_zone(tmp_path)
     con = duckdb.connect()
     yield landing, con
     con.close()
@@ -62,7 +44,7 @@ def test_links_and_special_files_are_refused_and_never_read(zone, tmp_path):
     secret = tmp_path / "edge_signing.pem"
     secret.write_text("-----BEGIN PRIVATE KEY-----\nTOPSECRET\n")
     pos = landing / "pos" / "region=US"
-    (pos / "good.csv").write_text(f"{US_HEADER}\n{_line('A-1')}\n")
+    (pos / "good.csv").write_text(f"{US_HEADER}\n{us_line('A-1')}\n")
     os.symlink(secret, pos / "key.csv")
     os.symlink("/etc/passwd", pos / "passwd.csv")
     os.mkfifo(pos / "pipe.csv")  # opening it for reading would block forever
@@ -91,10 +73,10 @@ def test_links_and_special_files_are_refused_and_never_read(zone, tmp_path):
 
 @pytest.mark.parametrize("name, content, reason", [
     ("empty.csv", b"", "empty file"),
-    ("blankhead.csv", b"\n" + f"{_line('A-1')}\n".encode(), "no header"),
-    ("latin1.csv", f"{US_HEADER}\n".encode() + _line("A-1", promo="CAF\u00c9").encode("latin-1") + b"\n",
+    ("blankhead.csv", b"\n" + f"{us_line('A-1')}\n".encode(), "no header"),
+    ("latin1.csv", f"{US_HEADER}\n".encode() + us_line("A-1", promo="CAF\u00c9").encode("latin-1") + b"\n",
      "not valid utf-8"),
-    ("longline.csv", f"{US_HEADER}\n{_line('A-1')}\n".encode() + b"x" * (parse.MAX_LINE_CHARS + 1) + b"\n",
+    ("longline.csv", f"{US_HEADER}\n{us_line('A-1')}\n".encode() + b"x" * (parse.MAX_LINE_CHARS + 1) + b"\n",
      "over the limit"),
     ("badheader.csv", b"txn id,store_id\nA,1\n", "not a plain identifier"),
     ("dupheader.csv", b"txn_id,txn_id\nA,1\n", "repeats a column"),
@@ -103,7 +85,7 @@ def test_unreadable_files_are_rejected_with_a_reason_and_the_others_load(zone, n
     landing, con = zone
     pos = landing / "pos" / "region=US"
     (pos / name).write_bytes(content)
-    (pos / "good.csv").write_text(f"{US_HEADER}\n{_line('A-1')}\n")
+    (pos / "good.csv").write_text(f"{US_HEADER}\n{us_line('A-1')}\n")
     report = load.load_landing_zone(con, landing)
     assert report.files_loaded == 1 and report.files_rejected == 1
     assert reason in _rejected(con)[f"pos/region=US/{name}"]
@@ -114,7 +96,7 @@ def test_a_file_name_that_is_not_utf8_is_rejected_by_a_readable_name(zone):
     landing, con = zone
     pos = landing / "pos" / "region=US"
     with open(os.path.join(os.fsencode(pos), b"caf\xe9.csv"), "w") as fh:
-        fh.write(f"{US_HEADER}\n{_line('A-1')}\n")
+        fh.write(f"{US_HEADER}\n{us_line('A-1')}\n")
     load.load_landing_zone(con, landing)
     assert _rejected(con) == {"pos/region=US/caf\\xe9.csv": "file name is not valid UTF-8: rename the file"}
 
@@ -122,9 +104,9 @@ def test_a_file_name_that_is_not_utf8_is_rejected_by_a_readable_name(zone):
 def test_bom_crlf_and_a_configured_encoding_are_read(zone):
     landing, con = zone
     pos = landing / "pos" / "region=US"
-    (pos / "bom_crlf.csv").write_bytes(codecs.BOM_UTF8 + f"{US_HEADER}\r\n{_line('A-1')}\r\n".encode())
+    (pos / "bom_crlf.csv").write_bytes(codecs.BOM_UTF8 + f"{US_HEADER}\r\n{us_line('A-1')}\r\n".encode())
     load.load_landing_zone(con, landing)
-    cafe = _line("A-2", promo="CAF\u00c9")
+    cafe = us_line("A-2", promo="CAF\u00c9")
     (pos / "cp1252.csv").write_bytes(f"{US_HEADER}\n{cafe}\n".encode("cp1252"))
     load.load_landing_zone(con, landing, encodings={"pos_us": "cp1252"})  # a sender that writes Windows-1252
     assert _rows(con, "raw_pos_us", "pos/region=US/bom_crlf.csv")[0][:2] == ("A-1", "0001")
@@ -137,15 +119,15 @@ def test_values_arrive_as_sent_and_lines_are_physical(zone):
     landing, con = zone
     body = "\n".join([
         US_HEADER,
-        _line("A-1", promo="NA"),                         # line 2: 'NA' is a promo code, not NULL
+        us_line("A-1", promo="NA"),                         # line 2: 'NA' is a promo code, not NULL
         "",                                               # line 3: blank
-        _line("A-2", promo="NULL"),                       # line 4
+        us_line("A-2", promo="NULL"),                       # line 4
         'A-3,0001,SKU-0001,2023-12-01 10:00:00,2,3.50,USD,"multi\nline",red',  # lines 5-6
-        _line("A-4", qty="nan"),                          # line 7
+        us_line("A-4", qty="nan"),                          # line 7
         'A-5,0001,SKU-0001,"2023-12-01 10:00:00,2,3.50,USD,,red',  # line 8: a quote that never closes
-        _line("A-6"),                                     # line 9: not swallowed by line 8
-        _line("A-7") + ",extra",                          # line 10: one field too many
-        _line("A-8", qty=""),                             # line 11: empty is the only NULL
+        us_line("A-6"),                                     # line 9: not swallowed by line 8
+        us_line("A-7") + ",extra",                          # line 10: one field too many
+        us_line("A-8", qty=""),                             # line 11: empty is the only NULL
     ]) + "\n"
     (landing / "pos" / "region=US" / "odd.csv").write_text(body)
     report = load.load_landing_zone(con, landing)
@@ -155,7 +137,7 @@ def test_values_arrive_as_sent_and_lines_are_physical(zone):
         "A-1": ("A-1", 2, "2", "NA"), "A-2": ("A-2", 4, "2", "NULL"), "A-3": ("A-3", 5, "2", "multi\nline"),
         "A-4": ("A-4", 7, "nan", None), "A-6": ("A-6", 9, "2", None), "A-8": ("A-8", 11, None, None)}
     assert con.execute("select _line, _raw from raw_malformed order by 1").fetchall() == [
-        (8, 'A-5,0001,SKU-0001,"2023-12-01 10:00:00,2,3.50,USD,,red'), (10, _line("A-7") + ",extra")]
+        (8, 'A-5,0001,SKU-0001,"2023-12-01 10:00:00,2,3.50,USD,,red'), (10, us_line("A-7") + ",extra")]
     assert con.execute("select rows_read, malformed_rows from _ingest_files where file like '%odd.csv'"
                        ).fetchone() == (8, 2) and report.malformed_rows == 2
 
@@ -163,8 +145,8 @@ def test_values_arrive_as_sent_and_lines_are_physical(zone):
 def test_unknown_region_folder_is_rejected_and_the_rest_loads(zone):
     landing, con = zone
     (landing / "pos" / "region=FR").mkdir()
-    (landing / "pos" / "region=FR" / "ventes.csv").write_text(f"{US_HEADER}\n{_line('F-1')}\n")
-    (landing / "pos" / "region=US" / "good.csv").write_text(f"{US_HEADER}\n{_line('A-1')}\n")
+    (landing / "pos" / "region=FR" / "ventes.csv").write_text(f"{US_HEADER}\n{us_line('F-1')}\n")
+    (landing / "pos" / "region=US" / "good.csv").write_text(f"{US_HEADER}\n{us_line('A-1')}\n")
     report = load.load_landing_zone(con, landing)
     assert report.files_loaded == 1
     assert "unknown POS folder region=FR" in _rejected(con)["pos/region=FR/ventes.csv"]
@@ -173,19 +155,19 @@ def test_unknown_region_folder_is_rejected_and_the_rest_loads(zone):
 def test_a_changed_file_that_fails_keeps_its_old_rows_and_record(zone, monkeypatch):
     landing, con = zone
     f = landing / "pos" / "region=US" / "day.csv"
-    v1 = f"{US_HEADER}\n{_line('A-1')}\n{_line('A-2')}\n"
+    v1 = f"{US_HEADER}\n{us_line('A-1')}\n{us_line('A-2')}\n"
     f.write_text(v1)
     load.load_landing_zone(con, landing)
     old_sha = con.execute("select sha256 from _ingest_files where file = 'pos/region=US/day.csv'").fetchone()[0]
 
     # 1. the corrected file cannot be decoded: refused, the old rows stay
-    f.write_bytes(v1.encode() + _line("A-3", promo="\u00e9").encode("latin-1") + b"\n")
+    f.write_bytes(v1.encode() + us_line("A-3", promo="\u00e9").encode("latin-1") + b"\n")
     load.load_landing_zone(con, landing)
     assert len(_rows(con, "raw_pos_us", "pos/region=US/day.csv")) == 2
     assert "not valid utf-8" in _rejected(con)["pos/region=US/day.csv"]
 
     # 2. the warehouse fails half-way through loading the new version (a crash, a full disk)
-    f.write_text(v1 + _line("A-3") + "\n")
+    f.write_text(v1 + us_line("A-3") + "\n")
     real_insert = load._insert
 
     def failing_insert(con_, table, batch):
@@ -212,11 +194,11 @@ def test_bad_files_in_a_real_ingest_are_named_counted_and_quarantined(small_zone
     shutil.copytree(root / "landing", data / "landing")
     pos = data / "landing" / "pos" / "region=US"
     (pos / "zz_empty.csv").write_bytes(b"")
-    (pos / "zz_latin1.csv").write_bytes(f"{US_HEADER}\n".encode() + _line("Z-0", promo="\u00e9").encode("latin-1"))
+    (pos / "zz_latin1.csv").write_bytes(f"{US_HEADER}\n".encode() + us_line("Z-0", promo="\u00e9").encode("latin-1"))
     os.symlink("/etc/passwd", pos / "zz_passwd.csv")
     spellings = ["2.5", "0x10", "1_000", "1e2", " 3", "+4"]
-    lines = [_line(f"Z-{i}", qty=q) for i, q in enumerate(spellings, start=1)]
-    lines.append(_line("Z-9", promo="NA"))
+    lines = [us_line(f"Z-{i}", qty=q) for i, q in enumerate(spellings, start=1)]
+    lines.append(us_line("Z-9", promo="NA"))
     (pos / "zz_spellings.csv").write_text(US_HEADER + "\n\n" + "\n".join(lines) + "\n")  # a blank line 2
 
     result = materialize_ingest(data)
@@ -256,7 +238,7 @@ def test_two_ingests_at_once_follow_each_other_and_lose_nothing(small_zone, tmp_
     root, _truth = small_zone
     data = tmp_path / "data"
     shutil.copytree(root / "landing", data / "landing")
-    code = ("import sys; from pathlib import Path; from retail_assets_tests.conftest import materialize_ingest; "
+    code = ("import sys; from pathlib import Path; from retail_assets_tests.helpers import materialize_ingest; "
             "r = materialize_ingest(Path(sys.argv[1])); sys.exit(0 if r.success else 1)")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(data)], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]

@@ -8,32 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retail_assets.core.forecast.models import TrainConfig
 from retail_assets.core.fitting.champion import decide
 from retail_assets.core.fitting.pool import build_tasks, run_items
 from retail_assets.core.fitting.train import train_store
-
-FAST = TrainConfig(horizon=14, folds=3, fold_horizon=14, min_train_days=42, raw_interval_samples=50)
-
-
-def synthetic_store(items: dict[str, np.ndarray], start="2024-01-01", horizon=14, store="0001") -> pd.DataFrame:
-    """A features frame like store_features writes, from given history arrays (one per item)."""
-    rows = []
-    for item, y in items.items():
-        dates = pd.date_range(start, periods=len(y) + horizon, freq="D")
-        for k, d in enumerate(dates):
-            fut = k >= len(y)
-            rows.append({"store_id": store, "item_id": item, "date": d, "is_future": fut,
-                         "units": None if fut else float(y[k]), "is_open_day": True, "promo_planned": False,
-                         "holiday_name": None, "fiscal_year": 2024, "fiscal_week": 1})
-    return pd.DataFrame(rows)
-
-
-def noisy_weekly(n: int, level: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    weekly = np.array([0.8, 0.9, 0.9, 1.0, 1.1, 1.4, 1.2])
-    trend = 1 + np.arange(n) / n * 0.3
-    return rng.poisson(level * weekly[np.arange(n) % 7] * trend).astype(float)
+from retail_assets.core.forecast.models import TrainConfig
+from retail_assets_tests.helpers import FAST, noisy_weekly, synthetic_store
 
 
 def test_champion_is_the_baseline_when_prophet_is_worse():

@@ -18,14 +18,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retail_assets.core.registry import records as registry
 from retail_assets.core.atomic import append_line, atomic_write_text, read_lines
-from retail_assets.core.ids import SAFE_COMPONENT, path_component
 from retail_assets.core.edge.keys import SigningKeyError, ensure_dev_keys, public_hex_of
 from retail_assets.core.fitting.train import train_store
+from retail_assets.core.ids import SAFE_COMPONENT, path_component
+from retail_assets.core.registry import records as registry
 from retail_assets.core.registry.versions import ModelVersion, item_file
 from retail_assets_tests import _race_workers as workers
-from retail_assets_tests.test_forecasting import FAST, noisy_weekly, synthetic_store
+from retail_assets_tests.helpers import FAST, noisy_weekly, synthetic_store
 
 HOSTILE_IDS = [
     "../../x", "a/b", "a\\b", "..", ".", "", " ", "a\x00b", "x" * 300, "Bäckerei-☕", "\ud800", "CON", "con.txt",

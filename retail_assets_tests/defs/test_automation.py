@@ -11,13 +11,19 @@ import dagster as dg
 import pytest
 
 from retail_assets.defs.forecasting.batch import retrain_stores
-from retail_assets.defs.forecasting.schedules import seasonal_retrain_schedule, weekly_retrain_schedule
+from retail_assets.defs.forecasting.schedules import (
+    seasonal_retrain_schedule,
+    weekly_retrain_schedule,
+)
 from retail_assets.defs.forecasting.sensors import drift_sensor, sales_spike_sensor
 from retail_assets.defs.ingest.sensors import landing_files_sensor
 from retail_assets.defs.stores.sensors import new_stores_sensor
-from retail_assets.resources import DriftSettings
-from retail_assets.resources import build_resources, RetailDataRoot
-from retail_assets_tests.conftest import FAST_SETTINGS, materialize_ingest, run_store_pipeline
+from retail_assets.resources import DriftSettings, RetailDataRoot, build_resources
+from retail_assets_tests.helpers import (
+    FAST_SETTINGS,
+    materialize_ingest,
+    run_store_pipeline,
+)
 
 
 def _root(path: Path) -> dict:

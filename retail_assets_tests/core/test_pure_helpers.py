@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from retail_assets.core.forecast.backtest import FoldForecast, ItemResult
-
-from retail_assets.core.forecast.calibration import Calibration, calibrate, interval_coverage
-
+from retail_assets.core.forecast.calibration import (
+    Calibration,
+    calibrate,
+    interval_coverage,
+)
 from retail_assets.core.forecast.models import MODELS, TrainConfig, seasonal_naive
-
 from retail_assets.core.forecast.selection import choose_champion
 
 # ---------------------------------------------------------------- seasonal naive
