@@ -368,11 +368,16 @@ def run(data_dir) -> None:
     from retail_assets.definitions import build_definitions
     from retail_assets.defs.governance.run_hygiene import local_run_tags, reap_dead_runs
 
-    defs = build_definitions()  # after the environment above is set: resources read it when they are built
+    from retail_assets.progress import HANDLER, progress_logger
+
+    HANDLER.attach_terminal()
+
+    # after the environment above is set: resources read it when they are built
+    defs = build_definitions(loggers={"console": dg.colored_console_logger, "progress": progress_logger})
 
     t0 = time.perf_counter()
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    silent = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    silent = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}, "progress": {}}}
     tags = local_run_tags()
     with dg.DagsterInstance.get() as instance:
         # what a killed earlier run left: runs still STARTED, temp files of atomic writes, cmdstan folders
@@ -394,10 +399,12 @@ def run(data_dir) -> None:
         click.echo(f"per-store pipeline (features, gate, model, forecast, bundle) for {len(stores)} stores ...")
         for i, store in enumerate(stores, start=1):
             t_store = time.perf_counter()
+            HANDLER.label = f"[{i}/{len(stores)}] store {store}"
             r = store_job.execute_in_process(  # full logs are in the UI (`make dev`)
                 instance=instance, partition_key=store, raise_on_error=False, run_config=silent, tags=tags
             )
             outcomes[store] = _store_outcome(r)
+            HANDLER.clear()
             click.echo(f"  [{i}/{len(stores)}] " + _store_line(layout, store, outcomes[store],
                                                              time.perf_counter() - t_store))
         fleet_note = None

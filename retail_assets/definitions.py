@@ -14,11 +14,12 @@ from retail_assets.resources import build_resources
 ROOMS = (ingest, harmonize, stores, forecasting, edge, governance)
 
 
-def build_definitions(resources: dict | None = None) -> dg.Definitions:
-    """The code location; tests pass their own resources (a data root, short folds) and run the same jobs."""
+def build_definitions(resources: dict | None = None, loggers: dict | None = None) -> dg.Definitions:
+    """The code location; tests pass their own resources (a data root, short folds) and run the same jobs;
+    `retail run` adds its progress logger."""
     return dg.Definitions.merge(
         *(room.definitions() for room in ROOMS),
-        dg.Definitions(resources=resources if resources is not None else build_resources()),
+        dg.Definitions(resources=resources if resources is not None else build_resources(), loggers=loggers),
     )
 
 

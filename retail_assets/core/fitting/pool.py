@@ -10,6 +10,7 @@ import functools
 import logging
 import multiprocessing as mp
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -66,8 +67,12 @@ def _worker_init() -> None:
     quiet_prophet()
 
 
-def _say_item(say: Callable[[str], None], r: ItemResult) -> None:
-    say(f"item {r.item_id}: {r.fits} fits in {r.fit_seconds:.2f}s"
+ITEM_LINE = re.compile(r"^item (\d+)/(\d+) ")  # how a progress display reads the lines below
+
+
+def _say_item(say: Callable[[str], None], r: ItemResult, done: int, total: int) -> None:
+    """One line per finished item, counted, for the run's logs and the CLI's progress bar alike."""
+    say(f"item {done}/{total} {r.item_id}: {r.fits} fits in {r.fit_seconds:.2f}s"
         + (f", prophet failed: {r.prophet_error}" if r.prophet_error else ""))
 
 
@@ -161,8 +166,7 @@ class FitPool:
             out = []
             for t in tasks:
                 out.append(run_item(t))
-                say(f"item {t.item_id}: {out[-1].fits} fits" + (f", prophet failed: {out[-1].prophet_error}"
-                                                                if out[-1].prophet_error else ""))
+                _say_item(say, out[-1], len(out), len(tasks))
             return out
         return self._run_processes(tasks, say)
 
@@ -184,7 +188,7 @@ class FitPool:
                 broken = broken or isinstance(exc, cf.process.BrokenProcessPool)
                 r = _fallback(t, exc)
             results[t.item_id] = r
-            _say_item(say, r)
+            _say_item(say, r, len(results), len(tasks))
         if broken:  # a dead worker breaks the whole pool: the next store gets a fresh one
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
@@ -251,7 +255,7 @@ class FitPool:
             except (Exception, asyncio.CancelledError) as exc:  # worker lost (KilledWorker), or the task raised
                 r = _fallback(t, exc)
             results[t.item_id] = r
-            _say_item(say, r)
+            _say_item(say, r, len(results), len(tasks))
             fut.release()
         return [results[t.item_id] for t in tasks]
 
