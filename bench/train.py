@@ -27,6 +27,7 @@ from retail_assets.core.features.grid import materialize_store_features
 from retail_assets.core.demo.generator import generate_landing_zone
 from retail_assets.core.demo.world import GeneratorConfig
 from retail_assets.core.ingest.load import load_landing_zone
+from retail_assets.core.fitting.champion import decide
 from retail_assets.core.fitting.pool import build_tasks, run_items
 from retail_assets.core.fitting.train import previous_inits, train_store
 from retail_assets.dbt import dbt_executable
@@ -85,8 +86,15 @@ def main() -> None:
         fit_cold = sum(r.fit_seconds for r in cold)
         fit_warm = sum(r.fit_seconds for r in warm)
         print(f"  retrain cold  : {t_cold:6.1f}s wall, {fit_cold:.1f}s inside Prophet.fit")
+        starts: dict[str, int] = {}
+        for r in warm:
+            for k, n in r.fit_starts.items():
+                starts[k] = starts.get(k, 0) + n
         print(f"  retrain warm  : {t_warm:6.1f}s wall, {fit_warm:.1f}s inside Prophet.fit "
-              f"({len(inits)} items started from the previous version's parameters)")
+              f"({len(inits)} items given the previous version's parameters; fits by start: {starts})")
+        w_cold = decide("0001", cold, cfg).summary["heldout_weighted_wape_champion"]
+        w_warm = decide("0001", warm, cfg).summary["heldout_weighted_wape_champion"]
+        print(f"  held-out weighted WAPE of the champion: cold {w_cold:.4f}, warm {w_warm:.4f}")
         ratio = fit_cold / fit_warm if fit_warm else float("inf")
         print(f"  warm-start speed-up (fit time) = {ratio:.2f}x, wall {t_cold / t_warm:.2f}x "
               f"(goal >= 3x: {'met' if ratio >= 3 else 'NOT met'})")

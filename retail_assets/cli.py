@@ -119,9 +119,14 @@ def generate_telemetry(data_dir, hours, every_minutes, seed, now_text) -> None:
 @click.option("--freq", default="D", show_default=True, type=click.Choice(["D", "W"]))
 @click.option("--horizon", default=None, type=int, help="Periods per fold (default 28 days or 8 weeks).")
 @click.option("--holiday-col", default=None, help="Optional column naming the holiday on that date.")
+@click.option("--regressor-cols", default="", help="Comma-separated numeric columns known in advance (a promotion, "
+              "a markdown): non-zero means on; Prophet gets them as a regressor.")
+@click.option("--closed-when-missing", is_flag=True, help="A period missing from the file is a closed day (not "
+              "scored, forecast as zero), not a day of zero demand.")
 @click.option("--out", default="backtest_results.csv", show_default=True, type=click.Path(path_type=Path))
 @click.option("--workers", default=os.cpu_count() or 2, show_default=True, type=int)
-def backtest(history, date_col, series_cols, target, freq, horizon, holiday_col, out, workers) -> None:
+def backtest(history, date_col, series_cols, target, freq, horizon, holiday_col, regressor_cols, closed_when_missing,
+             out, workers) -> None:
     """Backtest the champion selection against seasonal naive on your own history CSV."""
     from retail_assets.core.forecast.backtest_csv import run_backtest
 
@@ -137,7 +142,9 @@ def backtest(history, date_col, series_cols, target, freq, horizon, holiday_col,
 
     try:
         report = run_backtest(history, date_col, cols, target, freq, horizon, holiday_col, workers,
-                              progress=lambda _m: bar and bar.update(1), on_start=start)
+                              progress=lambda _m: bar and bar.update(1), on_start=start,
+                              regressor_cols=[c.strip() for c in regressor_cols.split(",") if c.strip()],
+                              closed_when_missing=closed_when_missing)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

@@ -28,20 +28,27 @@ def test_seasonal_naive_repeats_the_last_week_weekday_by_weekday():
     assert out.dtype == float
 
 
-def test_seasonal_naive_closed_and_missing_days_of_the_last_week_are_zero():
-    y = np.arange(1.0, 15.0)
-    open_day = np.ones(14, bool)
-    open_day[10] = False  # closed last week: its weekday is forecast as zero sales
-    open_day[3] = False  # closed the week before: irrelevant, only the last week counts
-    y[12] = np.nan  # open but no figure: zero too
+def test_seasonal_naive_takes_the_last_open_same_weekday():
+    y = np.arange(1.0, 22.0)  # three weeks: 1..21
+    open_day = np.ones(21, bool)
+    open_day[17] = False  # closed last week (a Thanksgiving): its weekday comes from the week before (11)
+    open_day[16] = open_day[9] = False  # closed two weeks running: from three weeks back (3)
+    y[19] = np.nan  # open but no figure: the week before (13)
     out = seasonal_naive(y, open_day, horizon=14)
-    assert out.tolist() == [8.0, 9.0, 10.0, 0.0, 12.0, 0.0, 14.0] * 2
+    assert out.tolist() == [15.0, 16.0, 3.0, 11.0, 19.0, 13.0, 21.0] * 2
+
+
+def test_seasonal_naive_a_weekday_never_open_stays_zero():
+    y = np.arange(1.0, 22.0)
+    open_day = np.ones(21, bool)
+    open_day[[6, 13, 20]] = False  # closed every Sunday
+    assert seasonal_naive(y, open_day, horizon=7).tolist() == [15.0, 16.0, 17.0, 18.0, 19.0, 20.0, 0.0]
 
 
 def test_seasonal_naive_short_and_empty_history():
-    # shorter than a season: the history is tiled from its start to fill one week
+    # shorter than a season: weekdays it saw repeat, the others get its open mean
     out = seasonal_naive(np.array([1.0, 2.0, 3.0]), np.ones(3, bool), horizon=9)
-    assert out.tolist() == [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0, 1.0, 2.0]
+    assert out.tolist() == [2.0, 2.0, 2.0, 2.0, 1.0, 2.0, 3.0, 2.0, 2.0]
     assert seasonal_naive(np.array([]), np.array([], bool), horizon=3).tolist() == [0.0, 0.0, 0.0]
     assert seasonal_naive(np.arange(10.0), np.ones(10, bool), horizon=0).tolist() == []
 

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import math
 import statistics
 import time
 import zipfile
@@ -184,14 +185,18 @@ def verify_against_reference(mv: ModelVersion, compiled, calendar: dict) -> dict
         future = pd.DataFrame({"ds": pd.to_datetime(calendar["dates"]), "promo": calendar["promo"][item],
                                "is_open_day": [bool(v) for v in calendar["open"]]})
         ref = predict_item(mv, item, future)
-        abs_err = float(np.max(np.abs(yhat[i] - ref))) if n else 0.0
-        rel_err = float(np.max(np.abs(yhat[i] - ref) / np.maximum(np.abs(ref), 1.0))) if n else 0.0
+        if n and not (np.isfinite(yhat[i]).all() and np.isfinite(ref).all()):
+            abs_err = rel_err = math.inf  # NaN compares false to everything: a non-finite value never passes
+        else:
+            abs_err = float(np.max(np.abs(yhat[i] - ref))) if n else 0.0
+            rel_err = float(np.max(np.abs(yhat[i] - ref) / np.maximum(np.abs(ref), 1.0))) if n else 0.0
         if rel_err >= worst_rel:
             worst_rel, worst_abs, worst_item = rel_err, max(worst_abs, abs_err), item
         worst_abs = max(worst_abs, abs_err)
     return {"max_rel_error": worst_rel, "max_abs_error": worst_abs, "worst_item": worst_item,
             "items_checked": len(compiled.items), "days_checked": n,
-            "rule": "max |onnx - reference| / max(|reference|, 1 unit) over every item and day; reference = "
+            "rule": "max |onnx - reference| / max(|reference|, 1 unit) over every item and day (any NaN or infinity "
+                    "on either side: infinite); reference = "
                     "Prophet.predict (Prophet champions) or the stored baseline, clipped at 0, 0 on closed days"}
 
 

@@ -50,7 +50,7 @@ def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig) -> StoreT
         folds = recent(r.folds)
         champion, reason, scores = choose_champion(r, folds)
         earlier, last = folds[:-1], folds[-1:]
-        sel, _why, _s = choose_champion(r, earlier)
+        sel, _why, _s = choose_champion(r, earlier, serving=False)
         heldout = {m: fold_metrics(r, m, last) for m in (sel, BASELINE)}
         decisions.append(ItemDecision(
             item_id=r.item_id, champion=champion, reason=reason, backtest=scores, heldout_champion=sel,
@@ -71,11 +71,21 @@ def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig) -> StoreT
     return training
 
 
+def _count_starts(results: list[ItemResult]) -> dict[str, int]:
+    """Every Prophet fit of the store by how it started: what a warm start really did, fallbacks included."""
+    total: dict[str, int] = {}
+    for r in results:
+        for start, n in r.fit_starts.items():
+            total[start] = total.get(start, 0) + n
+    return dict(sorted(total.items()))
+
+
 def summarize(t: StoreTraining, heldout_cal: Calibration, last_pairs) -> dict:
-    champ = [d.heldout[d.heldout_champion]["wape"] for d in t.decisions
-             if d.heldout.get(d.heldout_champion, {}).get("n")]
-    base = [d.heldout[BASELINE]["wape"] for d in t.decisions if d.heldout.get(BASELINE, {}).get("n")]
-    finite = lambda xs: [x for x in xs if np.isfinite(x)]  # noqa: E731
+    # the two medians over the same items: those where both the champion and the baseline have a finite WAPE
+    pairs = [(d.heldout[d.heldout_champion]["wape"], d.heldout[BASELINE]["wape"]) for d in t.decisions
+             if d.heldout.get(d.heldout_champion, {}).get("n") and d.heldout.get(BASELINE, {}).get("n")
+             and np.isfinite(d.heldout[d.heldout_champion]["wape"]) and np.isfinite(d.heldout[BASELINE]["wape"])]
+    champ, base = [c for c, _ in pairs], [b for _, b in pairs]
     ys, yc, yb = [], [], []
     for (f, model) in last_pairs:
         mask = np.array(f.open_day, bool)
@@ -93,8 +103,9 @@ def summarize(t: StoreTraining, heldout_cal: Calibration, last_pairs) -> dict:
         "champion_mix": dict(sorted(mix.items())),
         "heldout_fold": "last of %d folds x %d %s" % (t.cfg.folds, t.cfg.fold_horizon,
                                                       "days" if t.cfg.freq == "D" else "weeks"),
-        "heldout_median_wape_champion": statistics.median(finite(champ)) if finite(champ) else None,
-        "heldout_median_wape_seasonal_naive": statistics.median(finite(base)) if finite(base) else None,
+        "heldout_median_wape_champion": statistics.median(champ) if champ else None,
+        "heldout_median_wape_seasonal_naive": statistics.median(base) if base else None,
+        "heldout_median_items": len(pairs),
         "heldout_weighted_wape_champion": wape(y, np.concatenate(yc)) if len(y) else None,
         "heldout_weighted_wape_seasonal_naive": wape(y, np.concatenate(yb)) if len(y) else None,
         "heldout_share_champion_beats_naive": float(np.mean(
@@ -106,5 +117,6 @@ def summarize(t: StoreTraining, heldout_cal: Calibration, last_pairs) -> dict:
         "heldout_coverage_prophet_raw": raw_prophet_coverage(t.results, last_fold),
         "fit_seconds_total": float(sum(r.fit_seconds for r in t.results)),
         "fits": int(sum(r.fits for r in t.results)),
-        "warm_started_items": int(sum(r.warm_started for r in t.results)),
+        "warm_started_items": int(sum(r.warm_started for r in t.results)),  # served fit started fully warm
+        "prophet_fit_starts": _count_starts(t.results),
     }

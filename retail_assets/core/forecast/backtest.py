@@ -18,11 +18,13 @@ from retail_assets.core.forecast.models import (
     TrainConfig,
     fit_prophet,
     holidays_frame,
+    last_open_season,
     model_json,
     moving_average,
     naive_scale,
     prophet_init,
     prophet_predict,
+    prophet_spec,
     recent_level,
     seasonal_naive,
 )
@@ -74,7 +76,14 @@ class ItemResult:
     prophet_error: str | None = None
     fit_seconds: float = 0.0
     fits: int = 0
-    warm_started: bool = False
+    fit_starts: dict[str, int] = field(default_factory=dict)  # Prophet fits per way they started (PROPHET_STARTS)
+    final_start: str | None = None  # how the served fit started
+    spec: dict = field(default_factory=dict)  # the item's ProphetSpec, the same at every origin
+
+    @property
+    def warm_started(self) -> bool:
+        """The served Prophet fit started from every parameter of the previous one (not a fallback)."""
+        return self.final_start == "warm"
 
 
 def _frame(task: ItemTask) -> pd.DataFrame:
@@ -92,7 +101,9 @@ def run_item(task: ItemTask) -> ItemResult:
     hist, fut = df.iloc[: task.n_history], df.iloc[task.n_history:]
     holidays = holidays_frame(df["ds"], df["holiday"])
     y_fit = hist["y"].where(hist["open"])  # closed days are missing, not zero, for Prophet
-    result = ItemResult(task.store_id, task.item_id, warm_started=task.init is not None)
+    result = ItemResult(task.store_id, task.item_id)
+    spec = prophet_spec(pd.DataFrame({"ds": hist["ds"], "y": y_fit, "promo": hist["promo"]}), cfg)
+    result.spec = spec.to_json()
     init = task.init  # the previous version's parameters; then each fit warm-starts the next
     prophet_ok = task.fit_prophet
     n = len(hist)
@@ -114,12 +125,13 @@ def run_item(task: ItemTask) -> ItemResult:
         if prophet_ok:
             try:
                 t0 = time.perf_counter()
-                model = fit_prophet(
+                model, start = fit_prophet(
                     pd.DataFrame({"ds": train["ds"], "y": y_fit.iloc[:cutoff], "promo": train["promo"]}),
-                    holidays, cfg, init, uncertainty_samples=cfg.raw_interval_samples,
+                    holidays, cfg, spec, init, uncertainty_samples=cfg.raw_interval_samples,
                 )
                 result.fit_seconds += time.perf_counter() - t0
                 result.fits += 1
+                result.fit_starts[start] = result.fit_starts.get(start, 0) + 1
                 pred = prophet_predict(model, pd.DataFrame({"ds": test["ds"], "promo": test["promo"]}))
                 yhat["prophet"] = np.clip(pred["yhat"].to_numpy(), 0, None)
                 raw_lo = np.clip(pred["yhat_lower"].to_numpy(), 0, None).tolist()
@@ -150,7 +162,7 @@ def run_item(task: ItemTask) -> ItemResult:
     ma = moving_average(y_all, open_all, h, cfg.moving_average_days)
     result.future_yhat = {"seasonal_naive": np.where(open_future, sn, 0).tolist(),
                           "moving_average": np.where(open_future, ma, 0).tolist()}
-    last_week = np.where(open_all, np.nan_to_num(y_all), 0.0)[-cfg.season:]
+    last_week = last_open_season(y_all, open_all, cfg.season)  # what seasonal naive repeats
     result.baseline_state = {
         "anchor_date": hist["ds"].iloc[-1].strftime("%Y-%m-%d"),
         "last_week": [float(v) for v in last_week],
@@ -159,10 +171,12 @@ def run_item(task: ItemTask) -> ItemResult:
     if prophet_ok:
         try:
             t0 = time.perf_counter()
-            model = fit_prophet(pd.DataFrame({"ds": hist["ds"], "y": y_fit, "promo": hist["promo"]}), holidays, cfg,
-                                init)
+            model, start = fit_prophet(pd.DataFrame({"ds": hist["ds"], "y": y_fit, "promo": hist["promo"]}),
+                                       holidays, cfg, spec, init)
             result.fit_seconds += time.perf_counter() - t0
             result.fits += 1
+            result.fit_starts[start] = result.fit_starts.get(start, 0) + 1
+            result.final_start = start
             pred = prophet_predict(model, pd.DataFrame({"ds": fut["ds"], "promo": fut["promo"]}))
             result.future_yhat["prophet"] = np.where(open_future, np.clip(pred["yhat"].to_numpy(), 0, None), 0).tolist()
             result.prophet_json = model_json(model)

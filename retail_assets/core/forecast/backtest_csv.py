@@ -10,15 +10,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from retail_assets.core.forecast.backtest import ItemTask, recent
-
-from retail_assets.core.forecast.models import MODELS, TrainConfig
-
-from retail_assets.core.forecast.selection import fold_metrics
-
-from retail_assets.core.metrics import wape
 from retail_assets.core.fitting.champion import decide
 from retail_assets.core.fitting.pool import run_items
+from retail_assets.core.forecast.backtest import ItemTask, recent
+from retail_assets.core.forecast.models import MODELS, TrainConfig
+from retail_assets.core.forecast.selection import fold_metrics
+from retail_assets.core.metrics import wape
 
 
 class BacktestInputError(ValueError):
@@ -34,14 +31,15 @@ class BacktestReport:
 
 
 def load_history(path: Path, date_col: str, series_cols: list[str], target: str, freq: str,
-                 holiday_col: str | None) -> pd.DataFrame:
+                 holiday_col: str | None, regressor_cols: list[str] | None = None) -> pd.DataFrame:
     if not path.is_file():
         raise BacktestInputError(f"no such file: {path}")
     try:
         raw = pd.read_csv(path, dtype={c: str for c in series_cols})
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise BacktestInputError(f"{path} is not a readable CSV: {exc}") from exc
-    wanted = [date_col, target, *series_cols] + ([holiday_col] if holiday_col else [])
+    regressor_cols = regressor_cols or []
+    wanted = [date_col, target, *series_cols, *regressor_cols] + ([holiday_col] if holiday_col else [])
     missing = [c for c in wanted if c not in raw.columns]
     if missing:
         raise BacktestInputError(f"column(s) {missing} not in {path.name}; it has {list(raw.columns)}")
@@ -59,21 +57,37 @@ def load_history(path: Path, date_col: str, series_cols: list[str], target: str,
         frame["date"] = frame["date"].dt.to_period("W-SUN").dt.start_time
     frame["holiday"] = raw[holiday_col].where(raw[holiday_col].notna() & (raw[holiday_col].astype(str) != "")) \
         if holiday_col else None
+    frame["promo"] = 0
+    for col in regressor_cols:  # known in advance (a promotion, a markdown): any non-zero value is "on"
+        values = pd.to_numeric(raw[col], errors="coerce")
+        if values.isna().any():
+            bad = raw.loc[values.isna(), col].head(3).tolist()
+            raise BacktestInputError(f"{values.isna().sum()} value(s) in regressor {col!r} are not numbers, e.g. {bad}")
+        frame["promo"] = frame["promo"] | (values != 0).astype(int)
     return frame
 
 
-def series_tasks(frame: pd.DataFrame, cfg: TrainConfig) -> list[ItemTask]:
+def series_tasks(frame: pd.DataFrame, cfg: TrainConfig, closed_when_missing: bool = False) -> list[ItemTask]:
+    """One task per series over a regular grid. A period missing from the file is zero demand, or with
+    `closed_when_missing` a closed period: not scored, forecast as zero, and never a zero the models learn.
+    Regressors are read where the file has rows (the backtest folds see them as known in advance); the
+    periods after the file's last are forecast with them off."""
     step = pd.Timedelta(days=1 if cfg.freq == "D" else 7)
     tasks = []
     for key, g in frame.groupby("series", sort=True):
-        g = g.groupby("date").agg(y=("y", "sum"), holiday=("holiday", "first"))
+        g = g.groupby("date").agg(y=("y", "sum"), holiday=("holiday", "first"), promo=("promo", "max"))
         grid = pd.date_range(g.index.min(), g.index.max() + step * cfg.horizon, freq=step)
+        present = g.index
         g = g.reindex(grid)
         n_hist = len(grid) - cfg.horizon
-        y = g["y"].iloc[:n_hist].fillna(0.0)  # a missing period in a long-format file is zero demand
+        missing = ~grid.isin(present)
+        open_day = ~missing if closed_when_missing else np.ones(len(grid), bool)
+        open_day[n_hist:] = True  # the file says nothing of closures to come
+        y = g["y"].iloc[:n_hist].fillna(0.0)
         tasks.append(ItemTask(
             store_id="backtest", item_id=str(key), dates=[d.strftime("%Y-%m-%d") for d in grid],
-            y=[float(v) for v in y] + [None] * cfg.horizon, open_day=[True] * len(grid), promo=[0] * len(grid),
+            y=[float(v) for v in y] + [None] * cfg.horizon, open_day=[bool(v) for v in open_day],
+            promo=[int(v) for v in g["promo"].fillna(0)],
             holiday=[None if pd.isna(h) else str(h) for h in g["holiday"]], n_history=n_hist, cfg=cfg,
         ))
     return tasks
@@ -82,7 +96,8 @@ def series_tasks(frame: pd.DataFrame, cfg: TrainConfig) -> list[ItemTask]:
 def run_backtest(path: Path, date_col: str, series_cols: list[str], target: str, freq: str = "D",
                  horizon: int | None = None, holiday_col: str | None = None, workers: int = 2,
                  progress: Callable[[str], None] | None = None,
-                 on_start: Callable[[int], None] | None = None) -> BacktestReport:
+                 on_start: Callable[[int], None] | None = None, regressor_cols: list[str] | None = None,
+                 closed_when_missing: bool = False) -> BacktestReport:
     if freq not in ("D", "W"):
         raise BacktestInputError("--freq must be D (daily) or W (weekly)")
     horizon = horizon or (28 if freq == "D" else 8)
@@ -91,8 +106,8 @@ def run_backtest(path: Path, date_col: str, series_cols: list[str], target: str,
     cfg = TrainConfig(horizon=horizon, fold_horizon=horizon, freq=freq,
                          min_train_days=56 if freq == "D" else 26,
                          moving_average_days=28 if freq == "D" else 8, horizon_buckets=min(4, horizon))
-    frame = load_history(path, date_col, series_cols, target, freq, holiday_col)
-    tasks = series_tasks(frame, cfg)
+    frame = load_history(path, date_col, series_cols, target, freq, holiday_col, regressor_cols)
+    tasks = series_tasks(frame, cfg, closed_when_missing)
     if not tasks:
         raise BacktestInputError(f"{path.name} has no rows")
     if on_start:

@@ -67,10 +67,31 @@ def local_scale(yhat: np.ndarray, scale: float, level: float) -> np.ndarray:
 # ---------------------------------------------------------------- models
 
 
+def last_open_season(y_train: np.ndarray, open_train: np.ndarray, season: int = 7) -> np.ndarray:
+    """The last season's values, aligned with its last `season` periods, where each period closed then (a
+    Thanksgiving, a Christmas Day) is replaced by the last open period of the same weekday before it: a
+    holiday closure last week is not a forecast of zero for every such weekday ahead. A weekday never open
+    in the history stays zero; a weekday the history is too short to have seen gets the open mean."""
+    y = np.where(open_train & ~np.isnan(y_train), y_train, np.nan)
+    n = len(y)
+    observed = y[~np.isnan(y)]
+    out = np.zeros(season)
+    for phase in range(season):
+        idx = n - season + phase
+        if idx < 0:  # a history shorter than a season never saw this weekday: its open mean
+            out[phase] = float(observed.mean()) if observed.size else 0.0
+            continue
+        while idx >= 0 and np.isnan(y[idx]):
+            idx -= season
+        if idx >= 0:
+            out[phase] = y[idx]
+    return out
+
+
 def seasonal_naive(y_train: np.ndarray, open_train: np.ndarray, horizon: int, season: int = 7) -> np.ndarray:
-    """Repeat the last full week (closed days count as zero sales on the same weekday)."""
-    y = np.where(open_train, np.nan_to_num(y_train), 0.0)
-    last = y[-season:] if len(y) >= season else np.resize(y, season)
+    """Repeat the last season, each weekday at its last open value (`last_open_season`); the forecast is
+    set to zero on the horizon's own closed days by the caller."""
+    last = last_open_season(y_train, open_train, season)
     return np.array([last[h % season] for h in range(horizon)], dtype=float)
 
 
@@ -87,12 +108,50 @@ def holidays_frame(dates: pd.Series, names: pd.Series) -> pd.DataFrame | None:
                          "lower_window": 0, "upper_window": 0})
 
 
+@dataclass(frozen=True)
+class ProphetSpec:
+    """What the Prophet model of one item is, decided once from its whole history and used unchanged at
+    every backtest origin and in the served fit, so selection and calibration judge the model that is served."""
+
+    yearly: bool
+    weekly: bool
+    mode: str  # "additive" | "multiplicative"
+    promo: bool  # a promotion regressor: the item was ever promoted in its history
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def prophet_spec(history: pd.DataFrame, cfg: TrainConfig) -> ProphetSpec:
+    """From the item's full history (ds, y with closed days missing, promo)."""
+    observed = history.dropna(subset=["y"])
+    span = (observed["ds"].max() - observed["ds"].min()).days if len(observed) else 0  # as Prophet measures it
+    return ProphetSpec(
+        yearly=span >= cfg.yearly_min_days,
+        weekly=cfg.freq == "D" and span >= 14,
+        mode="multiplicative" if len(observed) and observed["y"].mean() >= 2 else "additive",
+        promo=bool(history["promo"].nunique() > 1),
+    )
+
+
+PROPHET_STARTS = ("cold", "warm", "partial", "warm_failed_cold")
+"""How a Prophet fit started: cold (Prophet's own init); warm (every parameter from the init); partial (the
+init's trend and noise only: Prophet keeps its own changepoint and seasonality starts when their shapes
+differ); warm_failed_cold (the fit from the init failed and was refit cold)."""
+
+
 def prophet_init(model) -> dict:
     """A fitted model's parameters as an init for the next fit (Prophet docs: updating fitted models)."""
     res = {p: float(model.params[p][0][0]) for p in ("k", "m", "sigma_obs")}
     for p in ("delta", "beta"):
         res[p] = [float(v) for v in model.params[p][0]]
     return res
+
+
+def _stan_init(init: dict) -> dict:
+    """Prophet 1.5 compares `.shape`s of delta and beta: arrays, not the lists JSON gives back."""
+    return {"k": float(init["k"]), "m": float(init["m"]), "sigma_obs": float(init["sigma_obs"]),
+            "delta": np.asarray(init["delta"], dtype=float), "beta": np.asarray(init["beta"], dtype=float)}
 
 
 def quiet_prophet() -> None:
@@ -106,37 +165,44 @@ def quiet_prophet() -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def fit_prophet(train: pd.DataFrame, holidays: pd.DataFrame | None, cfg: TrainConfig, init: dict | None = None,
-                uncertainty_samples: int = 0):
-    """Fit one Prophet model on (ds, y, promo) with the seasonalities the history can support."""
+def fit_prophet(train: pd.DataFrame, holidays: pd.DataFrame | None, cfg: TrainConfig, spec: ProphetSpec,
+                init: dict | None = None, uncertainty_samples: int = 0):
+    """Fit one Prophet model of specification `spec` on (ds, y, promo). Returns the model and how it started
+    (`PROPHET_STARTS`): a warm start that could not be used is reported as what happened, never as warm."""
     quiet_prophet()
     from prophet import Prophet
 
-    observed = train.dropna(subset=["y"])
-    span = (observed["ds"].max() - observed["ds"].min()).days if len(observed) else 0  # as Prophet measures it
-    mode = "multiplicative" if observed["y"].mean() >= 2 else "additive"
-    model = Prophet(
-        growth="linear",
-        yearly_seasonality=span >= cfg.yearly_min_days,
-        weekly_seasonality=cfg.freq == "D" and span >= 14,
-        daily_seasonality=False,
-        seasonality_mode=mode,
-        holidays=holidays,
-        interval_width=cfg.interval,
-        uncertainty_samples=uncertainty_samples,
-    )
-    if observed["promo"].nunique() > 1:
-        model.add_regressor("promo", standardize=False, mode=mode)
+    def build():
+        model = Prophet(
+            growth="linear",
+            yearly_seasonality=spec.yearly,
+            weekly_seasonality=spec.weekly,
+            daily_seasonality=False,
+            seasonality_mode=spec.mode,
+            holidays=holidays,
+            interval_width=cfg.interval,
+            uncertainty_samples=uncertainty_samples,
+        )
+        if spec.promo:
+            model.add_regressor("promo", standardize=False, mode=spec.mode)
+        return model
+
     kwargs: dict[str, Any] = {"iter": cfg.max_iter, "timeout": cfg.fit_timeout_s}
-    if init is not None:
-        kwargs["init"] = init
+    frame = train[["ds", "y", "promo"]]
+    if init is None:
+        model = build()
+        model.fit(frame, **kwargs)
+        return model, "cold"
+    model = build()
+    stan_init = _stan_init(init)
     try:
-        model.fit(train[["ds", "y", "promo"]], **kwargs)
-    except Exception:
-        if init is None:
-            raise
-        model = fit_prophet(train, holidays, cfg, None, uncertainty_samples)  # a stale init must not fail a fit
-    return model
+        model.fit(frame, init=stan_init, **kwargs)
+    except Exception:  # noqa: BLE001 - a stale init must not fail the item: refit cold, and say so
+        model = build()
+        model.fit(frame, **kwargs)
+        return model, "warm_failed_cold"
+    used_all = all(np.shape(model.params[p])[-1] == len(stan_init[p]) for p in ("delta", "beta"))
+    return model, "warm" if used_all else "partial"
 
 
 def prophet_predict(model, future: pd.DataFrame, seed: int = 0) -> pd.DataFrame:

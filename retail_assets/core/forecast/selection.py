@@ -28,8 +28,10 @@ def fold_metrics(result: ItemResult, model: str, folds: list[FoldForecast]) -> d
             "bias": bias(y, yhat), "n": int(len(y))}
 
 
-def choose_champion(result: ItemResult, folds: list[FoldForecast]) -> tuple[str, str, dict]:
-    """Lowest backtest WAPE on `folds`; ties and missing backtests go to the seasonal-naive baseline."""
+def choose_champion(result: ItemResult, folds: list[FoldForecast], serving: bool = True) -> tuple[str, str, dict]:
+    """Lowest backtest WAPE on `folds`; ties and missing backtests go to the seasonal-naive baseline.
+    `serving`: the choice is served, so a Prophet win needs the final fit; a held-out choice (serving=False)
+    is judged on its folds alone, never on the final fit, which saw the held-out fold."""
     scores = {m: fold_metrics(result, m, folds) for m in MODELS}
     if not folds:
         return BASELINE, "too little history for a backtest: serving seasonal naive", scores
@@ -37,7 +39,7 @@ def choose_champion(result: ItemResult, folds: list[FoldForecast]) -> tuple[str,
     # false to everything and win from first place, so it ranks last like +inf
     best = min(MODELS, key=lambda m: (math.inf if math.isnan(scores[m]["wape"]) else scores[m]["wape"],
                                       m != BASELINE))
-    if best == "prophet" and result.prophet_json is None:
+    if serving and best == "prophet" and result.prophet_json is None:
         best = BASELINE
         return best, "prophet failed to fit: serving seasonal naive", scores
     others = ", ".join(f"{m.replace('_', ' ')} {scores[m]['wape']:.3f}" for m in MODELS if m != best)

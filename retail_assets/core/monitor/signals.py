@@ -125,7 +125,8 @@ def category_bias(frame: pd.DataFrame) -> float | None:
 
 
 def _backtest_category_errors(mv, items: pd.DataFrame) -> tuple[float | None, float | None]:
-    """The model's own held-out WAPE and 7-day category bias, at the level the drift is measured on."""
+    """The model's own held-out WAPE and 7-day category bias, at the level the drift is measured on: each
+    item's champion chosen on the earlier folds (`heldout_champion`), scored on the last fold it never saw."""
     path = mv.path / "backtest.parquet"
     if not path.exists():
         return None, None
@@ -134,7 +135,7 @@ def _backtest_category_errors(mv, items: pd.DataFrame) -> tuple[float | None, fl
     if bt.empty:
         return None, None
     bt = bt[bt["fold"] == bt["fold"].max()].copy()
-    champion = {i: d["champion"] for i, d in mv.manifest["items"].items()}
+    champion = {i: d.get("heldout_champion", d["champion"]) for i, d in mv.manifest["items"].items()}
     chosen = bt["item_id"].map(champion).fillna("seasonal_naive")
     bt["yhat"] = 0.0
     for model in chosen.unique():  # each item's own champion's backtest forecast

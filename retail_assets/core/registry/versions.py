@@ -123,7 +123,8 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
         d.item_id: {"champion": d.champion, "reason": d.reason, "status": d.status, "error": d.error,
                     "backtest": d.backtest, "heldout": d.heldout, "heldout_champion": d.heldout_champion,
                     "scale": r.scale, "level": r.level, "sha256": item_hashes[d.item_id], "file": files[d.item_id],
-                    "fit_seconds": round(r.fit_seconds, 4), "warm_started": r.warm_started}
+                    "fit_seconds": round(r.fit_seconds, 4), "warm_started": r.warm_started,
+                    "prophet_fit_starts": dict(sorted(r.fit_starts.items())), "prophet_spec": r.spec}
         for r, d in zip(t.results, t.decisions)
     }
     manifest = {

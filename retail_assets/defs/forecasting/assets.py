@@ -55,10 +55,14 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
         "nominal_coverage": s["nominal_coverage"],
         "fit_seconds_total": round(s["fit_seconds_total"], 2),
         "warm_started_items": s["warm_started_items"],
+        # how every Prophet fit started, fallbacks included (a reused version trained before this was recorded
+        # has none)
+        "prophet_fit_starts": dg.MetadataValue.json(s.get("prophet_fit_starts", {})),
         "accuracy": dg.MetadataValue.md(
             f"Held-out = the {s['heldout_fold']}, champion chosen and interval calibrated on the earlier folds.\n\n"
             "| figure | champion | seasonal naive |\n|---|---|---|\n"
-            f"| median WAPE per item | {_fmt(s['heldout_median_wape_champion'])} | "
+            f"| median WAPE per item ({s.get('heldout_median_items', s['items'])} items scored by both) | "
+            f"{_fmt(s['heldout_median_wape_champion'])} | "
             f"{_fmt(s['heldout_median_wape_seasonal_naive'])} |\n"
             f"| weighted WAPE | {_fmt(s['heldout_weighted_wape_champion'])} | "
             f"{_fmt(s['heldout_weighted_wape_seasonal_naive'])} |\n"

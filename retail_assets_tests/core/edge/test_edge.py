@@ -432,3 +432,22 @@ def test_a_model_file_changed_after_training_is_not_published(bundle, tmp_path):
                      load_private_key((root / "keys" / "edge_signing.pem").read_bytes()), tmp_path / "b", "test",
                      latency_runs=5)
     assert not (tmp_path / "b").exists()
+
+
+def test_a_nan_is_refused_at_publish(bundle, tmp_path, monkeypatch):
+    root, mv, store, _published, _pub = bundle
+    from retail_assets.core.edge import bundle as bundle_module
+
+    real = bundle_module.predict_item
+
+    def one_nan(mv_, item, future):
+        out = np.array(real(mv_, item, future), dtype=float)
+        if item == "SKU-1":
+            out[5] = np.nan  # a reference that is not a number must not pass as "no difference"
+        return out
+
+    monkeypatch.setattr(bundle_module, "predict_item", one_nan)
+    priv, _ = ensure_dev_keys(root / "keys")
+    with pytest.raises(BundleVerificationError, match="inf"):
+        build_bundle(mv, store, 28, load_private_key(priv.read_bytes()), tmp_path / "bundles", "test")
+    assert not list((tmp_path / "bundles").rglob("*.zip"))  # nothing published

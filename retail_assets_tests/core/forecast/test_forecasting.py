@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -119,3 +121,29 @@ def test_retail_backtest_refuses_bad_columns(tmp_path):
          "--series-cols", "sku", "--target", "sales"], capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode != 0 and "['when'] not in history.csv" in proc.stderr
+
+
+def test_retail_backtest_closed_when_missing_and_regressors(tmp_path):
+    from retail_assets.core.forecast.backtest_csv import load_history, series_tasks
+
+    days = pd.date_range("2024-01-01", periods=120, freq="D")
+    rows = [{"day": d.date().isoformat(), "sku": "A", "sales": 10 + (d.dayofweek == 5) * 5,
+             "on_promo": int(d.day in (10, 11))} for d in days if d.dayofweek != 6]  # no rows on Sundays: closed
+    src = tmp_path / "h.csv"
+    pd.DataFrame(rows).to_csv(src, index=False)
+    cfg = TrainConfig(horizon=14, fold_horizon=14, min_train_days=42)
+    frame = load_history(src, "day", ["sku"], "sales", "D", None, ["on_promo"])
+    zero = series_tasks(frame, cfg)[0]
+    closed = series_tasks(frame, cfg, closed_when_missing=True)[0]
+    sundays = [i for i, d in enumerate(zero.dates[: zero.n_history]) if pd.Timestamp(d).dayofweek == 6]
+    assert sundays and all(zero.open_day[i] and zero.y[i] == 0.0 for i in sundays)  # the old reading: zero sales
+    assert not any(closed.open_day[i] for i in sundays)  # closed: never scored, never learned as zero
+    assert sum(closed.promo) == sum(r["on_promo"] for r in rows) > 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "retail_assets.cli", "backtest", "--history", str(src), "--date-col", "day",
+         "--series-cols", "sku", "--target", "sales", "--horizon", "14", "--closed-when-missing",
+         "--regressor-cols", "on_promo", "--out", str(tmp_path / "r.csv"), "--workers", "1"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    # every Sunday closed: seasonal naive is exact on the open days, where the zero reading was not
+    assert pd.read_csv(tmp_path / "r.csv")["heldout_wape_seasonal_naive"].iloc[0] == 0.0
