@@ -96,7 +96,9 @@ def main() -> None:
         gain = 1 - s["heldout_weighted_wape_champion"] / best_alt
         print(f"  champion vs the best single alternative: {gain:+.1%} WAPE (goal: at least +4 %)")
     print(f"  calibrated {s['nominal_coverage']:.0%} interval held-out coverage {fmt(s['heldout_coverage_calibrated'])}"
-          f" (goal 0.78-0.82); champion mix {s['champion_mix']}; LightGBM {gbm_seconds:.0f}s")
+          f" (goal 0.78-0.82), mean width {fmt(s['heldout_interval_mean_width'])}, interval score "
+          f"{fmt(s['heldout_interval_score'])} ({fmt(s['heldout_interval_score_relative'])} of the mean actual); "
+          f"champion mix {s['champion_mix']}; LightGBM {gbm_seconds:.0f}s")
 
 
 if __name__ == "__main__":

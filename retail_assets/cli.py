@@ -159,7 +159,9 @@ def backtest(history, date_col, series_cols, target, freq, horizon, holiday_col,
     click.echo(f"  champion beats seasonal naive on {s['heldout_share_champion_beats_naive']:.0%} of the series"
                " where it is not the baseline")
     click.echo(f"  interval coverage (nominal {s['nominal_coverage']:.0%}): calibrated "
-               f"{fmt(s['heldout_coverage_calibrated'])}, Prophet raw {fmt(s['heldout_coverage_prophet_raw'])}")
+               f"{fmt(s['heldout_coverage_calibrated'])}, Prophet raw {fmt(s['heldout_coverage_prophet_raw'])}; "
+               f"mean width {fmt(s['heldout_interval_mean_width'])}, interval score "
+               f"{fmt(s['heldout_interval_score'])} ({fmt(s['heldout_interval_score_relative'])} of the mean actual)")
     click.echo(f"  champion mix: {s['champion_mix']}; per-series results in {out}")
 
 

@@ -70,3 +70,16 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float | Non
     a = np.histogram(actual, edges)[0] / len(actual)
     e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def interval_score(y, lower, upper, nominal: float) -> float:
+    """Mean interval score of central `nominal` intervals (Gneiting & Raftery 2007): the width, plus 2/alpha
+    times how far each actual falls outside. Lower is better; it rewards narrow intervals only while they
+    still cover, so it judges what coverage alone cannot. NaN when there is nothing to score."""
+    y, lo, hi = (np.asarray(v, dtype=float) for v in (y, lower, upper))
+    if y.size == 0:
+        return math.nan
+    alpha = 1.0 - nominal
+    below = np.clip(lo - y, 0, None)
+    above = np.clip(y - hi, 0, None)
+    return float(np.mean((hi - lo) + (2.0 / alpha) * (below + above)))

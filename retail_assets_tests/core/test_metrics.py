@@ -234,3 +234,23 @@ def test_psi_drops_nans_and_refuses_too_little_data():
 def test_psi_is_never_negative(expected, actual):
     value = metrics.psi(np.array(expected, float), np.array(actual, float))
     assert value is None or value >= 0
+
+
+# ---------------------------------------------------------------- interval score
+
+
+def test_interval_score_known_values():
+    # inside: the width alone; outside: the width plus 2/alpha times the miss (alpha 0.2 -> 10x)
+    assert metrics.interval_score([5.0], [4.0], [6.0], 0.8) == 2.0
+    assert math.isclose(metrics.interval_score([7.0], [4.0], [6.0], 0.8), 2.0 + 10.0 * 1.0)
+    assert math.isclose(metrics.interval_score([1.0], [4.0], [6.0], 0.8), 2.0 + 10.0 * 3.0)
+    assert math.isnan(metrics.interval_score([], [], [], 0.8))
+
+
+@given(pairs)
+def test_interval_score_never_rewards_a_miss(pair):
+    y, centre = (np.array(v) for v in pair)
+    narrow = metrics.interval_score(y, centre - 0.5, centre + 0.5, 0.8)
+    covering = metrics.interval_score(y, np.minimum(y, centre) - 0.5, np.maximum(y, centre) + 0.5, 0.8)
+    # widening just enough to cover every actual never scores worse than missing it
+    assert covering <= narrow + 1e-9

@@ -13,6 +13,7 @@ from retail_assets.core.forecast.calibration import (
     Calibration,
     calibrate,
     interval_coverage,
+    interval_figures,
     raw_prophet_coverage,
 )
 from retail_assets.core.forecast.models import BASELINE, TrainConfig
@@ -94,6 +95,7 @@ def summarize(t: StoreTraining, heldout_cal: Calibration, last_pairs) -> dict:
         yb.append(np.array(f.yhat[BASELINE])[mask])
     y = np.concatenate(ys) if ys else np.array([])
     last_fold = t.cfg.folds - 1
+    figures = interval_figures(last_pairs, heldout_cal, t.cfg.interval)
     mix: dict[str, int] = {}
     for d in t.decisions:
         mix[d.champion] = mix.get(d.champion, 0) + 1
@@ -114,6 +116,9 @@ def summarize(t: StoreTraining, heldout_cal: Calibration, last_pairs) -> dict:
         else 0.0,
         "nominal_coverage": t.cfg.interval,
         "heldout_coverage_calibrated": interval_coverage(last_pairs, heldout_cal) if last_pairs else None,
+        "heldout_interval_mean_width": figures["mean_width"],
+        "heldout_interval_score": figures["interval_score"],
+        "heldout_interval_score_relative": figures["interval_score_relative"],
         "heldout_coverage_prophet_raw": raw_prophet_coverage(t.results, last_fold),
         "fit_seconds_total": float(sum(r.fit_seconds for r in t.results)),
         "fits": int(sum(r.fits for r in t.results)),

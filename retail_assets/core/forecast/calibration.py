@@ -10,6 +10,7 @@ import numpy as np
 
 from retail_assets.core.forecast.backtest import FoldForecast, ItemResult
 from retail_assets.core.forecast.models import TrainConfig, local_scale
+from retail_assets.core.metrics import interval_score
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,25 @@ def interval_coverage(pairs: list[tuple[FoldForecast, str]], cal: Calibration) -
         hits += int(((y >= lo) & (y <= hi))[mask].sum())
         total += int(mask.sum())
     return hits / total if total else math.nan
+
+def interval_figures(pairs: list[tuple[FoldForecast, str]], cal: Calibration, nominal: float) -> dict:
+    """Held-out coverage, mean width and interval score (also over the mean actual, to compare stores and
+    datasets) of the calibrated interval on the open days of `pairs`."""
+    ys, los, his = [], [], []
+    for f, model in pairs:
+        lo, hi = cal.bounds(np.array(f.yhat[model]), f.scale, f.level)
+        mask = np.array(f.open_day, bool)
+        ys.append(np.array(f.y)[mask])
+        los.append(lo[mask])
+        his.append(hi[mask])
+    if not ys or not sum(len(y) for y in ys):
+        return {"coverage": None, "mean_width": None, "interval_score": None, "interval_score_relative": None}
+    y, lo, hi = np.concatenate(ys), np.concatenate(los), np.concatenate(his)
+    score = interval_score(y, lo, hi, nominal)
+    mean_y = float(np.mean(y))
+    return {"coverage": float(np.mean((y >= lo) & (y <= hi))), "mean_width": float(np.mean(hi - lo)),
+            "interval_score": score, "interval_score_relative": score / mean_y if mean_y > 0 else None}
+
 
 def raw_prophet_coverage(results: list[ItemResult], fold_index: int) -> float:
     hits, total = 0, 0

@@ -51,6 +51,8 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
         "heldout_weighted_wape_champion": s["heldout_weighted_wape_champion"],
         "heldout_weighted_wape_seasonal_naive": s["heldout_weighted_wape_seasonal_naive"],
         "heldout_coverage_calibrated": s["heldout_coverage_calibrated"],
+        "heldout_interval_mean_width": s.get("heldout_interval_mean_width"),
+        "heldout_interval_score": s.get("heldout_interval_score"),
         "heldout_coverage_prophet_raw": s["heldout_coverage_prophet_raw"],
         "nominal_coverage": s["nominal_coverage"],
         "fit_seconds_total": round(s["fit_seconds_total"], 2),
@@ -68,6 +70,8 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
             f"{_fmt(s['heldout_weighted_wape_seasonal_naive'])} |\n"
             f"| {settings.interval:.0%} interval coverage | {_fmt(s['heldout_coverage_calibrated'])} calibrated "
             f"(Prophet raw {_fmt(s['heldout_coverage_prophet_raw'])}) | |\n"
+            f"| interval mean width / interval score (lower is better) | "
+            f"{_fmt(s.get('heldout_interval_mean_width'))} / {_fmt(s.get('heldout_interval_score'))} | |\n"
         ),
     }
     fallbacks = {i: d["error"] for i, d in mv.manifest["items"].items() if d["status"] == "fallback"}

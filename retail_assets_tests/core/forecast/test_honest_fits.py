@@ -115,3 +115,11 @@ def test_served_seasonal_naive_does_not_repeat_a_holiday_closure(closed_weekday)
     naive = np.array(result.future_yhat["seasonal_naive"])
     assert naive[closed_weekday] > 0 and naive[closed_weekday + 7] > 0
     assert result.baseline_state["last_week"][closed_weekday] > 0  # what serving and the edge repeat
+
+
+def test_held_out_interval_is_judged_by_width_and_score_too():
+    features = synthetic_store({"SKU-A": noisy_weekly(140, 10, 5), "SKU-B": noisy_weekly(140, 3, 6)})
+    summary = decide("0001", run_items(build_tasks(features, FAST), workers=1), FAST).summary
+    width, score = summary["heldout_interval_mean_width"], summary["heldout_interval_score"]
+    assert 0 < width <= score  # the score is the width plus the penalties for misses
+    assert summary["heldout_interval_score_relative"] > 0
