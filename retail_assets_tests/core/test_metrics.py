@@ -251,6 +251,6 @@ def test_interval_score_known_values():
 def test_interval_score_never_rewards_a_miss(pair):
     y, centre = (np.array(v) for v in pair)
     narrow = metrics.interval_score(y, centre - 0.5, centre + 0.5, 0.8)
-    covering = metrics.interval_score(y, np.minimum(y, centre) - 0.5, np.maximum(y, centre) + 0.5, 0.8)
+    covering = metrics.interval_score(y, np.minimum(centre - 0.5, y), np.maximum(centre + 0.5, y), 0.8)
     # widening just enough to cover every actual never scores worse than missing it
     assert covering <= narrow + 1e-9
