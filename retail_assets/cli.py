@@ -290,7 +290,7 @@ def rollback(data_dir, store, version, reason) -> None:
     layout = _layout(data_dir)
     current = live_version(layout.models, store)
     target = registry.verify_version(layout.models, store, version)
-    features = pd.read_parquet(layout.store_dir("features", store) / "features.parquet")
+    features = pd.read_parquet(layout.features_file(store))
     key = EdgeSigning().load(RetailDataRoot(data_dir=str(layout.root)))
     try:  # the bundle first: a version that cannot be published is not made live
         bundle = build_bundle(target, features, target.manifest["config"]["horizon"], key,

@@ -18,6 +18,17 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("RETAIL_DATA_DIR", "data")).resolve()
 
 
+FEATURES_FILE = "features.parquet"
+
+
+def store_partition(folder: Path, store_id: str) -> Path:
+    """`<folder>/store=<id>/` for a validated store id (never a path escape): the one place the partition
+    folder is named, for a layout's folders and for a models or bundles root handed to the core."""
+    from retail_assets.core.ids import validate_store_id
+
+    return Path(folder) / f"store={validate_store_id(store_id)}"
+
+
 @dataclass(frozen=True)
 class DataLayout:
     """The documented layout under the data root."""
@@ -66,6 +77,7 @@ class DataLayout:
 
     def store_dir(self, kind: str, store_id: str) -> Path:
         """`<root>/<kind>/store=<id>/` for a validated store id (never a path escape)."""
-        from retail_assets.core.ids import validate_store_id
+        return store_partition(self.root / kind, store_id)
 
-        return self.root / kind / f"store={validate_store_id(store_id)}"
+    def features_file(self, store_id: str) -> Path:
+        return self.store_dir("features", store_id) / FEATURES_FILE

@@ -144,7 +144,7 @@ def describe_store(mv: ModelVersion, bundle: BundleResult | None = None, seconds
 
 
 def features_path(layout, store_id: str) -> Path:
-    return layout.store_dir("features", store_id) / "features.parquet"
+    return layout.features_file(store_id)
 
 
 def read_features(layout, store_id: str) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from retail_assets.core.ids import validate_store_id
 from retail_assets.core.forecast.serving import predict_item
 from retail_assets.core.registry.versions import ModelVersion
 from retail_assets.edge import runner
+from retail_assets.settings import store_partition
 
 MAX_REL_ERROR = 1e-6
 VALIDITY_DAYS = 14  # devices refuse a bundle this long after signing: one held back from them cannot serve forever
@@ -130,7 +131,7 @@ def build_bundle(mv: ModelVersion, features: pd.DataFrame, horizon: int, private
     hashes = {n: hashlib.sha256(b).hexdigest() for n, b in sorted(files.items())}
     bundle_version = "b" + hashlib.sha256(json.dumps(
         {"model_version": mv.version, "files": hashes}, sort_keys=True).encode()).hexdigest()[:12]
-    store_dir = out_root / f"store={store_id}"
+    store_dir = store_partition(out_root, store_id)
     sequence = _next_sequence(store_dir)
     created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     manifest = {

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from retail_assets.core.atomic import atomic_write_bytes
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.warehouse import connect_readonly
+from retail_assets.settings import FEATURES_FILE
 
 FEATURES_SQL = """
 with store as (
@@ -108,7 +109,7 @@ def drop_never_sold(frame: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]
 
 def materialize_store_features(warehouse: Path, out_dir: Path, store_id: str, horizon: int = 28) -> FeatureSet:
     frame, dropped = drop_never_sold(build_store_features(warehouse, store_id, horizon))
-    path = out_dir / "features.parquet"
+    path = out_dir / FEATURES_FILE
     return FeatureSet(store_id, frame, path, write_features(frame, path), dropped)
 
 

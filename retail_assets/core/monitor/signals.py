@@ -93,7 +93,7 @@ def store_drift(layout, store_id: str, th: DriftThresholds, wait_seconds: float 
         setattr(result, f"bias_{window}", _judged(bias(recent["units"].to_numpy(), recent["yhat"].to_numpy())))
         if window == 7:
             result.category_bias_7 = category_bias(recent)
-    features = pd.read_parquet(layout.store_dir("features", store_id) / "features.parquet",
+    features = pd.read_parquet(layout.features_file(store_id),
                                columns=["date", "units", "is_future", "is_open_day"])
     train = features[(~features["is_future"]) & features["is_open_day"]]
     train = train[train["date"] > train["date"].max() - pd.Timedelta(days=365)]

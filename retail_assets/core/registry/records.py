@@ -18,6 +18,7 @@ from typing import Callable
 from retail_assets.core.atomic import append_line, read_lines, sha256_file
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.registry.versions import LIVE_POINTER, ModelVersion, live_version, write_live_pointer
+from retail_assets.settings import store_partition
 
 REGISTRY = "registry.jsonl"
 AUDIT = "audit.jsonl"
@@ -38,7 +39,7 @@ def _read(path: Path) -> list[dict]:
 
 
 def store_dir(models_root: Path, store_id: str) -> Path:
-    return Path(models_root) / f"store={validate_store_id(store_id)}"
+    return store_partition(models_root, store_id)
 
 
 def record_model(models_root: Path, mv: ModelVersion) -> None:

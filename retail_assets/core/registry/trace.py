@@ -48,7 +48,7 @@ def trace(layout, store_id: str, item_id: str, day: dt.date, raw_limit: int = 50
     if validation and validation.get("data_version") != mv.manifest["features_data_version"]:
         validation = {**validation, "note": "these results are for a newer features file than the live model's"}
     out["validation"] = validation
-    trained_to = pd.read_parquet(layout.store_dir("features", store_id) / "features.parquet",
+    trained_to = pd.read_parquet(layout.features_file(store_id),
                                  columns=["date", "is_future"])
     last = trained_to[~trained_to["is_future"]]["date"].max().date()
     first = last - dt.timedelta(days=HISTORY_DAYS - 1)

@@ -25,7 +25,7 @@ from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text, sha
 from retail_assets.core.canonical import dumps
 from retail_assets.core.forecast.models import MODELS
 from retail_assets.core.ids import path_component, validate_store_id
-from retail_assets.settings import REPO_DIR
+from retail_assets.settings import REPO_DIR, store_partition
 
 if TYPE_CHECKING:
     from retail_assets.core.fitting.champion import ItemDecision, StoreTraining
@@ -108,7 +108,7 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
                   warm_started_from: str | None = None) -> ModelVersion:
     """Write every item artifact and the manifest into a new version directory, then flip `live.json`."""
     store_id = validate_store_id(t.store_id)
-    store_dir = models_root / f"store={store_id}"
+    store_dir = store_partition(models_root, store_id)
     artifacts = {d.item_id: item_artifact(r, d) for r, d in zip(t.results, t.decisions)}
     item_hashes = {i: hashlib.sha256(a.encode()).hexdigest() for i, a in sorted(artifacts.items())}
     code = code_version()
@@ -159,7 +159,7 @@ def write_live_pointer(mv: ModelVersion) -> None:
 
 
 def live_version(models_root: Path, store_id: str) -> ModelVersion | None:
-    store_dir = models_root / f"store={validate_store_id(store_id)}"
+    store_dir = store_partition(models_root, store_id)
     pointer = store_dir / LIVE_POINTER
     if not pointer.exists():
         return None
