@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 
 import dagster as dg
 
-ITEM = re.compile(r"item (\d+)/(\d+) ")
+from retail_assets.core.fitting.pool import ITEM_LINE
+
 WIDTH = 30
 
 
@@ -26,7 +26,7 @@ class ProgressHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", {}) or {}
         text = str(meta.get("orig_message") or record.getMessage())
-        m = ITEM.search(text)
+        m = ITEM_LINE.search(text)
         if not m or not self.stream.isatty():
             return
         done, total = int(m.group(1)), int(m.group(2))

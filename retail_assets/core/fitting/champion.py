@@ -3,6 +3,7 @@ figures), the store's calibration, and the summary a planner reads."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 
@@ -12,7 +13,6 @@ from retail_assets.core.forecast.backtest import ItemResult, recent, seasonal
 from retail_assets.core.forecast.calibration import (
     Calibration,
     calibrate,
-    interval_coverage,
     interval_figures,
     raw_prophet_coverage,
 )
@@ -115,7 +115,8 @@ def summarize(t: StoreTraining, heldout_cal: Calibration, last_pairs) -> dict:
              if d.heldout_champion != BASELINE])) if any(d.heldout_champion != BASELINE for d in t.decisions)
         else 0.0,
         "nominal_coverage": t.cfg.interval,
-        "heldout_coverage_calibrated": interval_coverage(last_pairs, heldout_cal) if last_pairs else None,
+        "heldout_coverage_calibrated": (figures["coverage"] if figures["coverage"] is not None else math.nan)
+        if last_pairs else None,
         "heldout_interval_mean_width": figures["mean_width"],
         "heldout_interval_score": figures["interval_score"],
         "heldout_interval_score_relative": figures["interval_score_relative"],

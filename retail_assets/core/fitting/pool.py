@@ -67,7 +67,7 @@ def _worker_init() -> None:
     quiet_prophet()
 
 
-ITEM_LINE = re.compile(r"^item (\d+)/(\d+) ")  # how a progress display reads the lines below
+ITEM_LINE = re.compile(r"item (\d+)/(\d+) ")  # how a progress display finds the lines below in a run's log
 
 
 def _say_item(say: Callable[[str], None], r: ItemResult, done: int, total: int) -> None:

@@ -62,33 +62,32 @@ def calibrate(pairs: list[tuple[FoldForecast, str]], cfg: TrainConfig) -> Calibr
     return Calibration(tuple(lows), tuple(highs), bucket_days, tuple(ns))
 
 
-def interval_coverage(pairs: list[tuple[FoldForecast, str]], cal: Calibration) -> float:
-    hits, total = 0, 0
+def _open_day_bounds(pairs: list[tuple[FoldForecast, str]], cal: Calibration):
+    """Actuals and calibrated bounds on the open days of `pairs`, concatenated."""
+    ys, los, his = [np.empty(0)], [np.empty(0)], [np.empty(0)]
     for f, model in pairs:
-        yhat = np.array(f.yhat[model])
-        lo, hi = cal.bounds(yhat, f.scale, f.level)
+        lo, hi = cal.bounds(np.array(f.yhat[model]), f.scale, f.level)
         mask = np.array(f.open_day, bool)
-        y = np.array(f.y)
-        hits += int(((y >= lo) & (y <= hi))[mask].sum())
-        total += int(mask.sum())
-    return hits / total if total else math.nan
+        ys.append(np.array(f.y, dtype=float)[mask])
+        los.append(lo[mask])
+        his.append(hi[mask])
+    return np.concatenate(ys), np.concatenate(los), np.concatenate(his)
+
+
+def interval_coverage(pairs: list[tuple[FoldForecast, str]], cal: Calibration) -> float:
+    y, lo, hi = _open_day_bounds(pairs, cal)
+    return int(((y >= lo) & (y <= hi)).sum()) / len(y) if len(y) else math.nan
+
 
 def interval_figures(pairs: list[tuple[FoldForecast, str]], cal: Calibration, nominal: float) -> dict:
     """Held-out coverage, mean width and interval score (also over the mean actual, to compare stores and
     datasets) of the calibrated interval on the open days of `pairs`."""
-    ys, los, his = [], [], []
-    for f, model in pairs:
-        lo, hi = cal.bounds(np.array(f.yhat[model]), f.scale, f.level)
-        mask = np.array(f.open_day, bool)
-        ys.append(np.array(f.y)[mask])
-        los.append(lo[mask])
-        his.append(hi[mask])
-    if not ys or not sum(len(y) for y in ys):
+    y, lo, hi = _open_day_bounds(pairs, cal)
+    if not len(y):
         return {"coverage": None, "mean_width": None, "interval_score": None, "interval_score_relative": None}
-    y, lo, hi = np.concatenate(ys), np.concatenate(los), np.concatenate(his)
     score = interval_score(y, lo, hi, nominal)
     mean_y = float(np.mean(y))
-    return {"coverage": float(np.mean((y >= lo) & (y <= hi))), "mean_width": float(np.mean(hi - lo)),
+    return {"coverage": int(((y >= lo) & (y <= hi)).sum()) / len(y), "mean_width": float(np.mean(hi - lo)),
             "interval_score": score, "interval_score_relative": score / mean_y if mean_y > 0 else None}
 
 

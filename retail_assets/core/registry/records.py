@@ -77,8 +77,12 @@ def recorded_path(models_root: Path, path: Path) -> str:
 
 def recorded_file(models_root: Path, recorded: str) -> Path:
     """The file a registry entry names, under this data root (entries written before paths were relative
-    are absolute and kept as they are)."""
-    return Path(models_root).parent / recorded
+    are absolute and kept as they are). A relative entry that would leave the data root is refused."""
+    root = Path(models_root).parent
+    path = root / recorded
+    if not Path(recorded).is_absolute() and not path.resolve().is_relative_to(root.resolve()):
+        raise RegistryError(f"registry entry {recorded!r} points outside the data root: refusing it")
+    return path
 
 
 def history(models_root: Path, store_id: str) -> list[dict]:

@@ -160,3 +160,10 @@ def test_model_registry_tables_for_sql_users(stores_run):
         kinds = dict(con.execute("select kind, count(*) from model_registry group by 1").fetchall())
     trained = {s for s, r in results.items() if r.success}
     assert set(live) == trained and kinds["model"] >= len(trained) and kinds["bundle"] >= len(trained)
+
+
+def test_a_recorded_path_never_leaves_the_data_root(tmp_path):
+    models = tmp_path / "data" / "models"
+    assert registry.recorded_file(models, "bundles/store=0001/b.zip") == tmp_path / "data" / "bundles/store=0001/b.zip"
+    with pytest.raises(registry.RegistryError, match="outside the data root"):
+        registry.recorded_file(models, "../../etc/passwd")
