@@ -67,7 +67,8 @@ def _item(y, yhat: dict, open_day=None, prophet_json: str | None = "{}") -> tupl
     fold = FoldForecast(fold=0, kind="recent", dates=[f"2024-01-{d + 1:02d}" for d in range(n)], y=list(y),
                            open_day=list(open_day) if open_day is not None else [True] * n,
                            yhat={m: list(v) for m, v in yhat.items()}, raw_lower=None, raw_upper=None, scale=1.0)
-    return ItemResult("0001", "SKU-1", folds=[fold], prophet_json=prophet_json), [fold]
+    served = {m: [0.0] * n for m in yhat if m != "prophet" or prophet_json is not None}  # what a final fit gave
+    return ItemResult("0001", "SKU-1", folds=[fold], prophet_json=prophet_json, future_yhat=served), [fold]
 
 
 def test_champion_is_the_lowest_wape():
@@ -87,7 +88,9 @@ def test_champion_ties_and_a_failed_prophet_go_to_the_baseline():
     assert choose_champion(r, folds)[0] == "seasonal_naive"  # all three at WAPE 0.1
     r, folds = _item([10, 10], {"prophet": [10, 10], "seasonal_naive": [8, 8], "moving_average": [7, 7]},
                      prophet_json=None)
-    assert choose_champion(r, folds)[:2] == ("seasonal_naive", "prophet failed to fit: serving seasonal naive")
+    best, reason, _ = choose_champion(r, folds)
+    assert best == "seasonal_naive"
+    assert reason.startswith("prophet backtested best but has no final fit to serve: serving seasonal naive")
 
 
 def test_closed_days_do_not_count():

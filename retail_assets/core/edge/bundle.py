@@ -26,9 +26,10 @@ import pandas as pd
 
 from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text
 from retail_assets.core.edge.compile import compile_store
+from retail_assets.core.forecast import gbm
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.forecast.serving import predict_item
-from retail_assets.core.registry.versions import ModelVersion
+from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion
 from retail_assets.edge import runner
 from retail_assets.settings import store_partition
 
@@ -69,13 +70,18 @@ def _calendar(mv: ModelVersion, features: pd.DataFrame, horizon: int, holiday_co
     for item in items:
         g = fut[fut["item_id"] == item].set_index("date").reindex(days)
         promo[item] = [int(bool(v)) if not pd.isna(v) else 0 for v in g["promo_planned"]]
+    holidays = {pd.Timestamp(d).strftime("%Y-%m-%d"): str(n) for d, n in by_day["holiday_name"].items()
+                if isinstance(n, str)}
+    dates = [pd.Timestamp(d).strftime("%Y-%m-%d") for d in days]
     return {
         "store_id": mv.store_id,
-        "dates": [pd.Timestamp(d).strftime("%Y-%m-%d") for d in days],
+        "dates": dates,
         "open": [int(bool(v)) for v in by_day["is_open_day"]],
-        "holidays": {pd.Timestamp(d).strftime("%Y-%m-%d"): str(n) for d, n in by_day["holiday_name"].items()
-                     if isinstance(n, str)},
+        "holidays": holidays,
         "holiday_columns": [list(c) for c in holiday_columns],
+        # per day, the store LightGBM model's calendar input (gbm.CALENDAR_INPUTS): computed here once, so a
+        # device needs no calendar arithmetic of its own
+        "calendar_inputs": gbm.calendar_inputs(dates, [d in holidays for d in dates]).tolist(),
         "promo": promo,
     }
 
@@ -94,6 +100,18 @@ def _item_artifacts(mv: ModelVersion) -> tuple[dict, dict]:
                 "or restore it (not published)")
         items[item] = {"champion": info["champion"], "artifact": raw.decode("utf-8")}
     return items, hashes
+
+
+def _booster_text(mv: ModelVersion) -> str | None:
+    """The version's LightGBM model, refused if it is not the bytes the manifest recorded."""
+    recorded = mv.manifest.get("files", {}).get(BOOSTER_FILE)
+    if recorded is None:
+        return None
+    raw = (mv.path / BOOSTER_FILE).read_bytes()
+    if hashlib.sha256(raw).hexdigest() != recorded:
+        raise BundleVerificationError(f"store {mv.store_id}: {mv.path / BOOSTER_FILE} is not the LightGBM model the "
+                                      "manifest records: it changed after training; retrain (not published)")
+    return raw.decode()
 
 
 def _next_sequence(store_dir: Path) -> int:
@@ -119,13 +137,13 @@ def build_bundle(mv: ModelVersion, features: pd.DataFrame, horizon: int, private
     backfill) would otherwise be born expired."""
     store_id = validate_store_id(mv.store_id)
     items, item_hashes = _item_artifacts(mv)
-    compiled = compile_store(items)
+    compiled = compile_store(items, _booster_text(mv))
     calendar = _calendar(mv, features, horizon, compiled.holidays, compiled.items)
     calendar_bytes = json.dumps(calendar, sort_keys=True, indent=1).encode()
     verification = verify_against_reference(mv, compiled, calendar)
     if verification["max_rel_error"] > MAX_REL_ERROR or not np.isfinite(verification["max_rel_error"]):
         raise BundleVerificationError(
-            f"store {store_id}: bundle differs from Prophet by {verification['max_rel_error']:.2e} "
+            f"store {store_id}: bundle differs from the served models by {verification['max_rel_error']:.2e} "
             f"(worst item {verification['worst_item']}); limit {MAX_REL_ERROR:.0e}: not published")
     files = {"model.onnx": compiled.onnx_bytes, "calendar.json": calendar_bytes}
     hashes = {n: hashlib.sha256(b).hexdigest() for n, b in sorted(files.items())}
@@ -184,6 +202,7 @@ def verify_against_reference(mv: ModelVersion, compiled, calendar: dict) -> dict
     worst_rel, worst_abs, worst_item = 0.0, 0.0, None
     for i, item in enumerate(compiled.items):
         future = pd.DataFrame({"ds": pd.to_datetime(calendar["dates"]), "promo": calendar["promo"][item],
+                               "is_holiday": [d in calendar["holidays"] for d in calendar["dates"]],
                                "is_open_day": [bool(v) for v in calendar["open"]]})
         ref = predict_item(mv, item, future)
         if n and not (np.isfinite(yhat[i]).all() and np.isfinite(ref).all()):
@@ -197,8 +216,9 @@ def verify_against_reference(mv: ModelVersion, compiled, calendar: dict) -> dict
     return {"max_rel_error": worst_rel, "max_abs_error": worst_abs, "worst_item": worst_item,
             "items_checked": len(compiled.items), "days_checked": n,
             "rule": "max |onnx - reference| / max(|reference|, 1 unit) over every item and day (any NaN or infinity "
-                    "on either side: infinite); reference = "
-                    "Prophet.predict (Prophet champions) or the stored baseline, clipped at 0, 0 on closed days"}
+                    "on either side: infinite); reference = each item's served model through its own library "
+                    "(serving.predict_item: Prophet.predict, LightGBM's Booster.predict, the stored paths and "
+                    "weights), clipped at 0, 0 on closed days"}
 
 
 def measure_latency(bundle, runs: int) -> dict:

@@ -3,14 +3,19 @@
 With MAP fits Prophet's forecast is closed form: a piecewise-linear (or flat) trend, plus Fourier,
 holiday and regressor terms times beta, additive ones times y_scale, multiplicative ones scaling the trend.
 No public exporter does this (hummingbird converts the trend only), so we build the graph with onnx's helper
-API from Prophet's own fitted attributes. Baseline champions (seasonal naive, moving average) compile into
-the same graph, so a device runs every item of the store in one session call.
+API from Prophet's own fitted attributes. Every other served model compiles into the same graph, so a device
+runs every item of the store in one session call: the baselines (last week by weekday, a flat level);
+statsforecast's models as their forecast path from the anchor date (constants over the bundle's horizon);
+the store's LightGBM trees converted by onnxmltools (ai.onnx.ml TreeEnsembleRegressor; onnxmltools 1.16
+writes its thresholds and leaves as float32, so the trees are the one float32 step, cast back to float64);
+and combinations as the weighted sum of their parts. Each item's output is sum_m w[i, m] * max(part_m, 0).
 
 Graph inputs (T forecast days, H holiday names of the store, I items):
   t_days  [T]     float64  days since 1970-01-01 of each forecast date
   holiday [T, H]  float64  1 where that date is holiday h shifted by its window offset (from the calendar)
   promo   [I, T]  float64  planned promotion flag per item
   open    [T]     float64  1 when the store trades that day
+  calendar [T, K] float64  the LightGBM calendar features and holiday flag (core/forecast/gbm.calendar_inputs)
 Output:
   yhat    [I, T]  float64  never negative, 0 on closed days
 """
@@ -25,7 +30,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from retail_assets.core.forecast import gbm
+
 OPSET = 17
+TREE_OPSET = 15  # the newest opset onnxmltools 1.16's LightGBM converter writes
 NS_PER_DAY = 86400 * 10**9
 _SEASONAL_COL = re.compile(r"^(?P<name>.+)_delim_(?P<i>\d+)$")
 _HOLIDAY_COL = re.compile(r"^(?P<name>.+)_delim_(?P<offset>[+-]\d+)$")  # holiday name, day offset in its window
@@ -87,16 +95,57 @@ def _prophet_terms(model) -> dict:
     return terms
 
 
-def compile_store(items: dict[str, dict]) -> CompiledStore:
-    """`items`: item_id -> {"champion": name, "artifact": text (Prophet JSON or baseline state JSON)}."""
+def _gbm_nodes(N, trees: onnx.ModelProto | None) -> list:
+    """The store's LightGBM model on each item-day: features assembled in FEATURES order, the trees (`trees`,
+    from `_tree_graph`: gbm_X -> gbm_variable), the ratio clipped at 0 and scaled by the level + 1."""
+    if trees is None:
+        return [N("Mul", ["zeros_IT", "zero"], ["gbm_yhat"])]
+    return [
+        N("Unsqueeze", ["zeros_IT", "axes2"], ["zeros_IT1"]),                # [I, T, 1]
+        N("Unsqueeze", ["calendar", "axes0"], ["cal3"]),                     # [1, T, K]
+        N("Add", ["cal3", "zeros_IT1"], ["cal_b"]), N("Add", ["item_code", "zeros_IT1"], ["code_b"]),
+        N("Unsqueeze", ["promo", "axes2"], ["promo3"]), N("Unsqueeze", ["gbm_level", "axes2"], ["level3"]),
+        N("Concat", ["code_b", "cal_b", "promo3", "level3"], ["gbm_x3"], axis=2),
+        N("Reshape", ["gbm_x3", "gbm_shape"], ["gbm_X"]),
+        *trees.graph.node,
+        N("Cast", ["gbm_variable"], ["gbm_ratio_col"], to=TensorProto.DOUBLE),
+        N("Reshape", ["gbm_ratio_col", "shape_IT"], ["gbm_ratio"]),
+        N("Max", ["gbm_ratio", "zero"], ["gbm_ratio_pos"]),
+        N("Add", ["gbm_level", "one"], ["level_p1"]), N("Mul", ["gbm_ratio_pos", "level_p1"], ["gbm_yhat"]),
+    ]
+
+
+def _tree_graph(booster_text: str) -> onnx.ModelProto:
+    """The booster as ONNX by onnxmltools, every name prefixed `gbm_` (input gbm_X, output gbm_variable)."""
+    from onnx import compose
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import DoubleTensorType
+
+    converted = convert_lightgbm(gbm.booster_from_text(booster_text), target_opset=TREE_OPSET,
+                                 initial_types=[("X", DoubleTensorType([None, len(gbm.FEATURES)]))])
+    return compose.add_prefix(converted, "gbm_")
+
+
+def _parts(champion: str, artifact: str) -> dict[str, tuple[float, str]]:
+    """model -> (weight, artifact) of what an item serves: itself, or a combination's weighted parts."""
+    if champion != "combination":
+        return {champion: (1.0, artifact)}
+    state = json.loads(artifact)
+    return {m: (float(w), state["parts"][m]) for m, w in state["weights"].items()}
+
+
+def compile_store(items: dict[str, dict], booster_text: str | None = None) -> CompiledStore:
+    """`items`: item_id -> {"champion": name, "artifact": its served artifact text}; `booster_text`: the store's
+    LightGBM model (LightGBM text format) when an item serves it."""
     from prophet.serialize import model_from_json
 
     ids = sorted(items)
     n = len(ids)
+    parts = {item: _parts(items[item]["champion"], items[item]["artifact"]) for item in ids}
     parsed = {}
     for item in ids:
-        if items[item]["champion"] == "prophet":
-            parsed[item] = _prophet_terms(model_from_json(items[item]["artifact"]))
+        if "prophet" in parts[item]:
+            parsed[item] = _prophet_terms(model_from_json(parts[item]["prophet"][1]))
     # the store-wide feature sets: union of frequencies and holiday names over its Prophet models
     freqs = sorted({round(w, 15) for t in parsed.values() for w, _f, _a, _m in t["fourier"]}) or [0.0]
     holidays = sorted({h for t in parsed.values() for h in t["holiday"]}) or [NO_HOLIDAY]
@@ -111,41 +160,49 @@ def compile_store(items: dict[str, dict]) -> CompiledStore:
     sin_add = np.zeros((F, n)); cos_add = np.zeros((F, n)); sin_mult = np.zeros((F, n)); cos_mult = np.zeros((F, n))
     h_add = np.zeros((H, n)); h_mult = np.zeros((H, n))
     p_mu = np.zeros((n, 1)); p_std = np.ones((n, 1)); p_add = np.zeros((n, 1)); p_mult = np.zeros((n, 1))
-    is_prophet = np.zeros((n, 1), dtype=bool); is_sn = np.zeros((n, 1), dtype=bool)
     week = np.zeros((n, 7)); anchor = np.zeros((n, 1)); level = np.zeros((n, 1))
 
+    horizon = max([len(json.loads(a).get("path", json.loads(a).get("level_path", []))) for p in parts.values()
+                   for m, (_w, a) in p.items() if m not in ("prophet",)] + [1])
+    w = {m: np.zeros((n, 1)) for m in ("prophet", "naive", "flat", "gbm")}
+    path = np.zeros((n, horizon)); level_path = np.zeros((n, horizon)); item_code = np.zeros((n, 1, 1))
     for i, item in enumerate(ids):
-        champion = items[item]["champion"]
-        if champion == "prophet":
-            t = parsed[item]
-            is_prophet[i] = True
-            a[i], b[i], k[i], m[i] = t["a"], t["b"], t["k"], t["m"]
-            cp[i, : len(t["cp"])] = t["cp"]
-            delta[i, : len(t["delta"])] = t["delta"]
-            y_scale[i], floor[i] = t["y_scale"], t["floor"]
-            for w, fun, ba, bm in t["fourier"]:
-                j = fidx[round(w, 15)]
-                if fun == "sin":
-                    sin_add[j, i] += ba
-                    sin_mult[j, i] += bm
-                else:
-                    cos_add[j, i] += ba
-                    cos_mult[j, i] += bm
-            for h, (ba, bm) in t["holiday"].items():
-                h_add[hidx[h], i], h_mult[hidx[h], i] = ba, bm
-            if "promo" in t["regressor"]:
-                p_mu[i], p_std[i], p_add[i], p_mult[i] = t["regressor"]["promo"]
-            for name in t["regressor"]:
-                if name != "promo":
-                    raise ValueError(f"{item}: regressor {name!r} has no edge input")
-        else:
-            state = json.loads(items[item]["artifact"])
+        for model, (weight, artifact) in parts[item].items():
+            if model == "prophet":
+                t = parsed[item]
+                w["prophet"][i] = weight
+                a[i], b[i], k[i], m[i] = t["a"], t["b"], t["k"], t["m"]
+                cp[i, : len(t["cp"])] = t["cp"]
+                delta[i, : len(t["delta"])] = t["delta"]
+                y_scale[i], floor[i] = t["y_scale"], t["floor"]
+                for freq, fun, ba, bm in t["fourier"]:
+                    j = fidx[round(freq, 15)]
+                    (sin_add if fun == "sin" else cos_add)[j, i] += ba
+                    (sin_mult if fun == "sin" else cos_mult)[j, i] += bm
+                for h, (ba, bm) in t["holiday"].items():
+                    h_add[hidx[h], i], h_mult[hidx[h], i] = ba, bm
+                if "promo" in t["regressor"]:
+                    p_mu[i], p_std[i], p_add[i], p_mult[i] = t["regressor"]["promo"]
+                for name in t["regressor"]:
+                    if name != "promo":
+                        raise ValueError(f"{item}: regressor {name!r} has no edge input")
+                continue
+            state = json.loads(artifact)
             anchor[i] = (np.datetime64(state["anchor_date"]) - np.datetime64("1970-01-01")).astype(int)
-            if champion == "seasonal_naive":
-                is_sn[i] = True
+            if model == "seasonal_naive":
+                w["naive"][i] = weight
                 week[i] = state["last_week"]
-            else:
+            elif model == "moving_average":
+                w["flat"][i] = weight
                 level[i] = state["moving_average_level"]
+            elif model == "lightgbm":
+                if booster_text is None:
+                    raise ValueError(f"{item} serves the store's LightGBM model but no booster was given")
+                w["gbm"][i] = weight
+                item_code[i] = state["item_code"]
+                level_path[i, : len(state["level_path"])] = state["level_path"]
+            else:  # a classic model: its path, weighted in (sums of paths are one path)
+                path[i, : len(state["path"])] += weight * np.asarray(state["path"], dtype=float)
 
     consts = {
         "a": a, "b": b, "k": k, "m": m, "cp": cp[:, None, :], "delta": delta[:, None, :],
@@ -156,10 +213,17 @@ def compile_store(items: dict[str, dict]) -> CompiledStore:
         "week": week, "anchor_plus_one": anchor + 1.0, "level": level, "seven": np.array(7.0),
         "zero": np.array(0.0), "one": np.array(1.0), "axes2": np.array([2], dtype=np.int64),
         "axes1": np.array([1], dtype=np.int64), "axes0": np.array([0], dtype=np.int64),
+        "w_prophet": w["prophet"], "w_naive": w["naive"], "w_flat": w["flat"], "w_gbm": w["gbm"],
+        "path": path, "level_path": level_path, "item_code": item_code, "path_last": np.array(horizon - 1.0),
+        "gbm_shape": np.array([-1, len(gbm.FEATURES)], dtype=np.int64), "shape_IT": np.array([n, -1], dtype=np.int64),
     }
+    with_trees = booster_text is not None and bool(w["gbm"].any())
+    trees = _tree_graph(booster_text) if with_trees else None
+    if not with_trees:  # no item serves the store's LightGBM model: no tree inputs in the graph
+        for name in ("gbm_shape", "item_code", "shape_IT"):
+            consts.pop(name)
     initializers = [numpy_helper.from_array(np.asarray(v, dtype=np.int64 if v.dtype == np.int64 else np.float64), name)
                     for name, v in consts.items()]
-    initializers += [numpy_helper.from_array(is_prophet, "is_prophet"), numpy_helper.from_array(is_sn, "is_sn")]
     N = helper.make_node
     nodes = [
         # trend: t = a * t_days + b; piecewise linear through the changepoints
@@ -200,8 +264,18 @@ def compile_store(items: dict[str, dict]) -> CompiledStore:
         N("GatherElements", ["week", "weekday"], ["naive"], axis=1),
         N("Mul", ["level", "t_row"], ["level_t0"]), N("Mul", ["level_t0", "zero"], ["zeros_IT"]),
         N("Add", ["zeros_IT", "level"], ["flat"]),
-        N("Where", ["is_sn", "naive", "flat"], ["baseline"]),
-        N("Where", ["is_prophet", "prophet_yhat", "baseline"], ["raw"]),
+        # stored paths (classic models, the LightGBM level) at each day's steps after the anchor
+        N("Clip", ["since_anchor", "zero", "path_last"], ["steps_f"]),
+        N("Cast", ["steps_f"], ["steps"], to=TensorProto.INT64),
+        N("GatherElements", ["path", "steps"], ["path_yhat"], axis=1),
+        N("GatherElements", ["level_path", "steps"], ["gbm_level"], axis=1),
+        *_gbm_nodes(N, trees),
+        # each item's served mix: sum over parts of weight x max(part, 0)
+        N("Max", ["prophet_yhat", "zero"], ["prophet_pos"]), N("Mul", ["prophet_pos", "w_prophet"], ["wp"]),
+        N("Mul", ["naive", "w_naive"], ["wn"]), N("Mul", ["flat", "w_flat"], ["wf"]),
+        N("Mul", ["gbm_yhat", "w_gbm"], ["wg"]),
+        N("Add", ["wp", "wn"], ["s1"]), N("Add", ["s1", "wf"], ["s2"]), N("Add", ["s2", "wg"], ["s3"]),
+        N("Add", ["s3", "path_yhat"], ["raw"]),
         N("Max", ["raw", "zero"], ["nonneg"]),
         N("Unsqueeze", ["open", "axes0"], ["open_row"]),
         N("Mul", ["nonneg", "open_row"], ["yhat"]),
@@ -213,12 +287,16 @@ def compile_store(items: dict[str, dict]) -> CompiledStore:
             helper.make_tensor_value_info("holiday", TensorProto.DOUBLE, ["T", H]),
             helper.make_tensor_value_info("promo", TensorProto.DOUBLE, [n, "T"]),
             helper.make_tensor_value_info("open", TensorProto.DOUBLE, ["T"]),
+            helper.make_tensor_value_info("calendar", TensorProto.DOUBLE, ["T", len(gbm.CALENDAR_INPUTS)]),
         ],
         outputs=[helper.make_tensor_value_info("yhat", TensorProto.DOUBLE, [n, "T"])],
         initializer=initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="retail_assets.edge_compile")
+    opsets = [helper.make_opsetid("", OPSET)]
+    if trees is not None:
+        graph.initializer.extend(trees.graph.initializer)
+        opsets += [o for o in trees.opset_import if o.domain not in ("", None)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="retail_assets.edge_compile")
     model.ir_version = 8
     onnx.checker.check_model(model)
     return CompiledStore(model.SerializeToString(), ids, holidays,

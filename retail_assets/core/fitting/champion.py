@@ -43,9 +43,10 @@ class StoreTraining:
     decisions: list[ItemDecision]
     calibration: Calibration  # served: calibrated on every fold
     summary: dict = field(default_factory=dict)
+    gbm_text: str | None = None  # the store's final LightGBM model (its own text format)
 
 
-def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig) -> StoreTraining:
+def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig, gbm_text: str | None = None) -> StoreTraining:
     decisions = []
     for r in results:
         folds = recent(r.folds)
@@ -67,9 +68,28 @@ def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig) -> StoreT
     last_pairs = [(f, d.heldout_champion) for r, d in zip(results, decisions) for f in recent(r.folds)[-1:]
                   if d.heldout_champion in f.yhat]
     heldout_cal = calibrate(early_pairs, cfg)
-    training = StoreTraining(store_id, cfg, results, decisions, calibration)
+    training = StoreTraining(store_id, cfg, results, decisions, calibration, gbm_text=gbm_text)
     training.summary = summarize(training, heldout_cal, last_pairs)
     return training
+
+
+ALTERNATIVES = ("prophet", "lightgbm", "ets", "theta", "combination")
+
+
+def alone_figures(results: list[ItemResult]) -> dict[str, float | None]:
+    """Held-out weighted WAPE of each alternative served alone to every item (seasonal naive where it has no
+    forecast on the held-out fold), on the open days of the last recent fold: what a user who picked that
+    model instead would have got."""
+    out = {}
+    lasts = [recent(r.folds)[-1] for r in results if recent(r.folds)]
+    for m in ALTERNATIVES:
+        ys, yh = [], []
+        for f in lasts:
+            mask = np.array(f.open_day, bool)
+            ys.append(np.array(f.y)[mask])
+            yh.append(np.array(f.yhat.get(m, f.yhat[BASELINE]))[mask])
+        out[m] = wape(np.concatenate(ys), np.concatenate(yh)) if ys and sum(map(len, ys)) else None
+    return out
 
 
 def _count_starts(results: list[ItemResult]) -> dict[str, int]:
@@ -110,6 +130,7 @@ def summarize(t: StoreTraining, heldout_cal: Calibration, last_pairs) -> dict:
         "heldout_median_items": len(pairs),
         "heldout_weighted_wape_champion": wape(y, np.concatenate(yc)) if len(y) else None,
         "heldout_weighted_wape_seasonal_naive": wape(y, np.concatenate(yb)) if len(y) else None,
+        "heldout_weighted_wape_alone": alone_figures(t.results),
         "heldout_share_champion_beats_naive": float(np.mean(
             [d.heldout[d.heldout_champion]["wape"] < d.heldout[BASELINE]["wape"] for d in t.decisions
              if d.heldout_champion != BASELINE])) if any(d.heldout_champion != BASELINE for d in t.decisions)

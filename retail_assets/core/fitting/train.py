@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from retail_assets.core.fitting.champion import decide
+from retail_assets.core.fitting.store_models import add_store_models
 from retail_assets.core.fitting.pool import (
     FitPool,
     build_tasks,
@@ -66,7 +67,9 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     t1 = time.perf_counter()
     results = run_items(tasks, workers, progress, engine, scheduler_address, pool)
     t2 = time.perf_counter()
-    training = decide(store_id, results, cfg)
+    gbm_text, store_figures = add_store_models(tasks, results, cfg)
+    training = decide(store_id, results, cfg, gbm_text)
+    training.summary.update(store_figures)
     # where the time went (not part of the version: the same models whatever the engine or the machine)
     training.summary["fit_engine"] = pool.engine if pool is not None else engine
     training.summary["fit_wall_seconds"] = t2 - t1  # the fitting stage: pool start (unless reused) to last item

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from retail_assets.core.forecast.classic import classic_forecasts, is_intermittent
 from retail_assets.core.forecast.models import (
     TrainConfig,
     fit_prophet,
@@ -59,6 +60,7 @@ class FoldForecast:
     raw_upper: list[float] | None
     scale: float  # in-sample naive MAE of the fold's training data
     level: float = 0.0  # mean units of the training's last 28 open days
+    weights: dict[str, float] | None = None  # the combination's weights on this fold (set on earlier folds)
 
 
 @dataclass
@@ -79,6 +81,10 @@ class ItemResult:
     fit_starts: dict[str, int] = field(default_factory=dict)  # Prophet fits per way they started (PROPHET_STARTS)
     final_start: str | None = None  # how the served fit started
     spec: dict = field(default_factory=dict)  # the item's ProphetSpec, the same at every origin
+    intermittent: bool = False  # decided once from the whole history, like the spec
+    future_paths: dict[str, list[float]] = field(default_factory=dict)  # classic models, before closed days
+    weights: dict[str, float] = field(default_factory=dict)  # the served combination's weights
+    gbm_state: dict = field(default_factory=dict)  # item code and level path for the store's LightGBM model
 
     @property
     def warm_started(self) -> bool:
@@ -104,6 +110,7 @@ def run_item(task: ItemTask) -> ItemResult:
     result = ItemResult(task.store_id, task.item_id)
     spec = prophet_spec(pd.DataFrame({"ds": hist["ds"], "y": y_fit, "promo": hist["promo"]}), cfg)
     result.spec = spec.to_json()
+    result.intermittent = is_intermittent(hist["y"].to_numpy(float), hist["open"].to_numpy(bool))
     init = task.init  # the previous version's parameters; then each fit warm-starts the next
     prophet_ok = task.fit_prophet
     n = len(hist)
@@ -121,6 +128,8 @@ def run_item(task: ItemTask) -> ItemResult:
             "seasonal_naive": seasonal_naive(y_train, open_train, len(test), cfg.season),
             "moving_average": moving_average(y_train, open_train, len(test), cfg.moving_average_days),
         }
+        if kind == "recent":  # classic models are selected on the recent folds; the seasonal ones calibrate
+            yhat.update(classic_forecasts(y_train, open_train, len(test), cfg, result.intermittent))
         raw_lo = raw_hi = None
         # Prophet's own interval is only read for the raw-coverage figure, on the held-out (last recent) fold:
         # sampling 200 trajectories anywhere else is time spent on nothing
@@ -166,6 +175,9 @@ def run_item(task: ItemTask) -> ItemResult:
     ma = moving_average(y_all, open_all, h, cfg.moving_average_days)
     result.future_yhat = {"seasonal_naive": np.where(open_future, sn, 0).tolist(),
                           "moving_average": np.where(open_future, ma, 0).tolist()}
+    for name, path in classic_forecasts(y_all, open_all, h, cfg, result.intermittent).items():
+        result.future_paths[name] = path.tolist()
+        result.future_yhat[name] = np.where(open_future, path, 0).tolist()
     last_week = last_open_season(y_all, open_all, cfg.season)  # what seasonal naive repeats
     result.baseline_state = {
         "anchor_date": hist["ds"].iloc[-1].strftime("%Y-%m-%d"),

@@ -12,6 +12,7 @@ import pandas as pd
 
 from retail_assets.core.fitting.champion import decide
 from retail_assets.core.fitting.pool import run_items
+from retail_assets.core.fitting.store_models import add_store_models
 from retail_assets.core.forecast.backtest import ItemTask, recent
 from retail_assets.core.forecast.models import MODELS, TrainConfig
 from retail_assets.core.forecast.selection import fold_metrics
@@ -105,14 +106,17 @@ def run_backtest(path: Path, date_col: str, series_cols: list[str], target: str,
         raise BacktestInputError("--horizon must be at least 1")
     cfg = TrainConfig(horizon=horizon, fold_horizon=horizon, freq=freq,
                          min_train_days=56 if freq == "D" else 26,
-                         moving_average_days=28 if freq == "D" else 8, horizon_buckets=min(4, horizon))
+                         moving_average_days=28 if freq == "D" else 8, horizon_buckets=min(4, horizon),
+                         classic_window=364 if freq == "D" else 156)
     frame = load_history(path, date_col, series_cols, target, freq, holiday_col, regressor_cols)
     tasks = series_tasks(frame, cfg, closed_when_missing)
     if not tasks:
         raise BacktestInputError(f"{path.name} has no rows")
     if on_start:
         on_start(len(tasks))
-    training = decide("backtest", run_items(tasks, workers, progress), cfg)
+    results = run_items(tasks, workers, progress)
+    gbm_text, _figures = add_store_models(tasks, results, cfg)
+    training = decide("backtest", results, cfg, gbm_text)
     rows, per_model = [], {}
     for r, d in zip(training.results, training.decisions):
         row = {"series": r.item_id, "champion": d.champion, "heldout_champion": d.heldout_champion,

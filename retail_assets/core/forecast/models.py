@@ -10,7 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-MODELS = ("prophet", "seasonal_naive", "moving_average")
+MODELS = ("prophet", "seasonal_naive", "moving_average", "ets", "theta", "croston_sba", "tsb", "lightgbm",
+          "combination")
+"""Every candidate of an item's selection: Prophet; the baselines; statsforecast's classic models
+(core/forecast/classic.py); the store's gradient-boosted model (core/forecast/gbm.py); and the combination
+of the best of them with weights set on earlier folds (core/forecast/combine.py)."""
 BASELINE = "seasonal_naive"
 
 
@@ -27,6 +31,8 @@ class TrainConfig:
     yearly_min_days: int = 730  # yearly seasonality only with two years of history
     raw_interval_samples: int = 200  # Prophet's own intervals, for the raw coverage figure only
     moving_average_days: int = 28  # periods
+    classic_window: int = 364  # periods ETS and Theta fit on (the most recent)
+    gbm_rounds: int = 300  # boosting rounds of the store's LightGBM model
     freq: str = "D"  # "D" daily or "W" weekly
 
     def to_json(self) -> dict:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from retail_assets.core.forecast.backtest import FoldForecast, ItemResult
+from retail_assets.core.forecast.classic import INTERMITTENT_MODELS
 from retail_assets.core.forecast.models import BASELINE, MODELS
 from retail_assets.core.metrics import bias, wape
 
@@ -16,32 +17,48 @@ def fold_metrics(result: ItemResult, model: str, folds: list[FoldForecast]) -> d
     ys, yh, sc = [], [], []
     for f in folds:
         if model not in f.yhat:
-            return {"wape": math.inf, "mase": math.inf, "bias": math.nan, "n": 0}
+            return {"wape": math.inf, "mase": math.inf, "rmse": math.inf, "bias": math.nan, "n": 0}
         mask = np.array(f.open_day, bool)
         ys.append(np.array(f.y)[mask])
         yh.append(np.array(f.yhat[model])[mask])
         sc.append(np.full(mask.sum(), f.scale))
     if not ys:
-        return {"wape": math.inf, "mase": math.inf, "bias": math.nan, "n": 0}
+        return {"wape": math.inf, "mase": math.inf, "rmse": math.inf, "bias": math.nan, "n": 0}
     y, yhat, scale = np.concatenate(ys), np.concatenate(yh), np.concatenate(sc)
     return {"wape": wape(y, yhat), "mase": float(np.mean(np.abs(y - yhat) / scale)) if len(y) else math.nan,
+            "rmse": float(np.sqrt(np.mean((y - yhat) ** 2))) if len(y) else math.inf,
             "bias": bias(y, yhat), "n": int(len(y))}
 
 
 def choose_champion(result: ItemResult, folds: list[FoldForecast], serving: bool = True) -> tuple[str, str, dict]:
     """Lowest backtest WAPE on `folds`; ties and missing backtests go to the seasonal-naive baseline.
-    `serving`: the choice is served, so a Prophet win needs the final fit; a held-out choice (serving=False)
-    is judged on its folds alone, never on the final fit, which saw the held-out fold."""
+    An intermittent item (core/forecast/classic.py) is served by an intermittent-demand model or the baseline,
+    chosen on RMSE: WAPE is an absolute error, which a forecast of zero minimizes on mostly-zero days, so it
+    would pick a forecast that never stocks the item.
+    `serving`: the choice is served, so only a model with a forecast from the final fit competes (a failed final
+    Prophet fit, a store too young for its LightGBM); a held-out choice (serving=False) is judged on its folds
+    alone, never on the final fit, which saw the held-out fold."""
     scores = {m: fold_metrics(result, m, folds) for m in MODELS}
     if not folds:
         return BASELINE, "too little history for a backtest: serving seasonal naive", scores
-    # WAPE orders (0.0 / +inf when the item sold nothing, core/metrics); NaN (a forecast with gaps) would compare
-    # false to everything and win from first place, so it ranks last like +inf
-    best = min(MODELS, key=lambda m: (math.inf if math.isnan(scores[m]["wape"]) else scores[m]["wape"],
-                                      m != BASELINE))
-    if serving and best == "prophet" and result.prophet_json is None:
-        best = BASELINE
-        return best, "prophet failed to fit: serving seasonal naive", scores
-    others = ", ".join(f"{m.replace('_', ' ')} {scores[m]['wape']:.3f}" for m in MODELS if m != best)
-    reason = f"{best.replace('_', ' ')} has the lowest backtest WAPE {scores[best]['wape']:.3f} (vs {others})"
+
+    metric = "rmse" if result.intermittent else "wape"
+    candidates = (*INTERMITTENT_MODELS, BASELINE) if result.intermittent else MODELS
+
+    def rank(m: str):
+        # WAPE orders (0.0 / +inf when the item sold nothing, core/metrics); NaN (a forecast with gaps) would
+        # compare false to everything and win from first place, so it ranks last like +inf
+        w = scores[m][metric]
+        return (math.inf if math.isnan(w) else w, m != BASELINE)
+
+    label = f"backtest {metric.upper()}" + (" (intermittent item)" if result.intermittent else "")
+    best = min(candidates, key=rank)
+    if serving and best not in result.future_yhat:
+        unserved = best
+        best = min((m for m in candidates if m in result.future_yhat), key=rank)
+        return best, (f"{unserved.replace('_', ' ')} backtested best but has no final fit to serve: serving "
+                      f"{best.replace('_', ' ')} ({label} {scores[best][metric]:.3f})"), scores
+    ranked = sorted((m for m in candidates if m != best and np.isfinite(scores[m][metric])), key=rank)[:3]
+    others = ", ".join(f"{m.replace('_', ' ')} {scores[m][metric]:.3f}" for m in ranked)
+    reason = f"{best.replace('_', ' ')} has the lowest {label} {scores[best][metric]:.3f} (next: {others})"
     return best, reason, scores

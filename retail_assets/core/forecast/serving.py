@@ -3,39 +3,81 @@ calibrated interval. The same artifacts the edge bundle compiles, read back thro
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from retail_assets.core.forecast import gbm
 from retail_assets.core.forecast.calibration import Calibration
 
 from retail_assets.core.forecast.models import quiet_prophet
-from retail_assets.core.registry.versions import ModelVersion
+from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion
 
 
-def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.ndarray:
-    """Point forecast of one item over `future` (ds, promo, is_open_day), never negative, 0 on closed days."""
-    info = mv.manifest["items"][item_id]
-    text = (mv.path / info["file"]).read_text()
-    open_day = future["is_open_day"].to_numpy(bool)
-    if info["champion"] == "prophet":
+def predict_artifact(mv: ModelVersion, model: str, text: str, future: pd.DataFrame) -> np.ndarray:
+    """Raw forecast of one served model from its artifact over `future` (ds, promo, is_holiday), unclipped."""
+    if model == "prophet":
         quiet_prophet()
         from prophet.serialize import model_from_json
 
-        model = model_from_json(text)
-        model.uncertainty_samples = 0  # intervals come from the calibration, not sampling
-        yhat = model.predict(future[["ds", "promo"]])["yhat"].to_numpy()
-    else:
-        state = json.loads(text)
-        h = np.arange(len(future))
-        offset = (future["ds"].iloc[0] - pd.Timestamp(state["anchor_date"])).days - 1 if len(future) else 0
-        if state["model"] == "seasonal_naive":
-            week = np.array(state["last_week"])
-            yhat = week[(h + offset) % 7]
-        else:
-            yhat = np.full(len(future), state["moving_average_level"])
-    return np.where(open_day, np.clip(yhat, 0, None), 0.0)
+        fitted = model_from_json(text)
+        fitted.uncertainty_samples = 0  # intervals come from the calibration, not sampling
+        return fitted.predict(future[["ds", "promo"]])["yhat"].to_numpy()
+    state = json.loads(text)
+    if model == "combination":
+        parts = {m: np.clip(predict_artifact(mv, m, part, future), 0, None)
+                 for m, part in state["parts"].items()}
+        return np.sum([w * parts[m] for m, w in state["weights"].items()], axis=0)
+    h = np.arange(len(future))
+    offset = (future["ds"].iloc[0] - pd.Timestamp(state["anchor_date"])).days - 1 if len(future) else 0
+    if model == "seasonal_naive":
+        return np.array(state["last_week"])[(h + offset) % 7]
+    if model == "moving_average":
+        return np.full(len(future), state["moving_average_level"])
+    if model == "lightgbm":
+        booster = _booster(mv, state["booster_file"], state["booster_sha256"])
+        rows = pd.DataFrame(gbm.calendar_matrix(future["ds"]), columns=list(gbm.CALENDAR_FEATURES))
+        rows.insert(0, "item_code", float(state["item_code"]))
+        rows["is_holiday"] = future["is_holiday"].to_numpy(float)
+        rows["promo"] = future["promo"].to_numpy(float)
+        rows["level"] = _along(state["level_path"], h + offset)
+        rows["open"] = True
+        return gbm.predict(booster, rows)
+    return _along(state["path"], h + offset)  # a classic model's path from its anchor
+
+
+def _along(path: list[float], steps: np.ndarray) -> np.ndarray:
+    """Values of a stored path at `steps` after its anchor; a step past its end is refused, never repeated."""
+    if len(steps) and (steps.min() < 0 or steps.max() >= len(path)):
+        raise ValueError(f"forecast days {steps.min() + 1}..{steps.max() + 1} after the anchor are outside the "
+                         f"stored path of {len(path)} days: retrain for this horizon")
+    return np.asarray(path, dtype=float)[steps]
+
+
+@functools.lru_cache(maxsize=8)
+def _booster_text(path: str, sha256: str) -> str:
+    data = Path(path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{path} does not have the SHA-256 its items record: the model changed after training")
+    return data.decode()
+
+
+def _booster(mv: ModelVersion, name: str, sha256: str):
+    if name != BOOSTER_FILE:
+        raise ValueError(f"booster file {name!r} is not {BOOSTER_FILE!r}")
+    return gbm.booster_from_text(_booster_text(str(mv.path / name), sha256))
+
+
+def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.ndarray:
+    """Point forecast of one item over `future` (ds, promo, is_holiday, is_open_day), never negative, 0 on closed
+    days."""
+    info = mv.manifest["items"][item_id]
+    yhat = predict_artifact(mv, info["champion"], (mv.path / info["file"]).read_text(), future)
+    return np.where(future["is_open_day"].to_numpy(bool), np.clip(yhat, 0, None), 0.0)
 
 
 def forecast_store(mv: ModelVersion, features: pd.DataFrame, horizon: int) -> pd.DataFrame:
@@ -48,7 +90,7 @@ def forecast_store(mv: ModelVersion, features: pd.DataFrame, horizon: int) -> pd
             continue
         g = g.head(horizon)
         fut = pd.DataFrame({"ds": g["date"].values, "promo": g["promo_planned"].astype(int).values,
-                            "is_open_day": g["is_open_day"].values})
+                            "is_holiday": g["holiday_name"].notna().values, "is_open_day": g["is_open_day"].values})
         yhat = predict_item(mv, item_id, fut)
         info = mv.manifest["items"][item_id]
         lower, upper = calibration.bounds(yhat, info["scale"], info["level"])

@@ -59,7 +59,7 @@ def code_version() -> str:
 def library_versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    return {name: version(name) for name in ("prophet", "cmdstanpy", "pandas", "numpy")}
+    return {name: version(name) for name in ("prophet", "cmdstanpy", "statsforecast", "lightgbm", "pandas", "numpy")}
 
 @dataclass
 class ModelVersion:
@@ -70,10 +70,29 @@ class ModelVersion:
     reused: bool = False
 
 
-def item_artifact(r: ItemResult, d: ItemDecision) -> str:
-    if d.champion == "prophet":
+BOOSTER_FILE = "lightgbm.txt"  # the store's LightGBM model in LightGBM's own text format, beside the items
+
+
+def model_artifact(model: str, r: ItemResult, booster_sha256: str | None) -> str:
+    """The served artifact of `model` for one item: Prophet's own JSON; a baseline's state; a classic model's
+    forecast path from the anchor date; the item's inputs to the store's LightGBM model (which is stored once
+    per version, named here with its SHA-256); a combination's weights and each part's artifact."""
+    anchor = r.baseline_state["anchor_date"]
+    if model == "prophet":
         return r.prophet_json  # Prophet's own serializer (no pickle)
-    return dumps({"model": d.champion, **r.baseline_state})
+    if model in ("seasonal_naive", "moving_average"):
+        return dumps({"model": model, **r.baseline_state})
+    if model == "lightgbm":
+        return dumps({"model": model, "anchor_date": anchor, **r.gbm_state, "booster_file": BOOSTER_FILE,
+                      "booster_sha256": booster_sha256})
+    if model == "combination":
+        return dumps({"model": model, "weights": r.weights,
+                      "parts": {m: model_artifact(m, r, booster_sha256) for m in sorted(r.weights)}})
+    return dumps({"model": model, "anchor_date": anchor, "path": r.future_paths[model]})
+
+
+def item_artifact(r: ItemResult, d: ItemDecision, booster_sha256: str | None = None) -> str:
+    return model_artifact(d.champion, r, booster_sha256)
 
 
 def backtest_parquet(t: StoreTraining) -> bytes:
@@ -109,22 +128,27 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
     """Write every item artifact and the manifest into a new version directory, then flip `live.json`."""
     store_id = validate_store_id(t.store_id)
     store_dir = store_partition(models_root, store_id)
-    artifacts = {d.item_id: item_artifact(r, d) for r, d in zip(t.results, t.decisions)}
+    booster = t.gbm_text.encode() if t.gbm_text else None
+    booster_sha = hashlib.sha256(booster).hexdigest() if booster else None
+    artifacts = {d.item_id: item_artifact(r, d, booster_sha) for r, d in zip(t.results, t.decisions)}
     item_hashes = {i: hashlib.sha256(a.encode()).hexdigest() for i, a in sorted(artifacts.items())}
     code = code_version()
     identity = dumps({"features": features_version, "code": code, "config": t.cfg.to_json(),
-                         "items": item_hashes, "calibration": t.calibration.to_json()})
+                         "items": item_hashes, "calibration": t.calibration.to_json(), "booster": booster_sha})
     version = "v" + hashlib.sha256(identity.encode()).hexdigest()[:12]
     vdir = store_dir / version
     files = {i: item_file(i) for i in artifacts}
     for item_id, text in artifacts.items():
         atomic_write_text(vdir / files[item_id], text)
+    if booster:
+        atomic_write_bytes(vdir / BOOSTER_FILE, booster)
     decisions = {
         d.item_id: {"champion": d.champion, "reason": d.reason, "status": d.status, "error": d.error,
                     "backtest": d.backtest, "heldout": d.heldout, "heldout_champion": d.heldout_champion,
                     "scale": r.scale, "level": r.level, "sha256": item_hashes[d.item_id], "file": files[d.item_id],
                     "fit_seconds": round(r.fit_seconds, 4), "warm_started": r.warm_started,
-                    "prophet_fit_starts": dict(sorted(r.fit_starts.items())), "prophet_spec": r.spec}
+                    "prophet_fit_starts": dict(sorted(r.fit_starts.items())), "prophet_spec": r.spec,
+                    "intermittent": r.intermittent, "combination_weights": r.weights}
         for r, d in zip(t.results, t.decisions)
     }
     manifest = {
@@ -141,6 +165,8 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
         "items": decisions,
         "files": {files[i]: h for i, h in item_hashes.items()},
     }
+    if booster_sha:
+        manifest["files"][BOOSTER_FILE] = booster_sha
     backtest_bytes = backtest_parquet(t)
     atomic_write_bytes(vdir / "backtest.parquet", backtest_bytes)
     manifest["files"]["backtest.parquet"] = hashlib.sha256(backtest_bytes).hexdigest()

@@ -1,0 +1,66 @@
+"""Combinations of an item's best models, with weights set only on folds that ended before the forecast they
+weight begins: a fold's combination never sees its own actuals, the held-out fold's never sees the held-out
+fold, and the served one is weighted on every fold. Pure."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from retail_assets.core.forecast.backtest import FoldForecast
+from retail_assets.core.metrics import wape
+
+COMBINED = ("prophet", "lightgbm", "ets", "theta", "croston_sba", "tsb")  # candidates a combination draws on
+TOP = 3  # models per combination
+DEFAULT_PARTS = ("prophet", "lightgbm", "ets")  # equal weights when no earlier fold exists
+
+
+def _end(f: FoldForecast) -> dt.date:
+    return dt.date.fromisoformat(f.dates[-1])
+
+
+def _start(f: FoldForecast) -> dt.date:
+    return dt.date.fromisoformat(f.dates[0])
+
+
+def weights_from(folds: list[FoldForecast], available: set[str]) -> dict[str, float]:
+    """Inverse-WAPE weights of the TOP models (of `available`) by WAPE over `folds` pooled; equal weights of
+    the defaults when there is no fold to judge on."""
+    candidates = [m for m in COMBINED if m in available and all(m in f.yhat for f in folds)]
+    if not folds or not candidates:
+        parts = [m for m in DEFAULT_PARTS if m in available] or sorted(available & set(COMBINED))
+        return {m: 1.0 / len(parts) for m in parts} if parts else {}
+    scores = {}
+    for m in candidates:
+        mask = [np.array(f.open_day, bool) for f in folds]
+        y = np.concatenate([np.array(f.y)[k] for f, k in zip(folds, mask)])
+        yhat = np.concatenate([np.array(f.yhat[m])[k] for f, k in zip(folds, mask)])
+        scores[m] = wape(y, yhat)
+    ranked = sorted((s, m) for m, s in scores.items() if np.isfinite(s))[:TOP]
+    if not ranked:
+        return {m: 1.0 / len(candidates) for m in candidates[:TOP]}
+    inv = {m: 1.0 / max(s, 1e-6) for s, m in ranked}
+    total = sum(inv.values())
+    return {m: inv[m] / total for m in sorted(inv)}
+
+
+def combine(yhat: dict[str, list[float]], weights: dict[str, float]) -> list[float]:
+    return np.sum([w * np.asarray(yhat[m], dtype=float) for m, w in weights.items()], axis=0).tolist()
+
+
+def add_combinations(folds: list[FoldForecast], future_yhat: dict[str, list[float]]) -> dict[str, float]:
+    """Add the `combination` forecast to every recent fold in `folds` (weighted on those that ended before it
+    began; the first gets the default parts in equal weights) and to the future (weighted on all of them);
+    return the served weights."""
+    for f in folds:
+        earlier = [g for g in folds if _end(g) < _start(f)]
+        w = weights_from(earlier, set(f.yhat))
+        if w and all(m in f.yhat for m in w):
+            f.yhat["combination"] = combine(f.yhat, w)
+            f.weights = w
+    served = weights_from(folds, set(future_yhat))
+    if served and all(m in future_yhat for m in served):
+        future_yhat["combination"] = combine(future_yhat, served)
+        return served
+    return {}

@@ -1,0 +1,111 @@
+"""One LightGBM model per store over all its items: direct multi-horizon, so neither the edge nor the served
+forecast needs a lagged value the horizon has not seen. Pure: no Dagster, no files.
+
+Each row is an item-day. Features: the item, the calendar (day of week and year, week, month, days to
+Christmas and from Thanksgiving: fixed retail dates known from the date alone), the holiday flag, the
+promotion, and the item's level: its mean open-day demand over `level_window` periods ending `lag` periods
+earlier, where `lag` is the forecast horizon, so every forecast day's level lies in the history at the
+origin. The target is demand over (level + 1), weighted by (level + 1): the trees learn shapes, the level
+carries trend, and squared errors count in units. Stored in LightGBM's own text format.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+CALENDAR_FEATURES = ("day_of_week", "day_of_year", "week_of_year", "month", "day_of_month", "days_to_christmas",
+                     "days_from_thanksgiving")
+FEATURES = ("item_code", *CALENDAR_FEATURES, "is_holiday", "promo", "level")
+CALENDAR_INPUTS = (*CALENDAR_FEATURES, "is_holiday")  # the edge graph's `calendar` input, per day
+PARAMS = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 40,
+          "feature_fraction": 0.9, "lambda_l2": 1.0, "seed": 7, "deterministic": True, "force_col_wise": True,
+          "num_threads": 2, "verbosity": -1}
+
+
+def _thanksgiving(year: int) -> dt.date:
+    nov1 = dt.date(year, 11, 1)
+    return nov1 + dt.timedelta(days=(3 - nov1.weekday()) % 7 + 21)  # the fourth Thursday of November
+
+
+def calendar_matrix(dates) -> np.ndarray:
+    """[n, len(CALENDAR_FEATURES)] from the dates alone: the same numbers in training, serving and the bundle."""
+    ds = pd.DatetimeIndex(pd.to_datetime(dates))
+    out = np.zeros((len(ds), len(CALENDAR_FEATURES)))
+    if not len(ds):
+        return out
+    out[:, 0] = ds.dayofweek
+    out[:, 1] = ds.dayofyear
+    out[:, 2] = ds.isocalendar().week.to_numpy(dtype=float)
+    out[:, 3] = ds.month
+    out[:, 4] = ds.day
+    for i, d in enumerate(ds.date):
+        xmas = dt.date(d.year, 12, 25)
+        to_xmas = (xmas - d).days if d <= xmas else (dt.date(d.year + 1, 12, 25) - d).days
+        out[i, 5] = min(to_xmas, 60)
+        out[i, 6] = float(np.clip((d - _thanksgiving(d.year)).days, -60, 40))
+    return out
+
+
+def calendar_inputs(dates, is_holiday) -> np.ndarray:
+    """[n, len(CALENDAR_INPUTS)]: what the edge bundle stores per day for the store's LightGBM model."""
+    return np.column_stack([calendar_matrix(dates), np.asarray(is_holiday, dtype=float)])
+
+
+def item_levels(y: np.ndarray, open_day: np.ndarray, lag: int, window: int) -> np.ndarray:
+    """Per period t: the mean open-period demand over [t - lag - window + 1, t - lag]; NaN where that
+    window holds fewer than a quarter of its periods."""
+    s = pd.Series(np.where(open_day & ~np.isnan(y), y, np.nan))
+    return s.shift(lag).rolling(window, min_periods=max(window // 4, 1)).mean().to_numpy()
+
+
+def store_frame(items: list[dict], lag: int, window: int) -> pd.DataFrame:
+    """All items' rows with their features. `items`: dicts with item_id, dates, y (None ahead), open_day, promo,
+    holiday (name or None), n_history; item codes follow the sorted item ids."""
+    frames = []
+    for code, it in enumerate(sorted(items, key=lambda i: i["item_id"])):
+        y = np.array([np.nan if v is None else v for v in it["y"]], dtype=float)
+        open_day = np.array(it["open_day"], bool)
+        frame = pd.DataFrame(calendar_matrix(it["dates"]), columns=list(CALENDAR_FEATURES))
+        frame.insert(0, "item_code", float(code))
+        frame["is_holiday"] = [0.0 if h is None else 1.0 for h in it["holiday"]]
+        frame["promo"] = np.asarray(it["promo"], dtype=float)
+        frame["level"] = item_levels(y, open_day, lag, window)
+        frame["item_id"] = it["item_id"]
+        frame["ds"] = pd.to_datetime(it["dates"])
+        frame["y"] = y
+        frame["open"] = open_day
+        frame["history"] = np.arange(len(y)) < it["n_history"]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def fit(frame: pd.DataFrame, cutoff: pd.Timestamp, rounds: int):
+    """A booster on the history before `cutoff` (open periods with a level); None with too few rows."""
+    import lightgbm as lgb
+
+    rows = frame[frame["history"] & (frame["ds"] < cutoff) & frame["open"] & frame["y"].notna()
+                 & frame["level"].notna()]
+    if len(rows) < 200:
+        return None
+    scale = rows["level"].to_numpy() + 1.0
+    data = lgb.Dataset(rows[list(FEATURES)].to_numpy(float), label=rows["y"].to_numpy() / scale, weight=scale,
+                       feature_name=list(FEATURES), free_raw_data=True)
+    return lgb.train(PARAMS, data, num_boost_round=rounds)
+
+
+def predict(booster, rows: pd.DataFrame) -> np.ndarray:
+    """Units for `rows` (features as in `store_frame`), never negative, 0 where closed or without a level."""
+    if not len(rows):
+        return np.zeros(0)
+    ratio = booster.predict(rows[list(FEATURES)].to_numpy(float), num_threads=1)
+    yhat = np.clip(ratio, 0, None) * (rows["level"].to_numpy() + 1.0)
+    return np.where(rows["open"].to_numpy(bool) & np.isfinite(yhat), yhat, 0.0)
+
+
+def booster_from_text(text: str):
+    import lightgbm as lgb
+
+    return lgb.Booster(model_str=text)

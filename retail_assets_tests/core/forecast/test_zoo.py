@@ -1,0 +1,119 @@
+"""The model zoo behind one interface: every model type backtested, selected, served from its artifact and
+compiled into the store's edge graph with the same numbers; intermittent items served by intermittent models;
+a combination's weights set only on folds that ended before the forecast they weight."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+
+from retail_assets.core.edge.compile import compile_store
+from retail_assets.core.fitting.champion import decide
+from retail_assets.core.fitting.pool import build_tasks
+from retail_assets.core.fitting.store_models import add_store_models
+from retail_assets.core.forecast import gbm
+from retail_assets.core.forecast.backtest import recent, run_item
+from retail_assets.core.forecast.combine import _end, _start
+from retail_assets.core.forecast.models import MODELS
+from retail_assets.core.forecast.serving import predict_artifact
+from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion, model_artifact
+from retail_assets_tests.helpers import FAST, noisy_weekly, synthetic_store
+
+
+def _intermittent(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random(n) < 0.12).astype(float) * rng.integers(1, 5, n)
+
+
+@pytest.fixture(scope="module")
+def zoo_store():
+    """Four regular items and one intermittent one, 300 days, every model fitted in-process."""
+    items = {f"SKU-{i}": noisy_weekly(300, 4 + 5 * i, i) for i in range(4)}
+    items["SKU-sparse"] = _intermittent(300, 11)
+    features = synthetic_store(items)
+    features.loc[features["date"].dt.dayofweek == 5, "promo_planned"] = True  # a known-ahead regressor
+    cfg = dataclasses.replace(FAST, gbm_rounds=60)
+    tasks = build_tasks(features, cfg)
+    results = [run_item(t) for t in tasks]
+    booster_text, figures = add_store_models(tasks, results, cfg)
+    return features, cfg, results, booster_text, figures
+
+
+def test_every_model_type_backtests_and_the_intermittent_item_gets_an_intermittent_model(zoo_store):
+    _features, cfg, results, booster_text, figures = zoo_store
+    assert booster_text and figures["gbm_fits"] >= 2
+    regular = [r for r in results if r.item_id != "SKU-sparse"]
+    for r in regular:
+        assert not r.intermittent
+        for f in recent(r.folds):
+            assert {"prophet", "seasonal_naive", "ets", "theta", "lightgbm"} <= set(f.yhat)
+    sparse = next(r for r in results if r.item_id == "SKU-sparse")
+    assert sparse.intermittent and {"croston_sba", "tsb"} <= set(recent(sparse.folds)[-1].yhat)
+    training = decide("0001", results, cfg, booster_text)
+    champions = {d.item_id: d.champion for d in training.decisions}
+    assert champions["SKU-sparse"] in ("croston_sba", "tsb"), champions
+    assert "intermittent item" in next(d.reason for d in training.decisions if d.item_id == "SKU-sparse")
+    alone = training.summary["heldout_weighted_wape_alone"]
+    assert set(alone) >= {"prophet", "lightgbm", "ets", "combination"} and all(v is not None for v in alone.values())
+
+
+def test_combination_weights_never_see_the_fold_they_weight(zoo_store):
+    _features, _cfg, results, _booster, _figures = zoo_store
+    for r in results:
+        folds = recent(r.folds)
+        first, *later = folds
+        assert first.weights is not None and len(set(first.weights.values())) == 1  # no earlier fold: equal
+        for f in later:
+            earlier = [g for g in folds if _end(g) < _start(f)]
+            assert earlier and all(_end(g) < _start(f) for g in earlier)
+            # change every actual of this fold and after: the weights it was combined with cannot move
+            from retail_assets.core.forecast.combine import weights_from
+
+            tampered = [dataclasses.replace(g, y=[v * 5 + 3 for v in g.y]) if _start(g) >= _start(f) else g
+                        for g in folds]
+            again = weights_from([g for g in tampered if _end(g) < _start(f)], set(f.yhat))
+            assert again == f.weights
+            combo = np.sum([w * np.array(f.yhat[m]) for m, w in f.weights.items()], axis=0)
+            assert np.allclose(f.yhat["combination"], combo)
+        assert r.weights and abs(sum(r.weights.values()) - 1) < 1e-9
+
+
+def _version_dir(tmp_path, booster_text: str) -> ModelVersion:
+    (tmp_path / BOOSTER_FILE).write_text(booster_text)
+    return ModelVersion("0001", "vtest", tmp_path, {})
+
+
+@pytest.mark.parametrize("model", [m for m in MODELS if m != "moving_average"])
+def test_onnx_graph_matches_each_served_model(zoo_store, tmp_path, model):
+    """Every item compiled with `model` as its champion: the graph reproduces the served model's forecast
+    (its library's own predict, the stored path or the weighted parts) on every item and day."""
+    features, cfg, results, booster_text, _figures = zoo_store
+    mv = _version_dir(tmp_path, booster_text)
+    sha = hashlib.sha256(booster_text.encode()).hexdigest()
+    served = [r for r in results if model in r.future_yhat and (model != "combination" or r.weights)]
+    assert served, f"no item has a served {model}"
+    items = {r.item_id: {"champion": model, "artifact": model_artifact(model, r, sha)} for r in served}
+    compiled = compile_store(items, booster_text)
+    fut = features[features["is_future"] & (features["item_id"] == served[0].item_id)].head(cfg.horizon)
+    dates = fut["date"].reset_index(drop=True)
+    promo = {r.item_id: features[features["is_future"] & (features["item_id"] == r.item_id)]
+             .head(cfg.horizon)["promo_planned"].astype(float).to_numpy() for r in served}
+    session = ort.InferenceSession(compiled.onnx_bytes, providers=["CPUExecutionProvider"])
+    feeds = {"t_days": ((dates - pd.Timestamp("1970-01-01")).dt.days).to_numpy(float),
+             "holiday": np.zeros((len(dates), len(compiled.holidays))),
+             "promo": np.stack([promo[i] for i in compiled.items]), "open": np.ones(len(dates)),
+             "calendar": gbm.calendar_inputs(dates, np.zeros(len(dates)))}
+    (yhat,) = session.run(["yhat"], feeds)
+    for k, item in enumerate(compiled.items):
+        future = pd.DataFrame({"ds": dates, "promo": promo[item], "is_holiday": False})
+        ref = np.clip(predict_artifact(mv, model, items[item]["artifact"], future), 0, None)
+        assert np.all(np.isfinite(yhat[k]))
+        np.testing.assert_allclose(yhat[k], ref, rtol=1e-5, atol=1e-6, err_msg=f"{model} {item}")
+        # and the artifact serves what the fit forecast when it was made (nothing lost in the stored format)
+        fitted = next(r for r in served if r.item_id == item).future_yhat[model]
+        np.testing.assert_allclose(ref, fitted, rtol=1e-6, atol=1e-6, err_msg=f"{model} {item} stored")
