@@ -309,7 +309,7 @@ def inputs_for(bundle: Bundle, start: str | None = None, horizon: int | None = N
         "promo": promo.reshape(len(bundle.manifest["items_order"]), n),
         "open": np.array(cal["open"][span], dtype=np.float64),
     }
-    if "calendar_inputs" in cal:  # the store LightGBM model's calendar features per day (bundles since the zoo)
+    if any(i.name == "calendar" for i in bundle.session.get_inputs()):  # the store's trees: their calendar inputs
         feeds["calendar"] = np.array(cal["calendar_inputs"][span], dtype=np.float64).reshape(n, -1)
     return feeds, first, n
 

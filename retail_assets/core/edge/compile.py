@@ -15,7 +15,8 @@ Graph inputs (T forecast days, H holiday names of the store, I items):
   holiday [T, H]  float64  1 where that date is holiday h shifted by its window offset (from the calendar)
   promo   [I, T]  float64  planned promotion flag per item
   open    [T]     float64  1 when the store trades that day
-  calendar [T, K] float64  the LightGBM calendar features and holiday flag (core/forecast/gbm.calendar_inputs)
+  calendar [T, K] float64  the LightGBM calendar features and holiday flag (gbm.calendar_inputs); only in a
+                           graph where an item serves the store's trees
 Output:
   yhat    [I, T]  float64  never negative, 0 on closed days
 """
@@ -287,7 +288,8 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
             helper.make_tensor_value_info("holiday", TensorProto.DOUBLE, ["T", H]),
             helper.make_tensor_value_info("promo", TensorProto.DOUBLE, [n, "T"]),
             helper.make_tensor_value_info("open", TensorProto.DOUBLE, ["T"]),
-            helper.make_tensor_value_info("calendar", TensorProto.DOUBLE, ["T", len(gbm.CALENDAR_INPUTS)]),
+            *([helper.make_tensor_value_info("calendar", TensorProto.DOUBLE, ["T", len(gbm.CALENDAR_INPUTS)])]
+              if trees is not None else []),
         ],
         outputs=[helper.make_tensor_value_info("yhat", TensorProto.DOUBLE, [n, "T"])],
         initializer=initializers,

@@ -30,13 +30,17 @@ from retail_assets.core.registry.versions import (
 
 
 def previous_inits(mv: ModelVersion | None) -> dict[str, dict]:
-    """Prophet parameters of the live version's Prophet champions, to warm-start a retrain."""
+    """Prophet parameters of every item whose served model holds a Prophet fit (a Prophet champion, or a
+    combination with a Prophet part), to warm-start a retrain."""
     if mv is None:
         return {}
     inits = {}
     for item_id, info in mv.manifest["items"].items():
-        if info["champion"] == "prophet":
-            params = json.loads((mv.path / info["file"]).read_text())["params"]
+        text = (mv.path / info["file"]).read_text() if info["champion"] in ("prophet", "combination") else None
+        if text is not None and info["champion"] == "combination":
+            text = json.loads(text)["parts"].get("prophet")
+        if text is not None:
+            params = json.loads(text)["params"]
             params = {k: json.loads(v) if isinstance(v, str) else v for k, v in params.items()}
             inits[item_id] = {
                 "k": float(np.ravel(params["k"])[0]), "m": float(np.ravel(params["m"])[0]),

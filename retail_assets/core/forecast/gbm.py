@@ -54,11 +54,17 @@ def calendar_inputs(dates, is_holiday) -> np.ndarray:
     return np.column_stack([calendar_matrix(dates), np.asarray(is_holiday, dtype=float)])
 
 
+LEVEL_GRID = 64  # levels on a 1/64-unit grid: exact in float32, so the edge's float32 trees split them as LightGBM does
+
+
 def item_levels(y: np.ndarray, open_day: np.ndarray, lag: int, window: int) -> np.ndarray:
     """Per period t: the mean open-period demand over [t - lag - window + 1, t - lag]; NaN where that
-    window holds fewer than a quarter of its periods."""
+    window holds fewer than a quarter of its periods. Rounded to LEVEL_GRID: every feature of the trees is
+    then a value float32 holds exactly (onnxmltools writes float32 thresholds; a continuous double level
+    would fall on the other side of a rounded threshold now and then)."""
     s = pd.Series(np.where(open_day & ~np.isnan(y), y, np.nan))
-    return s.shift(lag).rolling(window, min_periods=max(window // 4, 1)).mean().to_numpy()
+    level = s.shift(lag).rolling(window, min_periods=max(window // 4, 1)).mean().to_numpy()
+    return np.round(level * LEVEL_GRID) / LEVEL_GRID
 
 
 def store_frame(items: list[dict], lag: int, window: int) -> pd.DataFrame:

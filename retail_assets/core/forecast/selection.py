@@ -55,7 +55,7 @@ def choose_champion(result: ItemResult, folds: list[FoldForecast], serving: bool
     best = min(candidates, key=rank)
     if serving and best not in result.future_yhat:
         unserved = best
-        best = min((m for m in candidates if m in result.future_yhat), key=rank)
+        best = min([m for m in candidates if m in result.future_yhat] or [BASELINE], key=rank)
         return best, (f"{unserved.replace('_', ' ')} backtested best but has no final fit to serve: serving "
                       f"{best.replace('_', ' ')} ({label} {scores[best][metric]:.3f})"), scores
     ranked = sorted((m for m in candidates if m != best and np.isfinite(scores[m][metric])), key=rank)[:3]

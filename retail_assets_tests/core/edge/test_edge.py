@@ -21,6 +21,7 @@ from prophet.serialize import model_to_json
 
 from retail_assets.core.canonical import dumps
 from retail_assets.core.edge.bundle import (
+    MAX_REL_ERROR_TREES,
     BundleVerificationError,
     build_bundle,
     load_private_key,
@@ -128,7 +129,8 @@ def bundle(tmp_path_factory):
 
 def test_bundle_round_trip_matches_the_served_forecast(bundle):
     _root, mv, store, published, pub = bundle
-    assert published.manifest["verification"]["max_rel_error"] < 1e-6
+    assert published.manifest["verification"]["over_limit"] == []
+    assert published.manifest["verification"]["max_rel_error"] < MAX_REL_ERROR_TREES
     assert published.size_bytes < 1_000_000
     loaded = runner.load_bundle(published.path, runner.read_public_key(pub), expected_store="0001")
     rows = pd.DataFrame(runner.predict(loaded, start=loaded.dates[0]))

@@ -85,9 +85,10 @@ def test_the_held_out_choice_does_not_lean_on_the_final_fit():
     # Prophet won the earlier folds, then the final fit (which saw the held-out fold) failed
     y = [10.0] * 7
     folds = [_fold(y, {"prophet": y, "seasonal_naive": [5.0] * 7, "moving_average": [6.0] * 7})]
-    result = ItemResult("0001", "SKU-A", folds=folds, prophet_json=None, prophet_error="final fit failed")
+    result = ItemResult("0001", "SKU-A", folds=folds, prophet_json=None, prophet_error="final fit failed",
+                        future_yhat={"seasonal_naive": [5.0] * 7, "moving_average": [6.0] * 7})
     assert choose_champion(result, folds, serving=False)[0] == "prophet"  # judged on its folds
-    assert choose_champion(result, folds)[0] == "seasonal_naive"  # but never served without a final fit
+    assert choose_champion(result, folds)[0] == "moving_average"  # the best servable: never without a final fit
 
 
 def test_held_out_medians_are_over_the_same_items():
@@ -98,7 +99,8 @@ def test_held_out_medians_are_over_the_same_items():
         f0 = _fold(sold, {"prophet": sold, "seasonal_naive": [3.0] * 7, "moving_average": [3.5] * 7})
         f1 = _fold(y_last, {"prophet": [4.5] * 7, "seasonal_naive": [1.0] * 7, "moving_average": [2.0] * 7})
         f1.fold = 1
-        results.append(ItemResult("0001", item, folds=[f0, f1], prophet_json="{}"))
+        served = {m: [1.0] * 7 for m in ("prophet", "seasonal_naive", "moving_average")}
+        results.append(ItemResult("0001", item, folds=[f0, f1], prophet_json="{}", future_yhat=served))
     summary = decide("0001", results, cfg).summary
     assert summary["heldout_median_items"] == 1
     assert math.isclose(summary["heldout_median_wape_champion"], 0.5 / 4)

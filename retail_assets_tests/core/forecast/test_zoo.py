@@ -106,8 +106,11 @@ def test_onnx_graph_matches_each_served_model(zoo_store, tmp_path, model):
     session = ort.InferenceSession(compiled.onnx_bytes, providers=["CPUExecutionProvider"])
     feeds = {"t_days": ((dates - pd.Timestamp("1970-01-01")).dt.days).to_numpy(float),
              "holiday": np.zeros((len(dates), len(compiled.holidays))),
-             "promo": np.stack([promo[i] for i in compiled.items]), "open": np.ones(len(dates)),
-             "calendar": gbm.calendar_inputs(dates, np.zeros(len(dates)))}
+             "promo": np.stack([promo[i] for i in compiled.items]), "open": np.ones(len(dates))}
+    if any(i.name == "calendar" for i in session.get_inputs()):
+        feeds["calendar"] = gbm.calendar_inputs(dates, np.zeros(len(dates)))
+    assert ("calendar" in feeds) == (model in ("lightgbm", "combination") and any(
+        "lightgbm" in r.weights for r in served) or model == "lightgbm")
     (yhat,) = session.run(["yhat"], feeds)
     for k, item in enumerate(compiled.items):
         future = pd.DataFrame({"ds": dates, "promo": promo[item], "is_holiday": False})

@@ -125,7 +125,7 @@ def test_models_and_forecasts_per_store(stores_run, warehouse):
                                      "lower_units", "upper_units", "model_version"]
         total += len(forecast)
         edge = result.asset_materializations_for_node("edge_bundle")[0].metadata
-        assert edge["verification_max_rel_error"].value < 1e-6
+        assert edge["verification_max_rel_error"].value < 1e-5  # float32 trees (core/edge/bundle.py)
         assert edge["size_bytes"].value < 1_000_000
         assert Path(edge["path"].value).exists() and edge["model_version"].value == model["model_version"].value
     assert view.execute("select count(*) from forecasts").fetchone()[0] == total
