@@ -3,6 +3,10 @@
 Prints, all measured in this run:
   * parallel efficiency: (sum of single-item times, run one at a time) / cores / (wall time of the process
     pool over the same items). Goal (issue 5): >= 0.8 on 2 cores.
+  * the model zoo's cost: a full store train (backtest, selection, calibration, the version written) with the
+    zoo (statsforecast, the store's LightGBM, combinations) vs Prophet and the baselines only (the platform
+    before the zoo, `TrainConfig(zoo=False)`), same store, both cold, with each one's held-out WAPE.
+    Goal (issue 16): within the wall time of the path without the zoo.
   * warm start: Prophet fit seconds of a retrain whose first fit per item starts from the previous version's
     parameters vs one whose first fit starts cold (later folds chain in both), same store, same data.
     Goal: >= 3x faster.
@@ -73,6 +77,15 @@ def main() -> None:
         print(f"  process pool  : {t_pool:6.1f}s wall with {cores} workers (spawn start-up included)")
         print(f"  parallel efficiency = {per_item_sum:.1f}s / {cores} / {t_pool:.1f}s = {eff:.2f} "
               f"(goal >= 0.80: {'met' if eff >= 0.8 else 'NOT met'})", flush=True)
+
+        for label, zoo_cfg in (("Prophet + baselines", TrainConfig(zoo=False)), ("model zoo", cfg)):
+            t0 = time.perf_counter()
+            mv = train_store(fs.frame, root / f"models-{label[:5]}", "bench-zoo", zoo_cfg, workers=cores,
+                             warm_start=False)
+            s = mv.manifest["summary"]
+            print(f"  full train, {label:<19}: {time.perf_counter() - t0:6.1f}s wall; held-out weighted WAPE "
+                  f"champion {s['heldout_weighted_wape_champion']:.4f}, seasonal naive "
+                  f"{s['heldout_weighted_wape_seasonal_naive']:.4f}; mix {s['champion_mix']}", flush=True)
 
         models = root / "models"
         first = train_store(fs.frame, models, "bench-v1", cfg, workers=cores, warm_start=False)

@@ -71,9 +71,12 @@ def _calendar(mv: ModelVersion, features: pd.DataFrame, horizon: int, holiday_co
     for item in items:
         g = fut[fut["item_id"] == item].set_index("date").reindex(days)
         promo[item] = [int(bool(v)) if not pd.isna(v) else 0 for v in g["promo_planned"]]
-    holidays = {pd.Timestamp(d).strftime("%Y-%m-%d"): str(n) for d, n in by_day["holiday_name"].items()
-                if isinstance(n, str)}
     dates = [pd.Timestamp(d).strftime("%Y-%m-%d") for d in days]
+    # holidays of the horizon and of the month before it: a holiday window reaches across the first day
+    # (Boxing Day is Christmas + 1); those after the features' last day are unknown to every model alike
+    near = features[features["date"] >= pd.Timestamp(days[0]) - pd.Timedelta(days=31)] if days else features
+    by_holiday = near.drop_duplicates("date").set_index("date")["holiday_name"]
+    holidays = {pd.Timestamp(d).strftime("%Y-%m-%d"): str(n) for d, n in by_holiday.items() if isinstance(n, str)}
     return {
         "store_id": mv.store_id,
         "dates": dates,

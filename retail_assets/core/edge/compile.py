@@ -106,7 +106,9 @@ def _gbm_nodes(N, trees: onnx.ModelProto | None) -> list:
         N("Unsqueeze", ["calendar", "axes0"], ["cal3"]),                     # [1, T, K]
         N("Add", ["cal3", "zeros_IT1"], ["cal_b"]), N("Add", ["item_code", "zeros_IT1"], ["code_b"]),
         N("Unsqueeze", ["promo", "axes2"], ["promo3"]), N("Unsqueeze", ["gbm_level", "axes2"], ["level3"]),
-        N("Concat", ["code_b", "cal_b", "promo3", "level3"], ["gbm_x3"], axis=2),
+        N("GatherElements", ["last_year_path", "steps"], ["gbm_last_year"], axis=1),
+        N("Unsqueeze", ["gbm_last_year", "axes2"], ["last_year3"]),
+        N("Concat", ["code_b", "cal_b", "promo3", "level3", "last_year3"], ["gbm_x3"], axis=2),
         N("Reshape", ["gbm_x3", "gbm_shape"], ["gbm_X"]),
         *trees.graph.node,
         N("Cast", ["gbm_variable"], ["gbm_ratio_col"], to=TensorProto.DOUBLE),
@@ -167,6 +169,7 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
                    for m, (_w, a) in p.items() if m not in ("prophet",)] + [1])
     w = {m: np.zeros((n, 1)) for m in ("prophet", "naive", "flat", "gbm")}
     path = np.zeros((n, horizon)); level_path = np.zeros((n, horizon)); item_code = np.zeros((n, 1, 1))
+    last_year_path = np.zeros((n, horizon))
     for i, item in enumerate(ids):
         for model, (weight, artifact) in parts[item].items():
             if model == "prophet":
@@ -202,6 +205,7 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
                 w["gbm"][i] = weight
                 item_code[i] = state["item_code"]
                 level_path[i, : len(state["level_path"])] = state["level_path"]
+                last_year_path[i, : len(state["last_year_path"])] = state["last_year_path"]
             else:  # a classic model: its path, weighted in (sums of paths are one path)
                 path[i, : len(state["path"])] += weight * np.asarray(state["path"], dtype=float)
 
@@ -215,13 +219,13 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
         "zero": np.array(0.0), "one": np.array(1.0), "axes2": np.array([2], dtype=np.int64),
         "axes1": np.array([1], dtype=np.int64), "axes0": np.array([0], dtype=np.int64),
         "w_prophet": w["prophet"], "w_naive": w["naive"], "w_flat": w["flat"], "w_gbm": w["gbm"],
-        "path": path, "level_path": level_path, "item_code": item_code, "path_last": np.array(horizon - 1.0),
+        "path": path, "level_path": level_path, "last_year_path": last_year_path, "item_code": item_code, "path_last": np.array(horizon - 1.0),
         "gbm_shape": np.array([-1, len(gbm.FEATURES)], dtype=np.int64), "shape_IT": np.array([n, -1], dtype=np.int64),
     }
     with_trees = booster_text is not None and bool(w["gbm"].any())
     trees = _tree_graph(booster_text) if with_trees else None
     if not with_trees:  # no item serves the store's LightGBM model: no tree inputs in the graph
-        for name in ("gbm_shape", "item_code", "shape_IT"):
+        for name in ("gbm_shape", "item_code", "shape_IT", "last_year_path"):
             consts.pop(name)
     initializers = [numpy_helper.from_array(np.asarray(v, dtype=np.int64 if v.dtype == np.int64 else np.float64), name)
                     for name, v in consts.items()]

@@ -17,7 +17,7 @@ from retail_assets.core.forecast.calibration import (
     raw_prophet_coverage,
 )
 from retail_assets.core.forecast.models import BASELINE, TrainConfig
-from retail_assets.core.forecast.selection import choose_champion, fold_metrics
+from retail_assets.core.forecast.selection import choose_champion, fold_metrics, store_best
 from retail_assets.core.metrics import wape
 
 # ---------------------------------------------------------------- store-level decisions
@@ -46,13 +46,26 @@ class StoreTraining:
     gbm_text: str | None = None  # the store's final LightGBM model (its own text format)
 
 
+def selection_folds(r: ItemResult, heldout: bool) -> list:
+    """The folds a choice is made on: the recent ones (for the held-out choice, all but the last) and the same
+    season a year before the window it serves (the season a year before the held-out fold), when that fold has
+    every model the recent ones have: a December is chosen with last December's record, not November's alone.
+    The interval is calibrated on the same folds."""
+    folds = recent(r.folds)[:-1] if heldout else recent(r.folds)
+    models = set.intersection(*(set(f.yhat) for f in folds)) if folds else set()
+    year_before = seasonal(r.folds, "seasonal_heldout" if heldout else "seasonal_serving")
+    return folds + [f for f in year_before if models <= set(f.yhat)]
+
+
 def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig, gbm_text: str | None = None) -> StoreTraining:
     decisions = []
+    # the store's best model on the same folds each choice is made on (never the held-out fold for the held-out one)
+    served_default = store_best(results, lambda r: selection_folds(r, heldout=False))
+    heldout_default = store_best(results, lambda r: selection_folds(r, heldout=True))
     for r in results:
-        folds = recent(r.folds)
-        champion, reason, scores = choose_champion(r, folds)
-        earlier, last = folds[:-1], folds[-1:]
-        sel, _why, _s = choose_champion(r, earlier, serving=False)
+        champion, reason, scores = choose_champion(r, selection_folds(r, heldout=False), default=served_default)
+        last = recent(r.folds)[-1:]
+        sel, _why, _s = choose_champion(r, selection_folds(r, heldout=True), serving=False, default=heldout_default)
         heldout = {m: fold_metrics(r, m, last) for m in (sel, BASELINE)}
         decisions.append(ItemDecision(
             item_id=r.item_id, champion=champion, reason=reason, backtest=scores, heldout_champion=sel,
@@ -70,6 +83,7 @@ def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig, gbm_text:
     heldout_cal = calibrate(early_pairs, cfg)
     training = StoreTraining(store_id, cfg, results, decisions, calibration, gbm_text=gbm_text)
     training.summary = summarize(training, heldout_cal, last_pairs)
+    training.summary["store_best_model"] = served_default  # what an item keeps unless its own winner is clearly better
     return training
 
 

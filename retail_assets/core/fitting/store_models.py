@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from retail_assets.core.forecast import gbm
-from retail_assets.core.forecast.backtest import ItemResult, ItemTask, recent
+from retail_assets.core.forecast.backtest import ItemResult, ItemTask
 from retail_assets.core.forecast.combine import add_combinations
 
 
@@ -26,11 +26,13 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg) -> t
     """Fit the store's LightGBM at each origin the items' folds use and on all history, add its forecasts
     and then every item's combination to `results`. Returns the final booster's text (None when the store's
     history is too short) and timing figures."""
+    if not cfg.zoo:
+        return None, {}
     t0 = time.perf_counter()
     lag = max(cfg.horizon, cfg.fold_horizon)
     frame = gbm.store_frame([{"item_id": t.item_id, "dates": t.dates, "y": t.y, "open_day": t.open_day,
                               "promo": t.promo, "holiday": t.holiday, "n_history": t.n_history} for t in tasks],
-                            lag=lag, window=2 * lag)
+                            lag=lag, window=2 * lag, year=cfg.year)
     frame = frame.set_index("item_id", drop=False)
     by_item = {item: g for item, g in frame.groupby(level=0, sort=False)}
     fits = 0
@@ -60,7 +62,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg) -> t
                     continue
                 r.future_yhat["lightgbm"] = gbm.predict(booster, rows).tolist()
                 r.gbm_state = {"item_code": int(rows["item_code"].iloc[0]),
-                               "level_path": [float(v) if np.isfinite(v) else 0.0 for v in rows["level"]]}
+                               "level_path": [float(v) if np.isfinite(v) else 0.0 for v in rows["level"]],
+                               "last_year_path": [float(v) for v in rows["last_year"]]}
     for r in results:
-        r.weights = add_combinations(recent(r.folds), r.future_yhat)
+        r.weights = add_combinations(r.folds, r.future_yhat)
     return text, {"gbm_fits": fits, "gbm_seconds": time.perf_counter() - t0}

@@ -128,7 +128,7 @@ def run_item(task: ItemTask) -> ItemResult:
             "seasonal_naive": seasonal_naive(y_train, open_train, len(test), cfg.season),
             "moving_average": moving_average(y_train, open_train, len(test), cfg.moving_average_days),
         }
-        if kind == "recent":  # classic models are selected on the recent folds; the seasonal ones calibrate
+        if cfg.zoo:
             yhat.update(classic_forecasts(y_train, open_train, len(test), cfg, result.intermittent))
         raw_lo = raw_hi = None
         # Prophet's own interval is only read for the raw-coverage figure, on the held-out (last recent) fold:
@@ -175,7 +175,7 @@ def run_item(task: ItemTask) -> ItemResult:
     ma = moving_average(y_all, open_all, h, cfg.moving_average_days)
     result.future_yhat = {"seasonal_naive": np.where(open_future, sn, 0).tolist(),
                           "moving_average": np.where(open_future, ma, 0).tolist()}
-    for name, path in classic_forecasts(y_all, open_all, h, cfg, result.intermittent).items():
+    for name, path in (classic_forecasts(y_all, open_all, h, cfg, result.intermittent) if cfg.zoo else {}).items():
         result.future_paths[name] = path.tolist()
         result.future_yhat[name] = np.where(open_future, path, 0).tolist()
     last_week = last_open_season(y_all, open_all, cfg.season)  # what seasonal naive repeats

@@ -12,8 +12,9 @@ from retail_assets.core.forecast.backtest import FoldForecast
 from retail_assets.core.metrics import wape
 
 COMBINED = ("prophet", "lightgbm", "ets", "theta", "croston_sba", "tsb")  # candidates a combination draws on
-TOP = 3  # models per combination
-DEFAULT_PARTS = ("prophet", "lightgbm", "ets")  # equal weights when no earlier fold exists
+TOP = 3  # models per combination, at most
+WITHIN = 1.15  # a part's WAPE on the earlier folds is at most this times the best part's
+DEFAULT_PARTS = ("prophet", "lightgbm")  # equal weights when no earlier fold exists
 
 
 def _end(f: FoldForecast) -> dt.date:
@@ -25,8 +26,9 @@ def _start(f: FoldForecast) -> dt.date:
 
 
 def weights_from(folds: list[FoldForecast], available: set[str]) -> dict[str, float]:
-    """Inverse-WAPE weights of the TOP models (of `available`) by WAPE over `folds` pooled; equal weights of
-    the defaults when there is no fold to judge on."""
+    """Weights in proportion to 1 / WAPE^2 over `folds` pooled, of at most TOP models of `available` whose
+    WAPE there is within WITHIN of the best (a far weaker model only dilutes a mean); equal weights of the
+    defaults when there is no fold to judge on."""
     candidates = [m for m in COMBINED if m in available and all(m in f.yhat for f in folds)]
     if not folds or not candidates:
         parts = [m for m in DEFAULT_PARTS if m in available] or sorted(available & set(COMBINED))
@@ -40,7 +42,8 @@ def weights_from(folds: list[FoldForecast], available: set[str]) -> dict[str, fl
     ranked = sorted((s, m) for m, s in scores.items() if np.isfinite(s))[:TOP]
     if not ranked:
         return {m: 1.0 / len(candidates) for m in candidates[:TOP]}
-    inv = {m: 1.0 / max(s, 1e-6) for s, m in ranked}
+    ranked = [(s, m) for s, m in ranked if s <= WITHIN * ranked[0][0]]
+    inv = {m: 1.0 / max(s, 1e-6) ** 2 for s, m in ranked}
     total = sum(inv.values())
     return {m: inv[m] / total for m in sorted(inv)}
 
@@ -50,9 +53,9 @@ def combine(yhat: dict[str, list[float]], weights: dict[str, float]) -> list[flo
 
 
 def add_combinations(folds: list[FoldForecast], future_yhat: dict[str, list[float]]) -> dict[str, float]:
-    """Add the `combination` forecast to every recent fold in `folds` (weighted on those that ended before it
-    began; the first gets the default parts in equal weights) and to the future (weighted on all of them);
-    return the served weights."""
+    """Add the `combination` forecast to every fold and to the future. A fold's weights are set on the folds
+    (recent, and the seasonal ones a year back) that ended before it began, the earliest fold's are the
+    defaults in equal weights; the served weights on every fold. Returns the served weights."""
     for f in folds:
         earlier = [g for g in folds if _end(g) < _start(f)]
         w = weights_from(earlier, set(f.yhat))

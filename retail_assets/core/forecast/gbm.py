@@ -3,9 +3,10 @@ forecast needs a lagged value the horizon has not seen. Pure: no Dagster, no fil
 
 Each row is an item-day. Features: the item, the calendar (day of week and year, week, month, days to
 Christmas and from Thanksgiving: fixed retail dates known from the date alone), the holiday flag, the
-promotion, and the item's level: its mean open-day demand over `level_window` periods ending `lag` periods
-earlier, where `lag` is the forecast horizon, so every forecast day's level lies in the history at the
-origin. The target is demand over (level + 1), weighted by (level + 1): the trees learn shapes, the level
+promotion, the item's level: its mean open-day demand over `window` periods ending `lag` periods earlier,
+where `lag` is the forecast horizon, so every forecast day's level lies in the history at the origin; and
+its demand around the same day a year earlier over that level (the item's own yearly shape, also in the
+history for every forecast day). The target is demand over (level + 1), weighted by (level + 1): the trees learn shapes, the level
 carries trend, and squared errors count in units. Stored in LightGBM's own text format.
 """
 
@@ -18,9 +19,9 @@ import pandas as pd
 
 CALENDAR_FEATURES = ("day_of_week", "day_of_year", "week_of_year", "month", "day_of_month", "days_to_christmas",
                      "days_from_thanksgiving")
-FEATURES = ("item_code", *CALENDAR_FEATURES, "is_holiday", "promo", "level")
+FEATURES = ("item_code", *CALENDAR_FEATURES, "is_holiday", "promo", "level", "last_year")
 CALENDAR_INPUTS = (*CALENDAR_FEATURES, "is_holiday")  # the edge graph's `calendar` input, per day
-PARAMS = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 40,
+PARAMS = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31,
           "feature_fraction": 0.9, "lambda_l2": 1.0, "seed": 7, "deterministic": True, "force_col_wise": True,
           "num_threads": 2, "verbosity": -1}
 
@@ -67,7 +68,17 @@ def item_levels(y: np.ndarray, open_day: np.ndarray, lag: int, window: int) -> n
     return np.round(level * LEVEL_GRID) / LEVEL_GRID
 
 
-def store_frame(items: list[dict], lag: int, window: int) -> pd.DataFrame:
+def last_year_ratio(y: np.ndarray, open_day: np.ndarray, level: np.ndarray, year: int) -> np.ndarray:
+    """Per period t: the mean open demand over t - year +- 3 days (the week a year earlier; the period itself
+    on weekly data) over (level + 1), on a 1/1024 grid (exact in float32, as the level); -1 where unknown."""
+    half = 3 if year > 60 else 0
+    s = pd.Series(np.where(open_day & ~np.isnan(y), y, np.nan))
+    around = s.rolling(2 * half + 1, center=True, min_periods=1).mean().shift(year).to_numpy()
+    ratio = np.round(around / (level + 1.0) * 1024) / 1024
+    return np.where(np.isfinite(ratio), ratio, -1.0)
+
+
+def store_frame(items: list[dict], lag: int, window: int, year: int) -> pd.DataFrame:
     """All items' rows with their features. `items`: dicts with item_id, dates, y (None ahead), open_day, promo,
     holiday (name or None), n_history; item codes follow the sorted item ids."""
     frames = []
@@ -79,6 +90,7 @@ def store_frame(items: list[dict], lag: int, window: int) -> pd.DataFrame:
         frame["is_holiday"] = [0.0 if h is None else 1.0 for h in it["holiday"]]
         frame["promo"] = np.asarray(it["promo"], dtype=float)
         frame["level"] = item_levels(y, open_day, lag, window)
+        frame["last_year"] = last_year_ratio(y, open_day, frame["level"].to_numpy(), year)
         frame["item_id"] = it["item_id"]
         frame["ds"] = pd.to_datetime(it["dates"])
         frame["y"] = y
@@ -99,7 +111,10 @@ def fit(frame: pd.DataFrame, cutoff: pd.Timestamp, rounds: int):
     scale = rows["level"].to_numpy() + 1.0
     data = lgb.Dataset(rows[list(FEATURES)].to_numpy(float), label=rows["y"].to_numpy() / scale, weight=scale,
                        feature_name=list(FEATURES), free_raw_data=True)
-    return lgb.train(PARAMS, data, num_boost_round=rounds)
+    # leaves of 40 rows on a daily store's tens of thousands; down to 10 on a few thousand weekly rows, where
+    # a series' holiday week occurs two or three times in all
+    return lgb.train({**PARAMS, "min_data_in_leaf": int(np.clip(len(rows) // 200, 10, 40))}, data,
+                     num_boost_round=rounds)
 
 
 def predict(booster, rows: pd.DataFrame) -> np.ndarray:

@@ -31,6 +31,7 @@ class TrainConfig:
     yearly_min_days: int = 730  # yearly seasonality only with two years of history
     raw_interval_samples: int = 200  # Prophet's own intervals, for the raw coverage figure only
     moving_average_days: int = 28  # periods
+    zoo: bool = True  # False: Prophet and the baselines only (the platform before the model zoo; bench/train.py)
     classic_window: int = 364  # periods ETS and Theta fit on (the most recent)
     gbm_rounds: int = 300  # boosting rounds of the store's LightGBM model
     freq: str = "D"  # "D" daily or "W" weekly
@@ -106,12 +107,26 @@ def moving_average(y_train: np.ndarray, open_train: np.ndarray, horizon: int, wi
     return np.full(horizon, float(y.mean()) if len(y) else 0.0)
 
 
-def holidays_frame(dates: pd.Series, names: pd.Series) -> pd.DataFrame | None:
+HOLIDAY_WINDOWS = {  # (days before, days after) each retail holiday moves demand, as Prophet's holiday windows
+    "Christmas Day": (-14, 1),  # the two-week run-up, and the day after
+    "Christmas Eve": (0, 0),  # inside Christmas Day's window already
+    "Thanksgiving": (-2, 1), "Thanksgiving Day": (-2, 1),
+    "Black Friday": (0, 3),  # through Cyber Monday
+    "New Year's Eve": (-1, 0),
+}
+
+
+def holidays_frame(dates: pd.Series, names: pd.Series, windows: bool = True) -> pd.DataFrame | None:
+    """Prophet's holidays from the calendar's names; each with its retail window (HOLIDAY_WINDOWS), or the day
+    alone for a holiday not listed there (or for every holiday with `windows=False`)."""
     mask = names.notna()
     if not mask.any():
         return None
-    return pd.DataFrame({"holiday": names[mask].astype(str).values, "ds": pd.to_datetime(dates[mask].values),
-                         "lower_window": 0, "upper_window": 0})
+    frame = pd.DataFrame({"holiday": names[mask].astype(str).values, "ds": pd.to_datetime(dates[mask].values)})
+    span = [HOLIDAY_WINDOWS.get(n, (0, 0)) if windows else (0, 0) for n in frame["holiday"]]
+    frame["lower_window"] = [lo for lo, _hi in span]
+    frame["upper_window"] = [hi for _lo, hi in span]
+    return frame
 
 
 @dataclass(frozen=True)

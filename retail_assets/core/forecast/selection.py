@@ -1,5 +1,7 @@
 """Per-item champion choice: backtest metrics per model over chosen folds, lowest WAPE wins, ties and failures
-go to seasonal naive."""
+go to seasonal naive. With a few folds per item, the item's own winner is often luck: an item keeps the
+store's best model (lowest WAPE pooled over the store's items on the same folds) unless its own winner beats
+that model on the item by MARGIN."""
 
 from __future__ import annotations
 
@@ -30,7 +32,27 @@ def fold_metrics(result: ItemResult, model: str, folds: list[FoldForecast]) -> d
             "bias": bias(y, yhat), "n": int(len(y))}
 
 
-def choose_champion(result: ItemResult, folds: list[FoldForecast], serving: bool = True) -> tuple[str, str, dict]:
+MARGIN = 0.05  # an item's own winner must beat the store's best model on the item by this share of WAPE
+
+
+def store_best(results: list[ItemResult], folds_of) -> str | None:
+    """The model with the lowest WAPE pooled over the open days of every regular (not intermittent) item's
+    `folds_of(result)`, among models every such item has on all of them; None when there is none."""
+    regular = [(r, folds_of(r)) for r in results if not r.intermittent and folds_of(r)]
+    if not regular:
+        return None
+    shared = [m for m in MODELS if m != BASELINE and all(m in f.yhat for _r, fs in regular for f in fs)]
+    pooled = {}
+    for m in shared:
+        y = np.concatenate([np.array(f.y)[np.array(f.open_day, bool)] for _r, fs in regular for f in fs])
+        yhat = np.concatenate([np.array(f.yhat[m])[np.array(f.open_day, bool)] for _r, fs in regular for f in fs])
+        pooled[m] = wape(y, yhat)
+    finite = {m: w for m, w in pooled.items() if np.isfinite(w)}
+    return min(finite, key=finite.get) if finite else None
+
+
+def choose_champion(result: ItemResult, folds: list[FoldForecast], serving: bool = True,
+                    default: str | None = None) -> tuple[str, str, dict]:
     """Lowest backtest WAPE on `folds`; ties and missing backtests go to the seasonal-naive baseline.
     An intermittent item (core/forecast/classic.py) is served by an intermittent-demand model or the baseline,
     chosen on RMSE: WAPE is an absolute error, which a forecast of zero minimizes on mostly-zero days, so it
@@ -58,6 +80,12 @@ def choose_champion(result: ItemResult, folds: list[FoldForecast], serving: bool
         best = min([m for m in candidates if m in result.future_yhat] or [BASELINE], key=rank)
         return best, (f"{unserved.replace('_', ' ')} backtested best but has no final fit to serve: serving "
                       f"{best.replace('_', ' ')} ({label} {scores[best][metric]:.3f})"), scores
+    if (default and not result.intermittent and best != default and default != BASELINE
+            and (not serving or default in result.future_yhat) and np.isfinite(scores[default][metric])
+            and not scores[best][metric] < (1 - MARGIN) * scores[default][metric]):
+        return default, (f"{default.replace('_', ' ')}, the store's best model (backtest WAPE "
+                         f"{scores[default][metric]:.3f} on this item): the item's own best, "
+                         f"{best.replace('_', ' ')} {scores[best][metric]:.3f}, is not {MARGIN:.0%} better"), scores
     ranked = sorted((m for m in candidates if m != best and np.isfinite(scores[m][metric])), key=rank)[:3]
     others = ", ".join(f"{m.replace('_', ' ')} {scores[m][metric]:.3f}" for m in ranked)
     reason = f"{best.replace('_', ' ')} has the lowest {label} {scores[best][metric]:.3f} (next: {others})"

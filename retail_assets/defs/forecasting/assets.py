@@ -50,6 +50,8 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
         "heldout_median_wape_seasonal_naive": s["heldout_median_wape_seasonal_naive"],
         "heldout_weighted_wape_champion": s["heldout_weighted_wape_champion"],
         "heldout_weighted_wape_seasonal_naive": s["heldout_weighted_wape_seasonal_naive"],
+        # what a user who picked one model for every item instead would have got, on the same held-out days
+        **{f"heldout_weighted_wape_{m}_alone": v for m, v in s.get("heldout_weighted_wape_alone", {}).items()},
         "heldout_coverage_calibrated": s["heldout_coverage_calibrated"],
         "heldout_interval_mean_width": s.get("heldout_interval_mean_width"),
         "heldout_interval_score": s.get("heldout_interval_score"),
@@ -72,6 +74,10 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
             f"(Prophet raw {_fmt(s['heldout_coverage_prophet_raw'])}) | |\n"
             f"| interval mean width / interval score (lower is better) | "
             f"{_fmt(s.get('heldout_interval_mean_width'))} / {_fmt(s.get('heldout_interval_score'))} | |\n"
+            "\nThe alternatives, each served alone to every item (seasonal naive where it has no forecast), on the "
+            "same held-out days:\n\n| model alone | weighted WAPE |\n|---|---|\n"
+            + "".join(f"| {m.replace('_', ' ')} | {_fmt(v)} |\n"
+                      for m, v in s.get("heldout_weighted_wape_alone", {}).items())
         ),
     }
     fallbacks = {i: d["error"] for i, d in mv.manifest["items"].items() if d["status"] == "fallback"}

@@ -83,7 +83,8 @@ def test_dask_cluster_gives_the_same_models_as_the_process_pool(tmp_path, cluste
     assert {i: d["sha256"] for i, d in dask_mv.manifest["items"].items()} == item_hashes(pool_mv)
     assert dask_mv.manifest["files"] == pool_mv.manifest["files"]
     assert dask_mv.version == pool_mv.version
-    assert any(d["champion"] == "prophet" for d in dask_mv.manifest["items"].values())
+    # the Prophet fits themselves agree (their fold forecasts are in the equal backtest file), whatever is served
+    assert pd.read_parquet(dask_mv.path / "backtest.parquet")["prophet"].notna().all()
     # same progress lines (one per item, counted in arrival order, which may differ)
     for lines in said.values():
         assert [line.split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]

@@ -63,18 +63,18 @@ def test_every_model_type_backtests_and_the_intermittent_item_gets_an_intermitte
 
 
 def test_combination_weights_never_see_the_fold_they_weight(zoo_store):
+    from retail_assets.core.forecast.combine import weights_from
+
     _features, _cfg, results, _booster, _figures = zoo_store
     for r in results:
-        folds = recent(r.folds)
+        folds = sorted(r.folds, key=_start)
         first, *later = folds
         assert first.weights is not None and len(set(first.weights.values())) == 1  # no earlier fold: equal
         for f in later:
             earlier = [g for g in folds if _end(g) < _start(f)]
-            assert earlier and all(_end(g) < _start(f) for g in earlier)
+            assert earlier
             # change every actual of this fold and after: the weights it was combined with cannot move
-            from retail_assets.core.forecast.combine import weights_from
-
-            tampered = [dataclasses.replace(g, y=[v * 5 + 3 for v in g.y]) if _start(g) >= _start(f) else g
+            tampered = [dataclasses.replace(g, y=[v * 5 + 3 for v in g.y]) if _end(g) >= _start(f) else g
                         for g in folds]
             again = weights_from([g for g in tampered if _end(g) < _start(f)], set(f.yhat))
             assert again == f.weights
@@ -120,3 +120,25 @@ def test_onnx_graph_matches_each_served_model(zoo_store, tmp_path, model):
         # and the artifact serves what the fit forecast when it was made (nothing lost in the stored format)
         fitted = next(r for r in served if r.item_id == item).future_yhat[model]
         np.testing.assert_allclose(ref, fitted, rtol=1e-6, atol=1e-6, err_msg=f"{model} {item} stored")
+
+
+def test_holiday_windows_forecast_a_christmas_run_up_better_than_the_day_alone():
+    """Two weeks of rising demand before Christmas each year: Prophet with the retail window of Christmas Day
+    (models.HOLIDAY_WINDOWS) forecasts the third December's run-up better than with the holiday's day alone."""
+    from retail_assets.core.forecast.models import ProphetSpec, fit_prophet, holidays_frame, prophet_predict
+    from retail_assets.core.metrics import wape
+
+    dates = pd.Series(pd.date_range("2021-01-01", "2023-12-26"))
+    rng = np.random.default_rng(3)
+    to_xmas = np.array([(pd.Timestamp(d.year, 12, 25) - d).days for d in dates])
+    ramp = np.where((to_xmas > 0) & (to_xmas <= 14), 1.5 * (1 - to_xmas / 15), 0.0)
+    y = rng.poisson(20 * (1 + 0.2 * (dates.dt.dayofweek.to_numpy() >= 5)) * (1 + ramp)).astype(float)
+    names = pd.Series(np.where((dates.dt.month == 12) & (dates.dt.day == 25), "Christmas Day", None))
+    train = pd.DataFrame({"ds": dates, "y": y, "promo": 0})[dates < "2023-12-01"]
+    test = pd.DataFrame({"ds": dates, "y": y, "promo": 0})[(dates >= "2023-12-01") & (dates <= "2023-12-24")]
+    spec = ProphetSpec(yearly=True, weekly=True, mode="multiplicative", promo=False)
+    scores = {}
+    for windows in (True, False):
+        model, _start = fit_prophet(train, holidays_frame(dates, names, windows=windows), FAST, spec)
+        scores[windows] = wape(test["y"].to_numpy(), prophet_predict(model, test)["yhat"].to_numpy())
+    assert scores[True] < 0.9 * scores[False], scores  # measured: 0.195 with the window, 0.232 without
