@@ -31,9 +31,13 @@ def markdown_image(png: bytes, title: str) -> str:
     return f"**{title}**\n\n![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
+CANDIDATE_COLORS = {"prophet": "tab:green", "lightgbm": "tab:purple", "ets": "tab:brown", "combination": "tab:pink"}
+
+
 def forecast_plot(item_id: str, history: pd.DataFrame, backtest: pd.DataFrame, forecast: pd.DataFrame,
                   champion: str, interval: float, days: int = 120) -> bytes:
-    """Recent actuals, the held-out fold's forecasts, and the served forecast with its interval."""
+    """Recent actuals, the held-out fold's forecasts (the champion's and each main candidate's), and the served
+    forecast with its interval."""
     fig, ax = plt.subplots(figsize=(9, 3))
     recent = history.tail(days)
     ax.plot(recent["date"], recent["units"], color="black", lw=1, label="actual units")
@@ -43,6 +47,9 @@ def forecast_plot(item_id: str, history: pd.DataFrame, backtest: pd.DataFrame, f
                 label=f"held-out fold ({champion})")
         ax.plot(pd.to_datetime(last["date"]), last["seasonal_naive"], color="tab:gray", lw=0.8, ls="--",
                 label="seasonal naive")
+        for model, color in CANDIDATE_COLORS.items():  # what the champion was chosen over
+            if model != champion and model in last and last[model].notna().all():
+                ax.plot(pd.to_datetime(last["date"]), last[model], color=color, lw=0.7, alpha=0.8, label=model)
     ax.plot(forecast["date"], forecast["yhat"], color="tab:blue", lw=1.5, label=f"forecast ({champion})")
     ax.fill_between(forecast["date"], forecast["yhat_lower"], forecast["yhat_upper"], color="tab:blue", alpha=0.2,
                     label=f"{interval:.0%} interval (calibrated)")

@@ -323,14 +323,14 @@ def predict(bundle: Bundle, start: str | None = None, horizon: int | None = None
         start = _clock(now).astimezone().date().isoformat()
     feeds, first, n = inputs_for(bundle, start, horizon)
     (yhat,) = bundle.session.run(["yhat"], feeds)
-    cal = bundle.manifest["intervals"]
-    lower_q, upper_q, bucket_days = np.array(cal["lower"]), np.array(cal["upper"]), cal["bucket_days"]
     h = np.arange(first, first + n)
-    b = np.minimum(h // bucket_days, len(lower_q) - 1)
     open_day = feeds["open"] > 0
     rows = []
     for i, item in enumerate(bundle.manifest["items_order"]):
         info = bundle.manifest["items"][item]
+        cal = info.get("interval", bundle.manifest["intervals"])  # the item's own pool; the store's in older bundles
+        lower_q, upper_q, bucket_days = np.array(cal["lower"]), np.array(cal["upper"]), cal["bucket_days"]
+        b = np.minimum(h // bucket_days, len(lower_q) - 1)
         y = yhat[i]
         s = info["scale"] * np.sqrt((np.clip(y, 0, None) + 1.0) / (max(info["level"], 0.0) + 1.0))
         lo = np.minimum(np.clip(y + lower_q[b] * s, 0, None), y)

@@ -269,7 +269,7 @@ def dagster_dev(tmp_path):
         "RETAIL_DATA_DIR": str(data_dir),
         "DAGSTER_HOME": str(home),
         # 75 days of history: short folds and gates, one fit process per run (the machine has 2 cores)
-        "RETAIL_FORECAST_SETTINGS": json.dumps({**FAST_SETTINGS, "fit_workers": 1}),
+        "RETAIL_FORECAST_SETTINGS": json.dumps(FAST_SETTINGS),
     }
     out = artifacts_dir()
     server = DagsterDev(env, free_port(), out / "dagster_dev.log")

@@ -27,6 +27,7 @@ import pandas as pd
 from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text
 from retail_assets.core.edge.compile import compile_store
 from retail_assets.core.forecast import gbm
+from retail_assets.core.forecast.calibration import CalibrationSet
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.forecast.serving import predict_item
 from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion
@@ -144,6 +145,7 @@ def build_bundle(mv: ModelVersion, features: pd.DataFrame, horizon: int, private
     compiled = compile_store(items, _booster_text(mv))
     calendar = _calendar(mv, features, horizon, compiled.holidays, compiled.items)
     calendar_bytes = json.dumps(calendar, sort_keys=True, indent=1).encode()
+    calibration = CalibrationSet.from_json(mv.manifest["calibration"])
     verification = verify_against_reference(mv, compiled, calendar)
     if verification["over_limit"]:
         raise BundleVerificationError(
@@ -170,7 +172,10 @@ def build_bundle(mv: ModelVersion, features: pd.DataFrame, horizon: int, private
         "items_order": compiled.items,
         "items": {i: {"champion": compiled.champions[i], "model_version": mv.version,
                       "model_sha256": item_hashes[i], "scale": mv.manifest["items"][i]["scale"],
-                      "level": mv.manifest["items"][i]["level"]} for i in compiled.items},
+                      "level": mv.manifest["items"][i]["level"],
+                      # the item's own conformal pool (its model and volume class), as the platform serves it
+                      "interval": calibration.for_item(compiled.champions[i], mv.manifest["items"][i]["level"])
+                      .to_json()} for i in compiled.items},
         "intervals": mv.manifest["calibration"],
         "metrics": mv.manifest["summary"],
         "verification": verification,

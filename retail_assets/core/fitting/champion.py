@@ -11,8 +11,8 @@ import numpy as np
 
 from retail_assets.core.forecast.backtest import ItemResult, recent, seasonal
 from retail_assets.core.forecast.calibration import (
-    Calibration,
-    calibrate,
+    CalibrationSet,
+    calibrate_set,
     interval_figures,
     raw_prophet_coverage,
 )
@@ -41,7 +41,7 @@ class StoreTraining:
     cfg: TrainConfig
     results: list[ItemResult]
     decisions: list[ItemDecision]
-    calibration: Calibration  # served: calibrated on every fold
+    calibration: CalibrationSet  # served: calibrated on every fold
     summary: dict = field(default_factory=dict)
     gbm_text: str | None = None  # the store's final LightGBM model (its own text format)
 
@@ -73,14 +73,14 @@ def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig, gbm_text:
         ))
     served_pairs = [(f, d.champion) for r, d in zip(results, decisions)
                     for f in recent(r.folds) + seasonal(r.folds, "seasonal_serving") if d.champion in f.yhat]
-    calibration = calibrate(served_pairs, cfg)
+    calibration = calibrate_set(served_pairs, cfg)
     # honest figures: choose and calibrate on the earlier folds (and the season a year before), score on the last
     early_pairs = [(f, d.heldout_champion) for r, d in zip(results, decisions)
                    for f in recent(r.folds)[:-1] + seasonal(r.folds, "seasonal_heldout")
                    if d.heldout_champion in f.yhat]
     last_pairs = [(f, d.heldout_champion) for r, d in zip(results, decisions) for f in recent(r.folds)[-1:]
                   if d.heldout_champion in f.yhat]
-    heldout_cal = calibrate(early_pairs, cfg)
+    heldout_cal = calibrate_set(early_pairs, cfg)
     training = StoreTraining(store_id, cfg, results, decisions, calibration, gbm_text=gbm_text)
     training.summary = summarize(training, heldout_cal, last_pairs)
     training.summary["store_best_model"] = served_default  # what an item keeps unless its own winner is clearly better
@@ -115,7 +115,7 @@ def _count_starts(results: list[ItemResult]) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def summarize(t: StoreTraining, heldout_cal: Calibration, last_pairs) -> dict:
+def summarize(t: StoreTraining, heldout_cal: CalibrationSet, last_pairs) -> dict:
     # the two medians over the same items: those where both the champion and the baseline have a finite WAPE
     pairs = [(d.heldout[d.heldout_champion]["wape"], d.heldout[BASELINE]["wape"]) for d in t.decisions
              if d.heldout.get(d.heldout_champion, {}).get("n") and d.heldout.get(BASELINE, {}).get("n")

@@ -1,5 +1,5 @@
-"""Split-conformal intervals: per-horizon-bucket quantiles of scaled residuals pooled across a store's items,
-and the coverage figures that judge them."""
+"""Split-conformal intervals: per-horizon-bucket quantiles of scaled residuals, pooled per (model, volume class)
+across a store's items (`CalibrationSet`), and the coverage figures that judge them."""
 
 from __future__ import annotations
 
@@ -62,11 +62,70 @@ def calibrate(pairs: list[tuple[FoldForecast, str]], cfg: TrainConfig) -> Calibr
     return Calibration(tuple(lows), tuple(highs), bucket_days, tuple(ns))
 
 
-def _open_day_bounds(pairs: list[tuple[FoldForecast, str]], cal: Calibration):
+MIN_GROUP_RESIDUALS = 200  # a (model, volume class) pool smaller than this borrows its model's, then the store's
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Conformal quantiles per (model, volume class), each falling back to its model's pool and then to the
+    store's when too few residuals back it: LightGBM's errors are not Prophet's, nor a slow seller's a
+    fast one's. Volume classes split the store's item levels at their terciles (`cuts`)."""
+
+    store: Calibration
+    cuts: tuple[float, float]
+    groups: dict  # "<model>|<class>" or "<model>" -> Calibration
+
+    def volume_class(self, level: float) -> str:
+        return "low" if level < self.cuts[0] else "high" if level >= self.cuts[1] else "mid"
+
+    def key(self, model: str, level: float) -> str:
+        """The pool an item's interval comes from."""
+        for key in (f"{model}|{self.volume_class(level)}", model):
+            if key in self.groups:
+                return key
+        return "store"
+
+    def for_item(self, model: str, level: float) -> Calibration:
+        key = self.key(model, level)
+        return self.store if key == "store" else self.groups[key]
+
+    def bounds(self, yhat: np.ndarray, scale: float, level: float, model: str):
+        return self.for_item(model, level).bounds(yhat, scale, level)
+
+    def to_json(self) -> dict:
+        return {**self.store.to_json(), "volume_cuts": list(self.cuts),
+                "groups": {k: c.to_json() for k, c in sorted(self.groups.items())}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "CalibrationSet":
+        def one(d: dict) -> Calibration:
+            return Calibration(tuple(d["lower"]), tuple(d["upper"]), d["bucket_days"], tuple(d["n"]))
+
+        return cls(one(data), tuple(data.get("volume_cuts", (math.inf, math.inf))),
+                   {k: one(v) for k, v in data.get("groups", {}).items()})
+
+
+def calibrate_set(pairs: list[tuple[FoldForecast, str]], cfg: TrainConfig) -> CalibrationSet:
+    """The store's pool, each model's, and each (model, volume class) with at least MIN_GROUP_RESIDUALS open
+    days; a fold's volume class is its training level's."""
+    levels = np.array([f.level for f, _m in pairs]) if pairs else np.array([0.0])
+    cuts = (float(np.quantile(levels, 1 / 3)), float(np.quantile(levels, 2 / 3)))
+    probe = CalibrationSet(Calibration((), (), 1, ()), cuts, {})
+    by_key: dict[str, list] = {}
+    for f, model in pairs:
+        by_key.setdefault(model, []).append((f, model))
+        by_key.setdefault(f"{model}|{probe.volume_class(f.level)}", []).append((f, model))
+    groups = {k: calibrate(v, cfg) for k, v in by_key.items()
+              if sum(int(np.sum(f.open_day)) for f, _m in v) >= MIN_GROUP_RESIDUALS}
+    return CalibrationSet(calibrate(pairs, cfg), cuts, groups)
+
+
+def _open_day_bounds(pairs: list[tuple[FoldForecast, str]], cal: Calibration | CalibrationSet):
     """Actuals and calibrated bounds on the open days of `pairs`, concatenated."""
     ys, los, his = [np.empty(0)], [np.empty(0)], [np.empty(0)]
     for f, model in pairs:
-        lo, hi = cal.bounds(np.array(f.yhat[model]), f.scale, f.level)
+        one = cal.for_item(model, f.level) if isinstance(cal, CalibrationSet) else cal
+        lo, hi = one.bounds(np.array(f.yhat[model]), f.scale, f.level)
         mask = np.array(f.open_day, bool)
         ys.append(np.array(f.y, dtype=float)[mask])
         los.append(lo[mask])
@@ -74,12 +133,13 @@ def _open_day_bounds(pairs: list[tuple[FoldForecast, str]], cal: Calibration):
     return np.concatenate(ys), np.concatenate(los), np.concatenate(his)
 
 
-def interval_coverage(pairs: list[tuple[FoldForecast, str]], cal: Calibration) -> float:
+def interval_coverage(pairs: list[tuple[FoldForecast, str]], cal: Calibration | CalibrationSet) -> float:
     y, lo, hi = _open_day_bounds(pairs, cal)
     return int(((y >= lo) & (y <= hi)).sum()) / len(y) if len(y) else math.nan
 
 
-def interval_figures(pairs: list[tuple[FoldForecast, str]], cal: Calibration, nominal: float) -> dict:
+def interval_figures(pairs: list[tuple[FoldForecast, str]], cal: Calibration | CalibrationSet,
+                     nominal: float) -> dict:
     """Held-out coverage, mean width and interval score (also over the mean actual, to compare stores and
     datasets) of the calibrated interval on the open days of `pairs`."""
     y, lo, hi = _open_day_bounds(pairs, cal)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from retail_assets.core.forecast import gbm
-from retail_assets.core.forecast.calibration import Calibration
+from retail_assets.core.forecast.calibration import CalibrationSet
 
 from retail_assets.core.forecast.models import quiet_prophet
 from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion
@@ -82,8 +82,7 @@ def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.nda
 
 
 def forecast_store(mv: ModelVersion, features: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    cal = mv.manifest["calibration"]
-    calibration = Calibration(tuple(cal["lower"]), tuple(cal["upper"]), cal["bucket_days"], tuple(cal["n"]))
+    calibration = CalibrationSet.from_json(mv.manifest["calibration"])
     frames = []
     future_all = features[features["is_future"]].sort_values(["item_id", "date"])
     for item_id, g in future_all.groupby("item_id", sort=True):
@@ -94,7 +93,7 @@ def forecast_store(mv: ModelVersion, features: pd.DataFrame, horizon: int) -> pd
                             "is_holiday": g["holiday_name"].notna().values, "is_open_day": g["is_open_day"].values})
         yhat = predict_item(mv, item_id, fut)
         info = mv.manifest["items"][item_id]
-        lower, upper = calibration.bounds(yhat, info["scale"], info["level"])
+        lower, upper = calibration.bounds(yhat, info["scale"], info["level"], info["champion"])
         closed = ~fut["is_open_day"].to_numpy(bool)
         frames.append(pd.DataFrame({
             "store_id": mv.store_id, "item_id": item_id, "date": g["date"].values,

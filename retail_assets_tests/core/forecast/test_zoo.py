@@ -142,3 +142,31 @@ def test_holiday_windows_forecast_a_christmas_run_up_better_than_the_day_alone()
         model, _start = fit_prophet(train, holidays_frame(dates, names, windows=windows), FAST, spec)
         scores[windows] = wape(test["y"].to_numpy(), prophet_predict(model, test)["yhat"].to_numpy())
     assert scores[True] < 0.9 * scores[False], scores  # measured: 0.195 with the window, 0.232 without
+
+
+def test_intervals_are_calibrated_per_model_and_volume_class():
+    """A model whose errors are three times another's gets its own, wider interval; a fast seller's pool is not
+    a slow seller's; a pool with too few residuals borrows its model's, then the store's."""
+    from retail_assets.core.forecast.backtest import FoldForecast
+    from retail_assets.core.forecast.calibration import MIN_GROUP_RESIDUALS, calibrate_set, interval_coverage
+
+    rng = np.random.default_rng(2)
+    pairs = []
+    for k in range(120):
+        level = [30.0, 100.0, 300.0][k % 3]
+        model, noise = ("lightgbm", 0.5) if k % 2 else ("prophet", 1.5)  # sd noise x sqrt(level): never below 0
+        y = level + rng.normal(0, noise * np.sqrt(level), 14)
+        f = FoldForecast(fold=0, kind="recent", dates=[f"2024-01-{d + 1:02d}" for d in range(14)], y=y.tolist(),
+                         open_day=[True] * 14, yhat={model: [level] * 14}, raw_lower=None, raw_upper=None,
+                         scale=1.0, level=level)
+        pairs.append((f, model))
+    cal = calibrate_set(pairs, FAST)
+    assert cal.key("prophet", 300.0) == "prophet|high" and cal.key("lightgbm", 30.0) == "lightgbm|low"
+    wide, narrow = cal.for_item("prophet", 100.0), cal.for_item("lightgbm", 100.0)
+    assert wide.upper[0] > 2 * narrow.upper[0] and wide.lower[0] < 2 * narrow.lower[0]
+    assert cal.key("ets", 100.0) == "store"  # no residual of ets at all: the store's pool
+    for model in ("prophet", "lightgbm"):
+        own = [(f, m) for f, m in pairs if m == model]
+        assert 0.75 <= interval_coverage(own, cal) <= 0.9  # each model near the nominal 80 %, not one over, one under
+    small = calibrate_set(pairs[:12], FAST)  # 6 folds x 14 days per model: under MIN_GROUP_RESIDUALS
+    assert 12 * 14 < MIN_GROUP_RESIDUALS and small.groups == {} and small.key("prophet", 300.0) == "store"
