@@ -536,7 +536,7 @@ def _print_models(layout: DataLayout, stores: list[str]) -> None:
     click.echo(f"  edge bundles   {layout.bundles}/store=<id>/bundle_<version>.zip "
                f"(`retail edge verify` / `retail edge predict`)")
     click.echo("    store  version        items  fallback  champion mix                     held-out WAPE"
-               " champion / naive  coverage (nominal)")
+               " champion / naive / Prophet alone / LightGBM alone  coverage (nominal)")
     for store in stores:
         mv = live_version(layout.models, store)
         if mv is None:
@@ -544,8 +544,10 @@ def _print_models(layout: DataLayout, stores: list[str]) -> None:
         s = mv.manifest["summary"]
         mix = ", ".join(f"{k} {v}" for k, v in s["champion_mix"].items())
         fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+        alone = s.get("heldout_weighted_wape_alone", {})
         click.echo(f"    {store}   {mv.version}  {s['items']:>5}  {s['items_fallback']:>8}  {mix:<32} "
                    f"{fmt(s['heldout_weighted_wape_champion'])} / {fmt(s['heldout_weighted_wape_seasonal_naive'])}"
+                   f" / {fmt(alone.get('prophet'))} / {fmt(alone.get('lightgbm'))}"
                    f"          {fmt(s['heldout_coverage_calibrated'])} ({s['nominal_coverage']:.0%})")
 
 

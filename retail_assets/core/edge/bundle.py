@@ -26,6 +26,7 @@ import pandas as pd
 
 from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text
 from retail_assets.core.edge.compile import compile_store
+from retail_assets.core.features.grid import promo_regressor
 from retail_assets.core.forecast import gbm
 from retail_assets.core.forecast.calibration import CalibrationSet
 from retail_assets.core.ids import validate_store_id
@@ -71,7 +72,7 @@ def _calendar(mv: ModelVersion, features: pd.DataFrame, horizon: int, holiday_co
     promo = {}
     for item in items:
         g = fut[fut["item_id"] == item].set_index("date").reindex(days)
-        promo[item] = [int(bool(v)) if not pd.isna(v) else 0 for v in g["promo_planned"]]
+        promo[item] = [float(v) for v in promo_regressor(g)]  # absent dates (reindexed) are no promotion
     dates = [pd.Timestamp(d).strftime("%Y-%m-%d") for d in days]
     # holidays of the horizon and of the month before it: a holiday window reaches across the first day
     # (Boxing Day is Christmas + 1); those after the features' last day are unknown to every model alike

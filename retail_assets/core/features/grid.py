@@ -12,6 +12,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,6 +47,7 @@ select
     case when d.calendar_date > l.d then null else coalesce(f.units_total, 0) end::double as units,
     sd.is_open_day,
     p.item_id is not null as promo_planned,
+    coalesce(p.discount_pct, 0)::double / 100 as promo_depth,
     sd.is_holiday,
     sd.holiday_name,
     d.iso_day_of_week as day_of_week,
@@ -99,6 +101,14 @@ def write_features(frame: pd.DataFrame, path: Path) -> str:
     data = buf.getvalue()
     atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
+
+
+def promo_regressor(frame: pd.DataFrame) -> np.ndarray:
+    """The promotion as the models see it: its depth (discount / 100), so a 40 % markdown is not a 10 % one.
+    A frame without depths (a CSV backtest, an older features file) gives the plain flag."""
+    if "promo_depth" in frame:
+        return frame["promo_depth"].fillna(0.0).to_numpy(float)
+    return frame["promo_planned"].fillna(False).astype(bool).to_numpy(float)
 
 
 def drop_never_sold(frame: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:

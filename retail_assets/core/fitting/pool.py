@@ -19,6 +19,7 @@ from typing import Callable
 import pandas as pd
 
 from retail_assets.core import lifetime
+from retail_assets.core.features.grid import promo_regressor
 from retail_assets.core.forecast.backtest import ItemResult, ItemTask, run_item
 from retail_assets.core.forecast.models import TrainConfig, quiet_prophet
 from retail_assets.core.registry.versions import library_versions
@@ -37,7 +38,7 @@ def build_tasks(features: pd.DataFrame, cfg: TrainConfig, inits: dict[str, dict]
             dates=rows["date"].dt.strftime("%Y-%m-%d").tolist(),
             y=[None if pd.isna(v) else float(v) for v in rows["units"]],
             open_day=[bool(v) for v in rows["is_open_day"]],
-            promo=[int(bool(v)) for v in rows["promo_planned"]],
+            promo=promo_regressor(rows).tolist(),
             holiday=[None if pd.isna(v) else str(v) for v in rows["holiday_name"]],
             n_history=len(hist), cfg=cfg, init=(inits or {}).get(str(item_id)),
         ))

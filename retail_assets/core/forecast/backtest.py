@@ -40,7 +40,7 @@ class ItemTask:
     dates: list[str]  # ISO dates, history then future
     y: list[float | None]  # None on future rows
     open_day: list[bool]
-    promo: list[int]
+    promo: list[float]  # the promotion regressor: its depth (features.grid.promo_regressor)
     holiday: list[str | None]
     n_history: int
     cfg: TrainConfig

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from retail_assets.core.features.grid import promo_regressor
 from retail_assets.core.forecast import gbm
 from retail_assets.core.forecast.calibration import CalibrationSet
 
@@ -89,7 +90,7 @@ def forecast_store(mv: ModelVersion, features: pd.DataFrame, horizon: int) -> pd
         if item_id not in mv.manifest["items"]:
             continue
         g = g.head(horizon)
-        fut = pd.DataFrame({"ds": g["date"].values, "promo": g["promo_planned"].astype(int).values,
+        fut = pd.DataFrame({"ds": g["date"].values, "promo": promo_regressor(g),
                             "is_holiday": g["holiday_name"].notna().values, "is_open_day": g["is_open_day"].values})
         yhat = predict_item(mv, item_id, fut)
         info = mv.manifest["items"][item_id]

@@ -7,6 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from retail_assets.core import pipeline, plots
 from retail_assets.core.atomic import atomic_write_bytes
+from retail_assets.core.features.grid import promo_regressor
 from retail_assets.core.forecast.serving import forecast_store
 from retail_assets.defs.partitions import stores_partitions
 from retail_assets.defs.results import or_failure
@@ -105,7 +106,7 @@ def _plots(mv, features: pd.DataFrame, horizon: int, top: int = 3) -> dict:
         item = prophet_items[0]
         fut = features[(features["item_id"] == item) & features["is_future"]].head(horizon)
         png = plots.components_plot((mv.path / mv.manifest["items"][item]["file"]).read_text(),
-                                    pd.DataFrame({"ds": fut["date"], "promo": fut["promo_planned"].astype(int)}))
+                                    pd.DataFrame({"ds": fut["date"], "promo": promo_regressor(fut)}))
         atomic_write_bytes(mv.path / plots.plot_file("components", item), png)
         out["plot_components"] = dg.MetadataValue.md(plots.markdown_image(png, f"{item}: Prophet components"))
     return out
