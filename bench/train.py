@@ -34,6 +34,7 @@ from retail_assets.core.demo.world import GeneratorConfig
 from retail_assets.core.ingest.load import load_landing_zone
 from retail_assets.core.fitting.champion import decide
 from retail_assets.core.fitting.pool import build_tasks, run_items
+from retail_assets.core.fitting.store_models import add_store_models
 from retail_assets.core.fitting.train import previous_inits, train_store
 from retail_assets.dbt import dbt_executable
 from retail_assets.settings import DBT_PROJECT_DIR
@@ -107,6 +108,8 @@ def main() -> None:
                 starts[k] = starts.get(k, 0) + n
         print(f"  retrain, warm first fit : {t_warm:6.1f}s wall, {fit_warm:.1f}s inside Prophet.fit "
               f"({len(inits)} items given the previous version's parameters; fits by start: {starts})")
+        add_store_models(build_tasks(fs.frame, cfg), cold, cfg)  # the store's LightGBM and the combinations
+        add_store_models(warm_tasks, warm, cfg)
         w_cold = decide("0001", cold, cfg).summary["heldout_weighted_wape_champion"]
         w_warm = decide("0001", warm, cfg).summary["heldout_weighted_wape_champion"]
         print(f"  held-out weighted WAPE of the champion: cold {w_cold:.4f}, warm {w_warm:.4f}")

@@ -44,18 +44,20 @@ def filled_open_series(y_train: np.ndarray, open_train: np.ndarray, season: int)
 
 def classic_forecasts(y_train: np.ndarray, open_train: np.ndarray, horizon: int, cfg: TrainConfig,
                       intermittent: bool) -> dict[str, np.ndarray]:
-    """Each classic model's forecast path over `horizon` from the end of `y_train`, clipped at zero. ETS and
-    Theta fit on the last `cfg.classic_window` periods (their optimizers' cost grows with the window and the
-    level they track is recent); the intermittent models only for intermittent items. A model that fails
-    to fit is left out, never replaced by another's forecast."""
+    """Each classic model's forecast path over `horizon` from the end of `y_train`, clipped at zero: ETS and
+    Theta for a regular item, fitted on the last `cfg.classic_window` periods (their optimizers' cost grows
+    with the window and the level they track is recent); the intermittent models for an intermittent one
+    (the only classic models it can be served by). A model that fails to fit is left out, never replaced by
+    another's forecast."""
     from statsforecast.models import TSB, AutoETS, CrostonSBA, DynamicOptimizedTheta
 
     y = filled_open_series(y_train, open_train, cfg.season)[-cfg.classic_window:]
     season = cfg.season if len(y) >= 2 * cfg.season else 1
-    models = {"ets": AutoETS(season_length=season, model="ZNZ"),
-              "theta": DynamicOptimizedTheta(season_length=season)}
     if intermittent:
-        models.update(croston_sba=CrostonSBA(), tsb=TSB(alpha_d=TSB_ALPHA, alpha_p=TSB_ALPHA))
+        models = {"croston_sba": CrostonSBA(), "tsb": TSB(alpha_d=TSB_ALPHA, alpha_p=TSB_ALPHA)}
+    else:
+        models = {"ets": AutoETS(season_length=season, model="ZNZ"),
+                  "theta": DynamicOptimizedTheta(season_length=season)}
     out = {}
     for name, model in models.items():
         try:
