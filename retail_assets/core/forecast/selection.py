@@ -32,6 +32,7 @@ def fold_metrics(result: ItemResult, model: str, folds: list[FoldForecast]) -> d
             "bias": bias(y, yhat), "n": int(len(y))}
 
 
+INTERMITTENT_CANDIDATES = (*INTERMITTENT_MODELS, "lightgbm", BASELINE)
 MARGIN = 0.05  # an item's own winner must beat the store's best model on the item by this share of WAPE
 
 
@@ -54,9 +55,10 @@ def store_best(results: list[ItemResult], folds_of) -> str | None:
 def choose_champion(result: ItemResult, folds: list[FoldForecast], serving: bool = True,
                     default: str | None = None) -> tuple[str, str, dict]:
     """Lowest backtest WAPE on `folds`; ties and missing backtests go to the seasonal-naive baseline.
-    An intermittent item (core/forecast/classic.py) is served by an intermittent-demand model or the baseline,
-    chosen on RMSE: WAPE is an absolute error, which a forecast of zero minimizes on mostly-zero days, so it
-    would pick a forecast that never stocks the item.
+    An intermittent item (core/forecast/classic.py) is served by an intermittent-demand model, the store's
+    LightGBM (trained on every item's days, zeros included) or the baseline, chosen on RMSE: WAPE is an
+    absolute error, which a forecast of zero minimizes on mostly-zero days, so it would pick a forecast that
+    never stocks the item.
     `serving`: the choice is served, so only a model with a forecast from the final fit competes (a failed final
     Prophet fit, a store too young for its LightGBM); a held-out choice (serving=False) is judged on its folds
     alone, never on the final fit, which saw the held-out fold."""
@@ -65,7 +67,7 @@ def choose_champion(result: ItemResult, folds: list[FoldForecast], serving: bool
         return BASELINE, "too little history for a backtest: serving seasonal naive", scores
 
     metric = "rmse" if result.intermittent else "wape"
-    candidates = (*INTERMITTENT_MODELS, BASELINE) if result.intermittent else MODELS
+    candidates = INTERMITTENT_CANDIDATES if result.intermittent else MODELS
 
     def rank(m: str):
         # WAPE orders (0.0 / +inf when the item sold nothing, core/metrics); NaN (a forecast with gaps) would
