@@ -165,8 +165,9 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
     p_mu = np.zeros((n, 1)); p_std = np.ones((n, 1)); p_add = np.zeros((n, 1)); p_mult = np.zeros((n, 1))
     week = np.zeros((n, 7)); anchor = np.zeros((n, 1)); level = np.zeros((n, 1))
 
-    horizon = max([len(json.loads(a).get("path", json.loads(a).get("level_path", []))) for p in parts.values()
-                   for m, (_w, a) in p.items() if m not in ("prophet",)] + [1])
+    states = {(item, m): json.loads(a) for item, p in parts.items() for m, (_w, a) in p.items() if m != "prophet"}
+    # the longest stored path (a classic model's forecast, the trees' level inputs): the graph's path width
+    horizon = max([len(st.get("path", st.get("level_path", []))) for st in states.values()] + [1])
     w = {m: np.zeros((n, 1)) for m in ("prophet", "naive", "flat", "gbm")}
     path = np.zeros((n, horizon)); level_path = np.zeros((n, horizon)); item_code = np.zeros((n, 1, 1))
     last_year_path = np.zeros((n, horizon))
@@ -191,7 +192,7 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
                     if name != "promo":
                         raise ValueError(f"{item}: regressor {name!r} has no edge input")
                 continue
-            state = json.loads(artifact)
+            state = states[(item, model)]
             anchor[i] = (np.datetime64(state["anchor_date"]) - np.datetime64("1970-01-01")).astype(int)
             if model == "seasonal_naive":
                 w["naive"][i] = weight

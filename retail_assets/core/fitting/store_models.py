@@ -14,9 +14,9 @@ from retail_assets.core.forecast.backtest import ItemResult, ItemTask
 from retail_assets.core.forecast.combine import add_combinations
 
 
-def _rows(frame: pd.DataFrame, item_id: str, dates: list[str]) -> pd.DataFrame | None:
-    """The item's feature rows for `dates`, or None when any is missing or an open day has no level."""
-    rows = frame[(frame["item_id"] == item_id) & frame["ds"].isin(pd.to_datetime(dates))]
+def _rows(item_frame: pd.DataFrame, dates: list[str]) -> pd.DataFrame | None:
+    """One item's feature rows for `dates`, or None when any is missing or an open day has no level."""
+    rows = item_frame[item_frame["ds"].isin(pd.to_datetime(dates))]
     if len(rows) != len(dates) or rows.loc[rows["open"], "level"].isna().any():
         return None
     return rows
@@ -46,7 +46,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg) -> t
             for f in r.folds:
                 if f.dates[0] != start:
                     continue
-                rows = _rows(by_item[r.item_id], r.item_id, f.dates)
+                rows = _rows(by_item[r.item_id], f.dates)
                 if rows is not None:
                     f.yhat["lightgbm"] = gbm.predict(booster, rows).tolist()
     text = None
@@ -57,7 +57,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg) -> t
             fits += 1
             text = booster.model_to_string()
             for r in results:
-                rows = _rows(by_item[r.item_id], r.item_id, r.future_dates)
+                rows = _rows(by_item[r.item_id], r.future_dates)
                 if rows is None:
                     continue
                 r.future_yhat["lightgbm"] = gbm.predict(booster, rows).tolist()
