@@ -1,8 +1,9 @@
-"""One item's rolling-origin backtest, run in a worker: every model on every fold, then the final fit on all
-history. Pure: no Dagster, no files.
+"""One item's rolling-origin backtest, run in a worker: each of the item's own candidates on every fold (the
+store's LightGBM and the combinations are added after, core/fitting/store_models.py), then the final fits on
+all history. Pure: no Dagster, no files.
 
-Honesty rule: a choice is never scored on the data that made it. The champion is picked and the interval
-calibrated on the earlier folds; the held-out figures come from the last fold. The served model then uses
+Honesty rule: a choice is never scored on the data that made it. The champion is picked, the combination
+weighted and the interval calibrated on the earlier folds; the held-out figures come from the last fold. The served model then uses
 every fold (more data, same rule for choosing).
 """
 

@@ -1,10 +1,12 @@
 """The model store: a store's versioned, hashed model directories and the one live pointer. Readers of
 "what is live" (registry, serving, edge bundle, monitoring, trace) import this, never the fitting code.
 
-Layout: `<models>/store=<id>/<version>/` with `items/<item>.json` (Prophet's own JSON for Prophet
-champions, a small JSON state for baseline champions; `<item>` is `ids.path_component(item_id)`, the manifest's
-`items[item_id]["file"]` names it), `manifest.json` (versions, data version, metrics, calibration, SHA-256 of
-every file) and `live.json` one level up pointing at the served version.
+Layout: `<models>/store=<id>/<version>/` with `items/<item>.json` (the champion's artifact: Prophet's own JSON,
+a baseline's state, a classic model's forecast path, the item's inputs to the store's LightGBM model, or a
+combination's weights and parts; `<item>` is `ids.path_component(item_id)`, the manifest's
+`items[item_id]["file"]` names it), `lightgbm.txt` (the store's LightGBM model in its own text format),
+`manifest.json` (versions, data version, metrics, calibration, SHA-256 of every file) and `live.json` one level
+up pointing at the served version.
 """
 
 from __future__ import annotations
