@@ -31,7 +31,7 @@ from retail_assets.core.forecast import gbm
 from retail_assets.core.forecast.calibration import CalibrationSet
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.forecast.serving import predict_item
-from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion
+from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion, read_booster_text
 from retail_assets.edge import runner
 from retail_assets.settings import store_partition
 
@@ -113,11 +113,10 @@ def _booster_text(mv: ModelVersion) -> str | None:
     recorded = mv.manifest.get("files", {}).get(BOOSTER_FILE)
     if recorded is None:
         return None
-    raw = (mv.path / BOOSTER_FILE).read_bytes()
-    if hashlib.sha256(raw).hexdigest() != recorded:
-        raise BundleVerificationError(f"store {mv.store_id}: {mv.path / BOOSTER_FILE} is not the LightGBM model the "
-                                      "manifest records: it changed after training; retrain (not published)")
-    return raw.decode()
+    try:
+        return read_booster_text(mv.path, recorded)
+    except ValueError as exc:
+        raise BundleVerificationError(f"store {mv.store_id}: {exc} (not published)") from exc
 
 
 def _next_sequence(store_dir: Path) -> int:
@@ -221,10 +220,8 @@ def verify_against_reference(mv: ModelVersion, compiled, calendar: dict) -> dict
         else:
             abs_err = float(np.max(np.abs(yhat[i] - ref))) if n else 0.0
             rel_err = float(np.max(np.abs(yhat[i] - ref) / np.maximum(np.abs(ref), 1.0))) if n else 0.0
-        trees = compiled.champions[item] == "lightgbm" or (
-            compiled.champions[item] == "combination" and "lightgbm" in json.loads(
-                (mv.path / mv.manifest["items"][item]["file"]).read_text())["weights"])
-        if not rel_err <= (MAX_REL_ERROR_TREES if trees else MAX_REL_ERROR):  # NaN and infinity fail too
+        limit = MAX_REL_ERROR_TREES if item in compiled.tree_items else MAX_REL_ERROR
+        if not rel_err <= limit:  # NaN and infinity fail too
             over.append(item)
         if rel_err >= worst_rel:
             worst_rel, worst_abs, worst_item = rel_err, max(worst_abs, abs_err), item

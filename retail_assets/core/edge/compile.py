@@ -47,6 +47,7 @@ class CompiledStore:
     items: list[str]
     holidays: list[tuple[str, int]]  # (holiday name, day offset) per column of the holiday input
     champions: dict[str, str]
+    tree_items: frozenset[str] = frozenset()  # items whose forecast goes through the float32 trees
 
 
 def _prophet_terms(model) -> dict:
@@ -165,7 +166,8 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
     p_mu = np.zeros((n, 1)); p_std = np.ones((n, 1)); p_add = np.zeros((n, 1)); p_mult = np.zeros((n, 1))
     week = np.zeros((n, 7)); anchor = np.zeros((n, 1)); level = np.zeros((n, 1))
 
-    states = {(item, m): json.loads(a) for item, p in parts.items() for m, (_w, a) in p.items() if m != "prophet"}
+    states = {(item, model): json.loads(text) for item, item_parts in parts.items()
+              for model, (_weight, text) in item_parts.items() if model != "prophet"}
     # the longest stored path (a classic model's forecast, the trees' level inputs): the graph's path width
     horizon = max([len(st.get("path", st.get("level_path", []))) for st in states.values()] + [1])
     w = {m: np.zeros((n, 1)) for m in ("prophet", "naive", "flat", "gbm")}
@@ -306,5 +308,5 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
     model = helper.make_model(graph, opset_imports=opsets, producer_name="retail_assets.edge_compile")
     model.ir_version = 8
     onnx.checker.check_model(model)
-    return CompiledStore(model.SerializeToString(), ids, holidays,
-                         {i: items[i]["champion"] for i in ids})
+    return CompiledStore(model.SerializeToString(), ids, holidays, {i: items[i]["champion"] for i in ids},
+                         frozenset(ids[i] for i in range(n) if w["gbm"][i, 0] > 0))

@@ -111,8 +111,8 @@ def run_item(task: ItemTask) -> ItemResult:
     result = ItemResult(task.store_id, task.item_id)
     spec = prophet_spec(pd.DataFrame({"ds": hist["ds"], "y": y_fit, "promo": hist["promo"]}), cfg)
     result.spec = spec.to_json()
-    # an intermittent item is served by an intermittent-demand model or seasonal naive (forecast/selection.py):
-    # with the zoo on, its Prophet fits would be time spent on a model it cannot be served by
+    # an intermittent item is served by an intermittent-demand model, the store's LightGBM or seasonal naive
+    # (forecast/selection.py): with the zoo on, its Prophet fits would be time spent on a model it cannot serve
     result.intermittent = cfg.zoo and is_intermittent(hist["y"].to_numpy(float), hist["open"].to_numpy(bool))
     init = task.init  # the previous version's parameters; then each fit warm-starts the next
     prophet_ok = task.fit_prophet and not result.intermittent

@@ -62,6 +62,10 @@ def calibrate(pairs: list[tuple[FoldForecast, str]], cfg: TrainConfig) -> Calibr
     return Calibration(tuple(lows), tuple(highs), bucket_days, tuple(ns))
 
 
+def volume_class(level: float, cuts: tuple[float, float]) -> str:
+    return "low" if level < cuts[0] else "high" if level >= cuts[1] else "mid"
+
+
 MIN_GROUP_RESIDUALS = 200  # a (model, volume class) pool smaller than this borrows its model's, then the store's
 
 
@@ -75,12 +79,9 @@ class CalibrationSet:
     cuts: tuple[float, float]
     groups: dict  # "<model>|<class>" or "<model>" -> Calibration
 
-    def volume_class(self, level: float) -> str:
-        return "low" if level < self.cuts[0] else "high" if level >= self.cuts[1] else "mid"
-
     def key(self, model: str, level: float) -> str:
         """The pool an item's interval comes from."""
-        for key in (f"{model}|{self.volume_class(level)}", model):
+        for key in (f"{model}|{volume_class(level, self.cuts)}", model):
             if key in self.groups:
                 return key
         return "store"
@@ -110,11 +111,10 @@ def calibrate_set(pairs: list[tuple[FoldForecast, str]], cfg: TrainConfig) -> Ca
     days; a fold's volume class is its training level's."""
     levels = np.array([f.level for f, _m in pairs]) if pairs else np.array([0.0])
     cuts = (float(np.quantile(levels, 1 / 3)), float(np.quantile(levels, 2 / 3)))
-    probe = CalibrationSet(Calibration((), (), 1, ()), cuts, {})
     by_key: dict[str, list] = {}
     for f, model in pairs:
         by_key.setdefault(model, []).append((f, model))
-        by_key.setdefault(f"{model}|{probe.volume_class(f.level)}", []).append((f, model))
+        by_key.setdefault(f"{model}|{volume_class(f.level, cuts)}", []).append((f, model))
     groups = {k: calibrate(v, cfg) for k, v in by_key.items()
               if sum(int(np.sum(f.open_day)) for f, _m in v) >= MIN_GROUP_RESIDUALS}
     return CalibrationSet(calibrate(pairs, cfg), cuts, groups)

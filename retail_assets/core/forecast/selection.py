@@ -39,15 +39,13 @@ MARGIN = 0.05  # an item's own winner must beat the store's best model on the it
 def store_best(results: list[ItemResult], folds_of) -> str | None:
     """The model with the lowest WAPE pooled over the open days of every regular (not intermittent) item's
     `folds_of(result)`, among models every such item has on all of them; None when there is none."""
-    regular = [(r, folds_of(r)) for r in results if not r.intermittent and folds_of(r)]
-    if not regular:
+    folds = [f for r in results if not r.intermittent for f in folds_of(r)]
+    if not folds:
         return None
-    shared = [m for m in MODELS if m != BASELINE and all(m in f.yhat for _r, fs in regular for f in fs)]
-    pooled = {}
-    for m in shared:
-        y = np.concatenate([np.array(f.y)[np.array(f.open_day, bool)] for _r, fs in regular for f in fs])
-        yhat = np.concatenate([np.array(f.yhat[m])[np.array(f.open_day, bool)] for _r, fs in regular for f in fs])
-        pooled[m] = wape(y, yhat)
+    shared = [m for m in MODELS if m != BASELINE and all(m in f.yhat for f in folds)]
+    masks = [np.array(f.open_day, bool) for f in folds]
+    y = np.concatenate([np.array(f.y)[k] for f, k in zip(folds, masks)])
+    pooled = {m: wape(y, np.concatenate([np.array(f.yhat[m])[k] for f, k in zip(folds, masks)])) for m in shared}
     finite = {m: w for m, w in pooled.items() if np.isfinite(w)}
     return min(finite, key=finite.get) if finite else None
 

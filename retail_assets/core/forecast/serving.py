@@ -4,7 +4,6 @@ calibrated interval. The same artifacts the edge bundle compiles, read back thro
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from retail_assets.core.forecast import gbm
 from retail_assets.core.forecast.calibration import CalibrationSet
 
 from retail_assets.core.forecast.models import quiet_prophet
-from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion
+from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion, read_booster_text
 
 
 def predict_artifact(mv: ModelVersion, model: str, text: str, future: pd.DataFrame) -> np.ndarray:
@@ -60,18 +59,16 @@ def _along(path: list[float], steps: np.ndarray) -> np.ndarray:
     return np.asarray(path, dtype=float)[steps]
 
 
-@functools.lru_cache(maxsize=8)
-def _booster_text(path: str, sha256: str) -> str:
-    data = Path(path).read_bytes()
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise ValueError(f"{path} does not have the SHA-256 its items record: the model changed after training")
-    return data.decode()
-
-
 def _booster(mv: ModelVersion, name: str, sha256: str):
     if name != BOOSTER_FILE:
         raise ValueError(f"booster file {name!r} is not {BOOSTER_FILE!r}")
-    return gbm.booster_from_text(_booster_text(str(mv.path / name), sha256))
+    return _parsed_booster(mv.path, sha256)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_booster(version_dir: Path, sha256: str):
+    """Parsed once per version directory and hash, not once per item: every item of a store shares it."""
+    return gbm.booster_from_text(read_booster_text(version_dir, sha256))
 
 
 def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.ndarray:

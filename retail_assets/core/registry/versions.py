@@ -75,6 +75,16 @@ class ModelVersion:
 BOOSTER_FILE = "lightgbm.txt"  # the store's LightGBM model in LightGBM's own text format, beside the items
 
 
+def read_booster_text(version_dir: Path, sha256: str) -> str:
+    """The version's LightGBM model, refused unless its bytes have `sha256` (what the manifest and the items
+    that use it record): a model changed after training is never served or compiled."""
+    data = (version_dir / BOOSTER_FILE).read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{version_dir / BOOSTER_FILE} is not the LightGBM model this version records (SHA-256 "
+                         f"{sha256[:16]}...): it changed after training; retrain or restore it")
+    return data.decode()
+
+
 def model_artifact(model: str, r: ItemResult, booster_sha256: str | None) -> str:
     """The served artifact of `model` for one item: Prophet's own JSON; a baseline's state; a classic model's
     forecast path from the anchor date; the item's inputs to the store's LightGBM model (which is stored once
