@@ -4,6 +4,7 @@ Pure: no Dagster, no files."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -12,6 +13,7 @@ import pandas as pd
 from retail_assets.core.forecast import gbm
 from retail_assets.core.forecast.backtest import ItemResult, ItemTask
 from retail_assets.core.forecast.combine import add_combinations
+from retail_assets.core.metrics import wape
 
 
 def _rows(item_frame: pd.DataFrame, dates: list[str]) -> pd.DataFrame | None:
@@ -22,34 +24,63 @@ def _rows(item_frame: pd.DataFrame, dates: list[str]) -> pd.DataFrame | None:
     return rows
 
 
+def _pooled_wape(forecasts: dict, folds: dict, keys: list) -> float:
+    """WAPE over the open days of the folds `keys` ((item, fold index)) pooled; inf when any is missing."""
+    if not keys or any(k not in forecasts for k in keys):
+        return math.inf
+    masks = [np.array(folds[k].open_day, bool) for k in keys]
+    y = np.concatenate([np.array(folds[k].y)[m] for k, m in zip(keys, masks)])
+    yhat = np.concatenate([np.array(forecasts[k])[m] for k, m in zip(keys, masks)])
+    return wape(y, yhat)
+
+
+def _variant(by_variant: dict[str, dict], folds: dict, keys: list) -> tuple[str, dict[str, float]]:
+    """The LightGBM variant with the lowest pooled WAPE on the folds `keys`; the first variant when none
+    of them has a forecast on all of those folds (no earlier fold: the store's first origin)."""
+    scores = {v: _pooled_wape(forecasts, folds, keys) for v, forecasts in by_variant.items()}
+    finite = {v: w for v, w in scores.items() if np.isfinite(w)}
+    return (min(finite, key=finite.get) if finite else next(iter(by_variant))), scores
+
+
 def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg) -> tuple[str | None, dict]:
     """Fit the store's LightGBM at each origin the items' folds use and on all history, add its forecasts
-    and then every item's combination to `results`. Returns the final booster's text (None when the store's
-    history is too short) and timing figures."""
+    and then every item's combination to `results`. Each variant of `cfg.gbm_variants` is fitted at every origin;
+    a fold's `lightgbm` forecast comes from the variant that scored better on the folds ended before it began,
+    the served model from the variant better on every fold. Returns the final booster's text (None when the
+    store's history is too short) and figures: fits, seconds, the served variant and each variant's WAPE."""
     if not cfg.zoo:
         return None, {}
     t0 = time.perf_counter()
     lag = max(cfg.horizon, cfg.fold_horizon)
-    frame = gbm.store_frame([{"item_id": t.item_id, "dates": t.dates, "y": t.y, "open_day": t.open_day,
-                              "promo": t.promo, "holiday": t.holiday, "n_history": t.n_history} for t in tasks],
-                            lag=lag, window=2 * lag, year=cfg.year)
-    frame = frame.set_index("item_id", drop=False)
-    by_item = {item: g for item, g in frame.groupby(level=0, sort=False)}
+    items = [{"item_id": t.item_id, "dates": t.dates, "y": t.y, "open_day": t.open_day, "promo": t.promo,
+              "holiday": t.holiday, "n_history": t.n_history} for t in tasks]
+    frames, by_item = {}, {}
+    for v in cfg.gbm_variants:
+        frames[v] = gbm.store_frame(items, lag=lag, window=2 * lag, year=cfg.year, variant=v).set_index(
+            "item_id", drop=False)
+        by_item[v] = {item: g for item, g in frames[v].groupby(level=0, sort=False)}
+    folds = {(r.item_id, i): f for r in results for i, f in enumerate(r.folds)}
+    by_variant: dict[str, dict] = {v: {} for v in cfg.gbm_variants}  # (item, fold index) -> forecast
     fits = 0
-    starts = sorted({f.dates[0] for r in results for f in r.folds})
+    starts = sorted({f.dates[0] for f in folds.values()})
     for start in starts:
-        booster = gbm.fit(frame, pd.Timestamp(start), cfg.gbm_rounds)
-        if booster is None:
-            continue
-        fits += 1
-        for r in results:
-            for f in r.folds:
-                if f.dates[0] != start:
-                    continue
-                rows = _rows(by_item[r.item_id], f.dates)
-                if rows is not None:
-                    f.yhat["lightgbm"] = gbm.predict(booster, rows).tolist()
+        for v in cfg.gbm_variants:
+            booster = gbm.fit(frames[v], pd.Timestamp(start), cfg.gbm_rounds)
+            if booster is None:
+                continue
+            fits += 1
+            for (item, i), f in folds.items():
+                if f.dates[0] == start and (rows := _rows(by_item[v][item], f.dates)) is not None:
+                    by_variant[v][(item, i)] = gbm.predict(booster, rows).tolist()
+    for start in starts:
+        earlier = [k for k, f in folds.items() if f.dates[-1] < start]
+        variant, _ = _variant(by_variant, folds, earlier)
+        for k, f in folds.items():
+            if f.dates[0] == start and k in by_variant[variant]:
+                f.yhat["lightgbm"] = by_variant[variant][k]
+    served, scores = _variant(by_variant, folds, list(folds))
     text = None
+    frame = frames[served]
     future = frame[~frame["history"]]
     if len(future):
         booster = gbm.fit(frame, future["ds"].min(), cfg.gbm_rounds)
@@ -57,13 +88,14 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg) -> t
             fits += 1
             text = booster.model_to_string()
             for r in results:
-                rows = _rows(by_item[r.item_id], r.future_dates)
+                rows = _rows(by_item[served][r.item_id], r.future_dates)
                 if rows is None:
                     continue
                 r.future_yhat["lightgbm"] = gbm.predict(booster, rows).tolist()
-                r.gbm_state = {"item_code": int(rows["item_code"].iloc[0]),
+                r.gbm_state = {"item_code": int(rows["item_code"].iloc[0]), "variant": served,
                                "level_path": [float(v) if np.isfinite(v) else 0.0 for v in rows["level"]],
                                "last_year_path": [float(v) for v in rows["last_year"]]}
     for r in results:
         r.weights = add_combinations(r.folds, r.future_yhat)
-    return text, {"gbm_fits": fits, "gbm_seconds": time.perf_counter() - t0}
+    return text, {"gbm_fits": fits, "gbm_seconds": time.perf_counter() - t0, "gbm_variant": served,
+                  "gbm_variant_wape": {v: (w if np.isfinite(w) else None) for v, w in scores.items()}}

@@ -13,7 +13,8 @@ from retail_assets.core.metrics import wape
 
 COMBINED = ("prophet", "lightgbm", "ets", "theta", "croston_sba", "tsb")  # candidates a combination draws on
 TOP = 3  # models per combination, at most
-WITHIN = 1.15  # a part's WAPE on the earlier folds is at most this times the best part's
+WITHIN = 1.5  # a part's WAPE on the earlier folds is at most this times the best part's (1.15 left out
+# parts that still helped: measured on the real weekly data, README)
 DEFAULT_PARTS = ("prophet", "lightgbm")  # equal weights when no earlier fold exists
 
 

@@ -1,13 +1,14 @@
 """One LightGBM model per store over all its items: direct multi-horizon, so neither the edge nor the served
 forecast needs a lagged value the horizon has not seen. Pure: no Dagster, no files.
 
-Each row is an item-day. Features: the item, the calendar (day of week and year, week, month, days to
-Christmas and from Thanksgiving: fixed retail dates known from the date alone), the holiday flag, the
-promotion, the item's level: its mean open-day demand over `window` periods ending `lag` periods earlier,
-where `lag` is the forecast horizon, so every forecast day's level lies in the history at the origin; and
-its demand around the same day a year earlier over that level (the item's own yearly shape, also in the
-history for every forecast day). The target is demand over (level + 1), weighted by (level + 1): the trees learn shapes, the level
-carries trend, and squared errors count in units. Stored in LightGBM's own text format.
+Each row is an item-day. Features: the item (a categorical feature), the calendar (day of week and year, week,
+month, year, days to Christmas and from Thanksgiving: fixed retail dates known from the date alone), the
+holiday flag, the promotion, the item's level: its mean open-day demand over `window` periods ending `lag`
+periods earlier, where `lag` is the forecast horizon, so every forecast day's level lies in the history at the
+origin; and its demand around the same day a year earlier over that level (the item's own yearly shape, also in
+the history for every forecast day). The target is demand over (level + 1), weighted by (level + 1): the trees
+learn shapes, the level carries trend, and squared errors count in units. The `calendar` variant (VARIANTS)
+fixes the level at 0: units straight from item x calendar x year. Stored in LightGBM's own text format.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 CALENDAR_FEATURES = ("day_of_week", "day_of_year", "week_of_year", "month", "day_of_month", "days_to_christmas",
-                     "days_from_thanksgiving")
+                     "days_from_thanksgiving", "year")
 FEATURES = ("item_code", *CALENDAR_FEATURES, "is_holiday", "promo", "level", "last_year")
 CALENDAR_INPUTS = (*CALENDAR_FEATURES, "is_holiday")  # the edge graph's `calendar` input, per day
 PARAMS = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31,
@@ -47,6 +48,7 @@ def calendar_matrix(dates) -> np.ndarray:
         to_xmas = (xmas - d).days if d <= xmas else (dt.date(d.year + 1, 12, 25) - d).days
         out[i, 5] = min(to_xmas, 60)
         out[i, 6] = float(np.clip((d - _thanksgiving(d.year)).days, -60, 40))
+    out[:, 7] = ds.year  # the year's level: a year the trees never saw is treated as the latest they did
     return out
 
 
@@ -54,6 +56,13 @@ def calendar_inputs(dates, is_holiday) -> np.ndarray:
     """[n, len(CALENDAR_INPUTS)]: what the edge bundle stores per day for the store's LightGBM model."""
     return np.column_stack([calendar_matrix(dates), np.asarray(is_holiday, dtype=float)])
 
+
+VARIANTS = ("level", "calendar")
+"""How the trees see an item's scale. `level`: demand over the item's lagged level (+ its year-ago ratio), so
+the trees learn shapes and the level carries trend: strong on daily data with moving levels. `calendar`: units
+directly from item x calendar x year (level fixed at 0, no year-ago ratio), so the trees memorise each item's
+week of year at this year's level: strong on weekly data with large yearly peaks. Each store uses the variant
+that scored better on folds ended before the forecast (core/fitting/store_models.py)."""
 
 LEVEL_GRID = 64  # levels on a 1/64-unit grid: exact in float32, so the edge's float32 trees split them as LightGBM does
 
@@ -78,9 +87,11 @@ def last_year_ratio(y: np.ndarray, open_day: np.ndarray, level: np.ndarray, year
     return np.where(np.isfinite(ratio), ratio, -1.0)
 
 
-def store_frame(items: list[dict], lag: int, window: int, year: int) -> pd.DataFrame:
+def store_frame(items: list[dict], lag: int, window: int, year: int, variant: str = "level") -> pd.DataFrame:
     """All items' rows with their features. `items`: dicts with item_id, dates, y (None ahead), open_day, promo,
-    holiday (name or None), n_history; item codes follow the sorted item ids."""
+    holiday (name or None), n_history; item codes follow the sorted item ids. `variant`: one of VARIANTS."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown LightGBM variant {variant!r}; expected one of {VARIANTS}")
     frames = []
     for code, it in enumerate(sorted(items, key=lambda i: i["item_id"])):
         y = np.array([np.nan if v is None else v for v in it["y"]], dtype=float)
@@ -89,8 +100,11 @@ def store_frame(items: list[dict], lag: int, window: int, year: int) -> pd.DataF
         frame.insert(0, "item_code", float(code))
         frame["is_holiday"] = [0.0 if h is None else 1.0 for h in it["holiday"]]
         frame["promo"] = np.asarray(it["promo"], dtype=float)
-        frame["level"] = item_levels(y, open_day, lag, window)
-        frame["last_year"] = last_year_ratio(y, open_day, frame["level"].to_numpy(), year)
+        if variant == "level":
+            frame["level"] = item_levels(y, open_day, lag, window)
+            frame["last_year"] = last_year_ratio(y, open_day, frame["level"].to_numpy(), year)
+        else:
+            frame["level"], frame["last_year"] = 0.0, -1.0
         frame["item_id"] = it["item_id"]
         frame["ds"] = pd.to_datetime(it["dates"])
         frame["y"] = y
@@ -110,7 +124,7 @@ def fit(frame: pd.DataFrame, cutoff: pd.Timestamp, rounds: int):
         return None
     scale = rows["level"].to_numpy() + 1.0
     data = lgb.Dataset(rows[list(FEATURES)].to_numpy(float), label=rows["y"].to_numpy() / scale, weight=scale,
-                       feature_name=list(FEATURES), free_raw_data=True)
+                       feature_name=list(FEATURES), categorical_feature=["item_code"], free_raw_data=True)
     # leaves of 40 rows on a daily store's tens of thousands; down to 10 on a few thousand weekly rows, where
     # a series' holiday week occurs two or three times in all
     return lgb.train({**PARAMS, "min_data_in_leaf": int(np.clip(len(rows) // 200, 10, 40))}, data,
@@ -121,7 +135,8 @@ def predict(booster, rows: pd.DataFrame) -> np.ndarray:
     """Units for `rows` (features as in `store_frame`), never negative, 0 where closed or without a level."""
     if not len(rows):
         return np.zeros(0)
-    ratio = booster.predict(rows[list(FEATURES)].to_numpy(float), num_threads=1)
+    # the booster's own feature list: a version trained before a feature was added still serves
+    ratio = booster.predict(rows[booster.feature_name()].to_numpy(float), num_threads=1)
     yhat = np.clip(ratio, 0, None) * (rows["level"].to_numpy() + 1.0)
     return np.where(rows["open"].to_numpy(bool) & np.isfinite(yhat), yhat, 0.0)
 

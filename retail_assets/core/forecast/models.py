@@ -34,6 +34,7 @@ class TrainConfig:
     zoo: bool = True  # False: Prophet and the baselines only (the platform before the model zoo; bench/train.py)
     classic_window: int = 364  # periods ETS and Theta fit on (the most recent)
     gbm_rounds: int = 300  # boosting rounds of the store's LightGBM model
+    gbm_variants: tuple[str, ...] = ("level", "calendar")  # the LightGBM variants a store chooses from (gbm.VARIANTS)
     freq: str = "D"  # "D" daily or "W" weekly
 
     def to_json(self) -> dict:

@@ -1,7 +1,10 @@
 """Per-item champion choice: backtest metrics per model over chosen folds, lowest WAPE wins, ties and failures
-go to seasonal naive. With a few folds per item, the item's own winner is often luck: an item keeps the
-store's best model (lowest WAPE pooled over the store's items on the same folds) unless its own winner beats
-that model on the item by MARGIN."""
+go to seasonal naive. With a few folds per item, an item's own winner is mostly luck: a regular item is served
+the store's best model (lowest WAPE pooled over the store's regular items on the same folds), its own ranking
+kept in the reason. Measured on real data (README): letting an item keep its own winner when it beat the
+store's by 5, 15 or 30 % was worse held-out at every margin. Intermittent items choose among their own
+candidates on RMSE.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +36,6 @@ def fold_metrics(result: ItemResult, model: str, folds: list[FoldForecast]) -> d
 
 
 INTERMITTENT_CANDIDATES = (*INTERMITTENT_MODELS, "lightgbm", BASELINE)
-MARGIN = 0.05  # an item's own winner must beat the store's best model on the item by this share of WAPE
 
 
 def store_best(results: list[ItemResult], folds_of) -> str | None:
@@ -42,7 +44,7 @@ def store_best(results: list[ItemResult], folds_of) -> str | None:
     folds = [f for r in results if not r.intermittent for f in folds_of(r)]
     if not folds:
         return None
-    shared = [m for m in MODELS if m != BASELINE and all(m in f.yhat for f in folds)]
+    shared = [m for m in MODELS if all(m in f.yhat for f in folds)]
     masks = [np.array(f.open_day, bool) for f in folds]
     y = np.concatenate([np.array(f.y)[k] for f, k in zip(folds, masks)])
     pooled = {m: wape(y, np.concatenate([np.array(f.yhat[m])[k] for f, k in zip(folds, masks)])) for m in shared}
@@ -80,12 +82,11 @@ def choose_champion(result: ItemResult, folds: list[FoldForecast], serving: bool
         best = min([m for m in candidates if m in result.future_yhat] or [BASELINE], key=rank)
         return best, (f"{unserved.replace('_', ' ')} backtested best but has no final fit to serve: serving "
                       f"{best.replace('_', ' ')} ({label} {scores[best][metric]:.3f})"), scores
-    if (default and not result.intermittent and best != default and default != BASELINE
-            and (not serving or default in result.future_yhat) and np.isfinite(scores[default][metric])
-            and not scores[best][metric] < (1 - MARGIN) * scores[default][metric]):
+    if (default and not result.intermittent and best != default
+            and (not serving or default in result.future_yhat) and np.isfinite(scores[default][metric])):
         return default, (f"{default.replace('_', ' ')}, the store's best model (backtest WAPE "
-                         f"{scores[default][metric]:.3f} on this item): the item's own best, "
-                         f"{best.replace('_', ' ')} {scores[best][metric]:.3f}, is not {MARGIN:.0%} better"), scores
+                         f"{scores[default][metric]:.3f} on this item; the item's own best: "
+                         f"{best.replace('_', ' ')} {scores[best][metric]:.3f})"), scores
     ranked = sorted((m for m in candidates if m != best and np.isfinite(scores[m][metric])), key=rank)[:3]
     others = ", ".join(f"{m.replace('_', ' ')} {scores[m][metric]:.3f}" for m in ranked)
     reason = f"{best.replace('_', ' ')} has the lowest {label} {scores[best][metric]:.3f} (next: {others})"

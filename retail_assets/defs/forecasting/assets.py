@@ -47,6 +47,10 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
         "items_fitted": s["items"],
         "items_fallback": s["items_fallback"],
         "champion_mix": dg.MetadataValue.json(s["champion_mix"]),
+        # what every regular item is served, and how the store's trees see an item (core/forecast/gbm.py)
+        "store_best_model": s.get("store_best_model"),
+        "lightgbm_variant": s.get("gbm_variant"),
+        "lightgbm_variant_backtest_wape": dg.MetadataValue.json(s.get("gbm_variant_wape") or {}),
         "heldout_median_wape_champion": s["heldout_median_wape_champion"],
         "heldout_median_wape_seasonal_naive": s["heldout_median_wape_seasonal_naive"],
         "heldout_weighted_wape_champion": s["heldout_weighted_wape_champion"],

@@ -4,6 +4,7 @@ a combination's weights set only on folds that ended before the forecast they we
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 
@@ -93,6 +94,32 @@ def test_onnx_graph_matches_each_served_model(zoo_store, tmp_path, model):
     """Every item compiled with `model` as its champion: the graph reproduces the served model's forecast
     (its library's own predict, the stored path or the weighted parts) on every item and day."""
     features, cfg, results, booster_text, _figures = zoo_store
+    _assert_graph_serves(features, cfg, results, booster_text, model, tmp_path)
+
+
+@pytest.mark.parametrize("variant", gbm.VARIANTS)
+def test_each_lightgbm_variant_is_chosen_on_earlier_folds_and_compiles_to_the_same_numbers(
+        zoo_store, tmp_path, variant):
+    """A store restricted to one variant serves it (recorded in the figures, and in each item's state), and the
+    float64 graph with its trees, categorical item splits included, reproduces LightGBM's own predict."""
+    features, cfg, results, _booster, figures = zoo_store
+    assert figures["gbm_variant"] in gbm.VARIANTS and set(figures["gbm_variant_wape"]) == set(gbm.VARIANTS)
+    one = dataclasses.replace(cfg, gbm_variants=(variant,))
+    fresh = copy.deepcopy(results)
+    for r in fresh:  # this store's LightGBM and combinations are made anew
+        r.future_yhat = {m: v for m, v in r.future_yhat.items() if m not in ("lightgbm", "combination")}
+        for f in r.folds:
+            f.yhat = {m: v for m, v in f.yhat.items() if m not in ("lightgbm", "combination")}
+    booster_text, again = add_store_models(build_tasks(features, one), fresh, one)
+    assert again["gbm_variant"] == variant and set(again["gbm_variant_wape"]) == {variant}
+    regular = [r for r in fresh if not r.intermittent]
+    assert all(r.gbm_state["variant"] == variant for r in regular)
+    if variant == "calendar":  # units from item x calendar: no level, no year-ago ratio
+        assert all(set(r.gbm_state["level_path"]) == {0.0} for r in regular)
+    _assert_graph_serves(features, one, fresh, booster_text, "lightgbm", tmp_path)
+
+
+def _assert_graph_serves(features, cfg, results, booster_text, model, tmp_path) -> None:
     mv = _version_dir(tmp_path, booster_text)
     sha = hashlib.sha256(booster_text.encode()).hexdigest()
     served = [r for r in results if model in r.future_yhat and (model != "combination" or r.weights)]
