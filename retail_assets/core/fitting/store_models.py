@@ -4,6 +4,7 @@ Pure: no Dagster, no files."""
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 
@@ -13,6 +14,7 @@ import pandas as pd
 from retail_assets.core.forecast import gbm
 from retail_assets.core.forecast.backtest import ItemResult, ItemTask
 from retail_assets.core.forecast.combine import add_combinations
+from retail_assets.core.forecast.fold_cache import digest
 from retail_assets.core.metrics import wape
 
 
@@ -42,12 +44,26 @@ def _variant(by_variant: dict[str, dict], folds: dict, keys: list) -> tuple[str,
     return (min(finite, key=finite.get) if finite else next(iter(by_variant))), scores
 
 
-def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg) -> tuple[str | None, dict]:
+def _origin_key(tasks: list[ItemTask], start: str, variant: str, cfg) -> str:
+    """Everything the store's LightGBM fit at `start` and its fold forecasts read (fold_cache.py): every item's
+    rows up to a fold after `start`, actuals before `start` only; the item set fixes the item codes."""
+    rows = []
+    for t in sorted(tasks, key=lambda t: t.item_id):
+        before = bisect.bisect_left(t.dates, start)
+        stop = before + cfg.fold_horizon
+        rows.append([t.item_id, t.dates[:stop], t.y[:before], t.open_day[:stop], t.promo[:stop], t.holiday[:stop]])
+    return digest({"salt": tasks[0].cache_salt if tasks else "", "start": start, "variant": variant, "items": rows})
+
+
+def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg,
+                     cache: dict | None = None) -> tuple[str | None, dict]:
     """Fit the store's LightGBM at each origin the items' folds use and on all history, add its forecasts
     and then every item's combination to `results`. Each variant of `cfg.gbm_variants` is fitted at every origin;
     a fold's `lightgbm` forecast comes from the variant that scored better on the folds ended before it began,
     the served model from the variant better on every fold. Returns the final booster's text (None when the
-    store's history is too short) and figures: fits, seconds, the served variant and each variant's WAPE."""
+    store's history is too short) and figures: fits, seconds, the served variant and each variant's WAPE.
+    `cache` (fold_cache.py: key -> {item: forecast}): origins found there are not refitted; on return it holds
+    this run's origins only."""
     if not cfg.zoo:
         return None, {}
     t0 = time.perf_counter()
@@ -61,17 +77,31 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg) -> t
         by_item[v] = {item: g for item, g in frames[v].groupby(level=0, sort=False)}
     folds = {(r.item_id, i): f for r in results for i, f in enumerate(r.folds)}
     by_variant: dict[str, dict] = {v: {} for v in cfg.gbm_variants}  # (item, fold index) -> forecast
-    fits = 0
+    fits = cached = 0
     starts = sorted({f.dates[0] for f in folds.values()})
+    previous, used = (cache or {}), {}
     for start in starts:
         for v in cfg.gbm_variants:
-            booster = gbm.fit(frames[v], pd.Timestamp(start), cfg.gbm_rounds)
-            if booster is None:
-                continue
-            fits += 1
+            key = _origin_key(tasks, start, v, cfg) if cache is not None else None
+            forecasts = previous.get(key) if key else None
+            if forecasts is None:
+                forecasts = {}
+                booster = gbm.fit(frames[v], pd.Timestamp(start), cfg.gbm_rounds)
+                if booster is not None:
+                    fits += 1
+                    for (item, i), f in folds.items():
+                        if f.dates[0] == start and (rows := _rows(by_item[v][item], f.dates)) is not None:
+                            forecasts[item] = gbm.predict(booster, rows).tolist()
+            else:
+                cached += 1
+            if key:
+                used[key] = forecasts
             for (item, i), f in folds.items():
-                if f.dates[0] == start and (rows := _rows(by_item[v][item], f.dates)) is not None:
-                    by_variant[v][(item, i)] = gbm.predict(booster, rows).tolist()
+                if f.dates[0] == start and item in forecasts:
+                    by_variant[v][(item, i)] = forecasts[item]
+    if cache is not None:
+        cache.clear()
+        cache.update(used)
     for start in starts:
         earlier = [k for k, f in folds.items() if f.dates[-1] < start]
         variant, _ = _variant(by_variant, folds, earlier)
@@ -97,5 +127,6 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg) -> t
                                "last_year_path": [float(v) for v in rows["last_year"]]}
     for r in results:
         r.weights = add_combinations(r.folds, r.future_yhat)
-    return text, {"gbm_fits": fits, "gbm_seconds": time.perf_counter() - t0, "gbm_variant": served,
+    return text, {"gbm_fits": fits, "gbm_origins_cached": cached, "gbm_seconds": time.perf_counter() - t0,
+                  "gbm_variant": served,
                   "gbm_variant_wape": {v: (w if np.isfinite(w) else None) for v, w in scores.items()}}

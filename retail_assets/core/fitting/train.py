@@ -19,11 +19,13 @@ from retail_assets.core.fitting.pool import (
     run_items,
     validate_fit_engine,
 )
+from retail_assets.core.forecast import fold_cache
 from retail_assets.core.forecast.models import TrainConfig
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.registry.versions import (
     ModelVersion,
     code_version,
+    library_versions,
     live_version,
     write_version,
 )
@@ -68,12 +70,23 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     inits = previous_inits(live) if warm_start else {}
     t0 = time.perf_counter()
     tasks = build_tasks(features, cfg, inits)
+    cache_file = fold_cache.cache_path(models_root, store_id)
+    cache_salt = fold_cache.salt(code_version(), library_versions(), cfg.to_json())
+    cached = fold_cache.load(cache_file, cache_salt) if cfg.fold_cache else None
+    for t in tasks:
+        t.cache_salt = cache_salt
+        t.fold_cache = cached["items"].get(t.item_id, {}) if cached is not None else None
     t1 = time.perf_counter()
     results = run_items(tasks, workers, progress, engine, scheduler_address, pool)
     t2 = time.perf_counter()
-    gbm_text, store_figures = add_store_models(tasks, results, cfg)
+    store_cache = cached["store"] if cached is not None else None
+    gbm_text, store_figures = add_store_models(tasks, results, cfg, store_cache)
+    if cached is not None:  # what this training used or made: the next one after a new day reads it
+        fold_cache.save(cache_file, cache_salt, {r.item_id: r.fold_cache for r in results}, store_cache)
     training = decide(store_id, results, cfg, gbm_text)
     training.summary.update(store_figures)
+    training.summary["folds_cached"] = int(sum(r.cached_folds for r in results))
+    training.summary["folds_total"] = int(sum(len(r.folds) for r in results))
     # where the time went (not part of the version: the same models whatever the engine or the machine)
     training.summary["fit_engine"] = pool.engine if pool is not None else engine
     training.summary["fit_wall_seconds"] = t2 - t1  # the fitting stage: pool start (unless reused) to last item

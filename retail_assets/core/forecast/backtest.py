@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from retail_assets.core.forecast.classic import classic_forecasts, is_intermittent
+from retail_assets.core.forecast.fold_cache import digest
 from retail_assets.core.forecast.models import (
     TrainConfig,
     fit_prophet,
@@ -45,8 +46,10 @@ class ItemTask:
     holiday: list[str | None]
     n_history: int
     cfg: TrainConfig
-    init: dict | None = None  # previous version's Prophet parameters (warm start)
+    init: dict | None = None  # previous version's Prophet parameters (warm start of the final fit)
     fit_prophet: bool = True  # False: baselines only (the item's worker died)
+    fold_cache: dict | None = None  # this item's cached folds by key (fold_cache.py); None: no cache
+    cache_salt: str = ""  # code, libraries and configuration, shared by every key of the training
 
 
 @dataclass
@@ -86,6 +89,8 @@ class ItemResult:
     future_paths: dict[str, list[float]] = field(default_factory=dict)  # classic models, before closed days
     weights: dict[str, float] = field(default_factory=dict)  # the served combination's weights
     gbm_state: dict = field(default_factory=dict)  # item code and level path for the store's LightGBM model
+    fold_cache: dict = field(default_factory=dict)  # the folds this run used or made, by key (fold_cache.py)
+    cached_folds: int = 0  # folds read from the cache instead of fitted
 
     @property
     def warm_started(self) -> bool:
@@ -98,6 +103,65 @@ def _frame(task: ItemTask) -> pd.DataFrame:
         "ds": pd.to_datetime(task.dates), "y": pd.array(task.y, dtype="Float64").astype(float),
         "open": task.open_day, "promo": task.promo, "holiday": task.holiday,
     })
+
+
+def fold_end(history_dates: pd.Series, cfg: TrainConfig) -> int:
+    """Periods of history the backtest folds cover: all of it, or on daily data with `cfg.anchor_folds` up to the
+    last Sunday, so the days after it move no fold (and no cached fold) until the next week closes."""
+    n = len(history_dates)
+    if not cfg.anchor_folds or cfg.freq != "D" or not n:
+        return n
+    return n - (int(pd.Timestamp(history_dates.iloc[-1]).dayofweek) - 6) % 7
+
+
+def _fold_key(task: ItemTask, cutoff: int, result: ItemResult, prophet_ok: bool, init: dict | None) -> str:
+    """Everything a fold's forecasts are made from (fold_cache.py): rows up to the fold's end with actuals
+    before its origin only, the holidays Prophet is given, the item's specification, the parameters its
+    Prophet fit starts from (the fold before's) and the salt."""
+    stop = cutoff + task.cfg.fold_horizon
+    return digest({
+        "salt": task.cache_salt, "cutoff": cutoff, "dates": task.dates[:stop], "y": task.y[:cutoff],
+        "open": task.open_day[:stop], "promo": task.promo[:stop], "holiday": task.holiday[:stop],
+        "holidays": [(d, h) for d, h in zip(task.dates, task.holiday) if h], "spec": result.spec,
+        "intermittent": result.intermittent, "prophet": prophet_ok, "init": init,
+    })
+
+
+def _fit_fold(train: pd.DataFrame, test: pd.DataFrame, y_fit: pd.Series, holidays, cfg: TrainConfig, spec,
+              init: dict | None, result: ItemResult, prophet_ok: bool, raw_interval: bool) -> dict:
+    """Every candidate of the item on one fold: the cache entry (forecasts with closed days at 0, Prophet's own
+    interval, the parameters the next fit starts from, a Prophet failure)."""
+    y_train = train["y"].to_numpy(float)
+    open_train = train["open"].to_numpy(bool)
+    yhat = {
+        "seasonal_naive": seasonal_naive(y_train, open_train, len(test), cfg.season),
+        "moving_average": moving_average(y_train, open_train, len(test), cfg.moving_average_days),
+    }
+    if cfg.zoo:
+        yhat.update(classic_forecasts(y_train, open_train, len(test), cfg, result.intermittent))
+    raw_lo = raw_hi = error = None
+    # Prophet's own interval is only read for the raw-coverage figure, on the held-out (last recent) fold:
+    # sampling 200 trajectories anywhere else is time spent on nothing
+    samples = cfg.raw_interval_samples if raw_interval else 0
+    if prophet_ok:
+        try:
+            t0 = time.perf_counter()
+            model, start = fit_prophet(pd.DataFrame({"ds": train["ds"], "y": y_fit, "promo": train["promo"]}),
+                                       holidays, cfg, spec, init, uncertainty_samples=samples)
+            result.fit_seconds += time.perf_counter() - t0
+            result.fits += 1
+            result.fit_starts[start] = result.fit_starts.get(start, 0) + 1
+            pred = prophet_predict(model, pd.DataFrame({"ds": test["ds"], "promo": test["promo"]}))
+            yhat["prophet"] = np.clip(pred["yhat"].to_numpy(), 0, None)
+            if samples:
+                raw_lo = np.clip(pred["yhat_lower"].to_numpy(), 0, None).tolist()
+                raw_hi = np.clip(pred["yhat_upper"].to_numpy(), 0, None).tolist()
+            init = prophet_init(model)  # the next, longer fit starts where this one ended
+        except Exception as exc:  # a failed or timed-out fit falls back; the store goes on
+            error = f"{type(exc).__name__}: {exc}"[:300]
+    closed = ~test["open"].to_numpy(bool)
+    return {"yhat": {name: np.where(closed, 0.0, v).tolist() for name, v in yhat.items()},
+            "raw_lower": raw_lo, "raw_upper": raw_hi, "init_after": init, "prophet_error": error}
 
 
 def run_item(task: ItemTask) -> ItemResult:
@@ -114,57 +178,43 @@ def run_item(task: ItemTask) -> ItemResult:
     # an intermittent item is served by an intermittent-demand model, the store's LightGBM or seasonal naive
     # (forecast/selection.py): with the zoo on, its Prophet fits would be time spent on a model it cannot serve
     result.intermittent = cfg.zoo and is_intermittent(hist["y"].to_numpy(float), hist["open"].to_numpy(bool))
-    init = task.init  # the previous version's parameters; then each fit warm-starts the next
+    # the folds start cold and each fit warm-starts the next: a fold depends on its own inputs only (never on
+    # the previous version), so its cached forecasts stay valid; the final fit starts from the previous version
+    init = None
     prophet_ok = task.fit_prophet and not result.intermittent
-    n = len(hist)
+    end = fold_end(hist["ds"], cfg)
     # Recent rolling origins, plus the same season a year before the held-out fold and before the
     # forecast window: December's intervals are calibrated on last December's errors, not November's.
-    origins = [(n - (cfg.folds - k) * cfg.fold_horizon, k, "recent") for k in range(cfg.folds)]
-    origins += [(n - cfg.fold_horizon - cfg.year, -1, "seasonal_heldout"), (n - cfg.year, -2, "seasonal_serving")]
+    origins = [(end - (cfg.folds - k) * cfg.fold_horizon, k, "recent") for k in range(cfg.folds)]
+    origins += [(end - cfg.fold_horizon - cfg.year, -1, "seasonal_heldout"),
+                (end - cfg.year, -2, "seasonal_serving")]
     for cutoff, k, kind in sorted(origins):
         if cutoff < cfg.min_train_days or int(hist["open"].iloc[:cutoff].sum()) < cfg.min_train_days:
             continue
         train, test = hist.iloc[:cutoff], hist.iloc[cutoff: cutoff + cfg.fold_horizon]
         y_train = train["y"].to_numpy(float)
         open_train = train["open"].to_numpy(bool)
-        yhat = {
-            "seasonal_naive": seasonal_naive(y_train, open_train, len(test), cfg.season),
-            "moving_average": moving_average(y_train, open_train, len(test), cfg.moving_average_days),
-        }
-        if cfg.zoo:
-            yhat.update(classic_forecasts(y_train, open_train, len(test), cfg, result.intermittent))
-        raw_lo = raw_hi = None
-        # Prophet's own interval is only read for the raw-coverage figure, on the held-out (last recent) fold:
-        # sampling 200 trajectories anywhere else is time spent on nothing
-        samples = cfg.raw_interval_samples if (kind == "recent" and k == cfg.folds - 1) else 0
-        if prophet_ok:
-            try:
-                t0 = time.perf_counter()
-                model, start = fit_prophet(
-                    pd.DataFrame({"ds": train["ds"], "y": y_fit.iloc[:cutoff], "promo": train["promo"]}),
-                    holidays, cfg, spec, init, uncertainty_samples=samples,
-                )
-                result.fit_seconds += time.perf_counter() - t0
-                result.fits += 1
-                result.fit_starts[start] = result.fit_starts.get(start, 0) + 1
-                pred = prophet_predict(model, pd.DataFrame({"ds": test["ds"], "promo": test["promo"]}))
-                yhat["prophet"] = np.clip(pred["yhat"].to_numpy(), 0, None)
-                if samples:
-                    raw_lo = np.clip(pred["yhat_lower"].to_numpy(), 0, None).tolist()
-                    raw_hi = np.clip(pred["yhat_upper"].to_numpy(), 0, None).tolist()
-                init = prophet_init(model)  # the next, longer fit starts where this one ended
-            except Exception as exc:  # a failed or timed-out fit falls back; the store goes on
-                prophet_ok = False
-                result.prophet_error = f"{type(exc).__name__}: {exc}"[:300]
-        closed = ~test["open"].to_numpy(bool)
-        for name in yhat:
-            yhat[name] = np.where(closed, 0.0, yhat[name]).tolist()
+        key = _fold_key(task, cutoff, result, prophet_ok, init) if task.fold_cache is not None else None
+        hit = task.fold_cache.get(key) if key else None
+        if hit is None:
+            hit = _fit_fold(train, test, y_fit.iloc[:cutoff], holidays, cfg, spec, init, result, prophet_ok,
+                            kind == "recent" and k == cfg.folds - 1)
+        else:
+            result.cached_folds += 1
+        if key:
+            result.fold_cache[key] = hit
+        init = hit["init_after"]
+        if hit["prophet_error"] and prophet_ok:
+            prophet_ok = False
+            result.prophet_error = hit["prophet_error"]
         result.folds.append(FoldForecast(
             fold=k, kind=kind, dates=test["ds"].dt.strftime("%Y-%m-%d").tolist(), y=test["y"].fillna(0).tolist(),
-            open_day=test["open"].tolist(), yhat=yhat, raw_lower=raw_lo, raw_upper=raw_hi,
+            open_day=test["open"].tolist(), yhat={m: list(v) for m, v in hit["yhat"].items()},
+            raw_lower=hit["raw_lower"], raw_upper=hit["raw_upper"],
             scale=naive_scale(np.where(open_train, y_train, np.nan), cfg.season),
             level=recent_level(y_train, open_train),
         ))
+    init = task.init or init  # the previous version's final fit, else the last fold's
 
     y_all = hist["y"].to_numpy(float)
     open_all = hist["open"].to_numpy(bool)

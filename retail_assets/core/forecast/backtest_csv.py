@@ -107,7 +107,8 @@ def run_backtest(path: Path, date_col: str, series_cols: list[str], target: str,
     cfg = TrainConfig(horizon=horizon, fold_horizon=horizon, freq=freq,
                          min_train_days=56 if freq == "D" else 26,
                          moving_average_days=28 if freq == "D" else 8, horizon_buckets=min(4, horizon),
-                         classic_window=364 if freq == "D" else 156)
+                         classic_window=364 if freq == "D" else 156,
+                         anchor_folds=False)  # a one-off backtest: the held-out fold is the file's last periods
     frame = load_history(path, date_col, series_cols, target, freq, holiday_col, regressor_cols)
     tasks = series_tasks(frame, cfg, closed_when_missing)
     if not tasks:

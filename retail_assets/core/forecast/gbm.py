@@ -43,11 +43,15 @@ def calendar_matrix(dates) -> np.ndarray:
     out[:, 2] = ds.isocalendar().week.to_numpy(dtype=float)
     out[:, 3] = ds.month
     out[:, 4] = ds.day
-    for i, d in enumerate(ds.date):
-        xmas = dt.date(d.year, 12, 25)
-        to_xmas = (xmas - d).days if d <= xmas else (dt.date(d.year + 1, 12, 25) - d).days
-        out[i, 5] = min(to_xmas, 60)
-        out[i, 6] = float(np.clip((d - _thanksgiving(d.year)).days, -60, 40))
+    days = ds.normalize().to_numpy(dtype="datetime64[D]")
+    years = ds.year.to_numpy()
+    xmas = np.array([np.datetime64(f"{y:04d}-12-25") for y in range(years.min(), years.max() + 2)])
+    this = xmas[years - years.min()]
+    to_xmas = np.where(days <= this, this - days, xmas[years - years.min() + 1] - days).astype(int)
+    out[:, 5] = np.minimum(to_xmas, 60)
+    thanks = {y: np.datetime64(_thanksgiving(int(y))) for y in np.unique(years)}
+    since = (days - np.array([thanks[y] for y in years], dtype="datetime64[D]")).astype(int)
+    out[:, 6] = np.clip(since, -60, 40).astype(float)
     out[:, 7] = ds.year  # the year's level: a year the trees never saw is treated as the latest they did
     return out
 

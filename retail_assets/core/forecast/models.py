@@ -36,9 +36,12 @@ class TrainConfig:
     gbm_rounds: int = 300  # boosting rounds of the store's LightGBM model
     gbm_variants: tuple[str, ...] = ("level", "calendar")  # the LightGBM variants a store chooses from (gbm.VARIANTS)
     freq: str = "D"  # "D" daily or "W" weekly
+    anchor_folds: bool = True  # daily folds end on the last Sunday: a new day moves no fold (core/forecast/fold_cache.py)
+    fold_cache: bool = True  # reuse a fold's forecasts when everything that made them is unchanged
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        """As JSON gives it back (tuples as lists): a stored config compares equal to the one that wrote it."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
     @property
     def season(self) -> int:
@@ -198,11 +201,33 @@ class _SpecDecidedOnce(logging.Filter):
         return not str(record.msg).startswith("Yearly seasonality is enabled with less than")
 
 
+def stan_data_as_arrays() -> None:
+    """Prophet 1.5 hands cmdstanpy its feature matrix as nested Python lists, which cmdstanpy's JSON writer
+    (stanio) then walks value by value: most of a warm fit's time. Hand the same matrix over as an array:
+    stanio converts it in one call and ujson writes it. The same numbers reach Stan, so the optimum is the same
+    (retail_assets_tests/core/forecast/test_prophet_data_writer.py). Idempotent."""
+    from prophet.models import CmdStanPyBackend
+
+    original = CmdStanPyBackend.prepare_data
+    if getattr(original, "matrix_as_array", False):
+        return
+
+    def prepare_data(init, data):
+        inits, stan_data = original(init, data)
+        stan_data["X"] = np.asarray(stan_data["X"], dtype=float).reshape(len(stan_data["X"]), -1)
+        return inits, stan_data
+
+    prepare_data.matrix_as_array = True
+    prepare_data.original = original  # Prophet's own, for the test that compares the two
+    CmdStanPyBackend.prepare_data = staticmethod(prepare_data)
+
+
 def fit_prophet(train: pd.DataFrame, holidays: pd.DataFrame | None, cfg: TrainConfig, spec: ProphetSpec,
                 init: dict | None = None, uncertainty_samples: int = 0):
     """Fit one Prophet model of specification `spec` on (ds, y, promo). Returns the model and how it started
     (`PROPHET_STARTS`): a warm start that could not be used is reported as what happened, never as warm."""
     quiet_prophet()
+    stan_data_as_arrays()
     from prophet import Prophet
 
     def build():

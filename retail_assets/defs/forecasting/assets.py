@@ -63,6 +63,10 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
         "heldout_coverage_prophet_raw": s["heldout_coverage_prophet_raw"],
         "nominal_coverage": s["nominal_coverage"],
         "fit_seconds_total": round(s["fit_seconds_total"], 2),
+        # what this training reused: folds whose inputs, code and configuration were unchanged (fold_cache.py)
+        "folds_from_cache": s.get("folds_cached"),
+        "folds_total": s.get("folds_total"),
+        "lightgbm_origins_from_cache": s.get("gbm_origins_cached"),
         "warm_started_items": s["warm_started_items"],
         # how every Prophet fit started, fallbacks included (a reused version trained before this was recorded
         # has none)

@@ -1,0 +1,81 @@
+"""Folds cached by what made them (core/forecast/fold_cache.py), with real Prophet, statsforecast and LightGBM
+fits: a retrain after a new day refits no fold and gives the very forecasts a training without the cache
+gives; a late row refits the folds that saw it and no earlier one."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retail_assets.core.fitting.train import train_store
+from retail_assets.core.forecast import fold_cache
+from retail_assets_tests.helpers import FAST, noisy_weekly, synthetic_store
+
+CFG = dataclasses.replace(FAST, gbm_rounds=60)
+START = pd.Timestamp("2024-01-01")  # a Monday
+
+
+def _days_to(weekday: int, near: int) -> int:
+    """A history length near `near` whose last day falls on `weekday` (Monday 0)."""
+    return next(n for n in range(near, near + 7) if (START + pd.Timedelta(days=n - 1)).dayofweek == weekday)
+
+
+SERIES = {f"SKU-{i}": noisy_weekly(420, 5 + 4 * i, i) for i in range(3)}
+
+
+def _features(n: int, late: dict | None = None) -> pd.DataFrame:
+    items = {k: v[:n].copy() for k, v in SERIES.items()}
+    for (item, day), value in (late or {}).items():
+        items[item][day] = value
+    return synthetic_store(items, start=str(START.date()))
+
+
+def _folds(mv) -> pd.DataFrame:
+    return pd.read_parquet(mv.path / "backtest.parquet").sort_values(["item_id", "fold", "date"], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    n = _days_to(2, 300)  # a Wednesday: the next day is still before Sunday's fold boundary
+    first = train_store(_features(n), root, "day-0", CFG, workers=1)
+    second = train_store(_features(n + 1), root, "day-1", CFG, workers=1)
+    return root, n, first, second
+
+
+def test_a_retrain_after_a_new_day_refits_no_fold_and_matches_a_training_without_the_cache(trained, tmp_path):
+    root, n, first, second = trained
+    assert first.manifest["summary"]["folds_cached"] == 0
+    s = second.manifest["summary"]
+    assert s["folds_total"] > 0 and s["folds_cached"] == s["folds_total"]
+    assert s["gbm_origins_cached"] > 0 and s["gbm_fits"] == 1  # the final fit alone
+    assert fold_cache.cache_path(root, "0001").is_file()
+    # the same day trained from nothing, without the cache: the same fold forecasts, the same choices
+    fresh = train_store(_features(n + 1), tmp_path, "day-1", dataclasses.replace(CFG, fold_cache=False), workers=1)
+    pd.testing.assert_frame_equal(_folds(second), _folds(fresh))
+    assert {i: d["champion"] for i, d in second.manifest["items"].items()} == \
+        {i: d["champion"] for i, d in fresh.manifest["items"].items()}
+    assert s["heldout_weighted_wape_champion"] == fresh.manifest["summary"]["heldout_weighted_wape_champion"]
+
+
+def test_a_late_row_refits_the_folds_that_saw_it_and_no_earlier_one(trained):
+    root, n, _first, second = trained
+    held_out_start = pd.Timestamp(_folds(second).query("kind == 'recent'")["date"].max()) - pd.Timedelta(
+        days=CFG.fold_horizon - 1)
+    day = (held_out_start - START).days + 2  # inside the held-out fold: read by no fit, only scored
+    inside = train_store(_features(n + 1, {("SKU-0", day): 999.0}), root, "late-1", CFG, workers=1)
+    s = inside.manifest["summary"]
+    assert s["folds_cached"] == s["folds_total"]  # a fold's actuals are scored, never fitted: nothing to refit
+    late = _folds(inside).query("item_id == 'SKU-0' and date == @held_out_start.strftime('%Y-%m-%d')")
+    assert len(late) == 1
+    # a late row before the last origin: the folds after it refit, the ones before it stay
+    day = (held_out_start - START).days - 3
+    before = train_store(_features(n + 1, {("SKU-1", day): 999.0}), root, "late-2", CFG, workers=1)
+    s = before.manifest["summary"]
+    refitted = s["folds_total"] - s["folds_cached"]
+    assert refitted == 1  # SKU-1's held-out fold: no other item's, none of its earlier folds
+    assert s["gbm_fits"] == len(CFG.gbm_variants) + 1  # the store's trees at the held-out origin, and the final
+    assert np.isfinite(s["heldout_weighted_wape_champion"])
