@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from retail_assets.core.atomic import append_line, atomic_write_text, read_lines
 from retail_assets.core.edge.keys import SigningKeyError, ensure_dev_keys, public_hex_of
 from retail_assets.core.fitting.train import train_store
+from retail_assets.core.forecast.fold_cache import CACHE_FILE
 from retail_assets.core.ids import SAFE_COMPONENT, path_component
 from retail_assets.core.registry import records as registry
 from retail_assets.core.registry.versions import ModelVersion, item_file
@@ -102,7 +103,7 @@ def test_training_a_store_with_hostile_skus_writes_only_inside_its_version_dir(h
     base, root, _features, mv = hostile_store
     store_dir = root / "models" / "store=0001"
     assert _files_outside(base, store_dir) == []
-    assert {p.name for p in store_dir.iterdir() if p.is_file()} <= {"live.json"}
+    assert {p.name for p in store_dir.iterdir() if p.is_file()} <= {"live.json", CACHE_FILE}  # fixed names
     items = mv.manifest["items"]
     assert set(items) == set(HOSTILE_SKUS)  # the manifest keeps the real ids
     paths = {sku: mv.path / info["file"] for sku, info in items.items()}

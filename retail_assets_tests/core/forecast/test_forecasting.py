@@ -29,7 +29,7 @@ def test_champion_is_the_baseline_when_prophet_is_worse():
 
 
 def test_champion_is_prophet_when_it_wins():
-    results = run_items(build_tasks(synthetic_store({"SKU-B": noisy_weekly(200, 30, 1)}), FAST), workers=1)
+    results = run_items(build_tasks(synthetic_store({"SKU-B": noisy_weekly(200, 30, 3)}), FAST), workers=1)
     decision = decide("0001", results, FAST).decisions[0]
     assert decision.champion == "prophet"
     assert decision.backtest["prophet"]["wape"] < decision.backtest["seasonal_naive"]["wape"]
