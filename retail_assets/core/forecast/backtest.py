@@ -114,16 +114,17 @@ def fold_end(history_dates: pd.Series, cfg: TrainConfig) -> int:
     return n - (int(pd.Timestamp(history_dates.iloc[-1]).dayofweek) - 6) % 7
 
 
-def _fold_key(task: ItemTask, cutoff: int, result: ItemResult, prophet_ok: bool, init: dict | None) -> str:
+def _fold_key(task: ItemTask, cutoff: int, result: ItemResult, prophet_ok: bool, init: dict | None,
+              raw_interval: bool) -> str:
     """Everything a fold's forecasts are made from (fold_cache.py): rows up to the fold's end with actuals
     before its origin only, the holidays Prophet is given, the item's specification, the parameters its
-    Prophet fit starts from (the fold before's) and the salt."""
+    Prophet fit starts from (the fold before's), whether Prophet's own interval is sampled, and the salt."""
     stop = cutoff + task.cfg.fold_horizon
     return digest({
         "salt": task.cache_salt, "cutoff": cutoff, "dates": task.dates[:stop], "y": task.y[:cutoff],
         "open": task.open_day[:stop], "promo": task.promo[:stop], "holiday": task.holiday[:stop],
         "holidays": [(d, h) for d, h in zip(task.dates, task.holiday) if h], "spec": result.spec,
-        "intermittent": result.intermittent, "prophet": prophet_ok, "init": init,
+        "intermittent": result.intermittent, "prophet": prophet_ok, "init": init, "raw_interval": raw_interval,
     })
 
 
@@ -194,11 +195,12 @@ def run_item(task: ItemTask) -> ItemResult:
         train, test = hist.iloc[:cutoff], hist.iloc[cutoff: cutoff + cfg.fold_horizon]
         y_train = train["y"].to_numpy(float)
         open_train = train["open"].to_numpy(bool)
-        key = _fold_key(task, cutoff, result, prophet_ok, init) if task.fold_cache is not None else None
+        raw_interval = kind == "recent" and k == cfg.folds - 1  # the held-out fold: the raw-coverage figure
+        key = _fold_key(task, cutoff, result, prophet_ok, init, raw_interval) if task.fold_cache is not None else None
         hit = task.fold_cache.get(key) if key else None
         if hit is None:
             hit = _fit_fold(train, test, y_fit.iloc[:cutoff], holidays, cfg, spec, init, result, prophet_ok,
-                            kind == "recent" and k == cfg.folds - 1)
+                            raw_interval)
         else:
             result.cached_folds += 1
         if key:

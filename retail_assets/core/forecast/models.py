@@ -36,7 +36,7 @@ class TrainConfig:
     gbm_rounds: int = 300  # boosting rounds of the store's LightGBM model
     gbm_variants: tuple[str, ...] = ("level", "calendar")  # the LightGBM variants a store chooses from (gbm.VARIANTS)
     freq: str = "D"  # "D" daily or "W" weekly
-    anchor_folds: bool = True  # daily folds end on the last Sunday: a new day moves no fold (core/forecast/fold_cache.py)
+    anchor_folds: bool = True  # daily folds end on the last Sunday: a new day moves no fold (fold_cache.py)
     fold_cache: bool = True  # reuse a fold's forecasts when everything that made them is unchanged
 
     def to_json(self) -> dict:
@@ -203,9 +203,9 @@ class _SpecDecidedOnce(logging.Filter):
 
 def stan_data_as_arrays() -> None:
     """Prophet 1.5 hands cmdstanpy its feature matrix as nested Python lists, which cmdstanpy's JSON writer
-    (stanio) then walks value by value: most of a warm fit's time. Hand the same matrix over as an array:
-    stanio converts it in one call and ujson writes it. The same numbers reach Stan, so the optimum is the same
-    (retail_assets_tests/core/forecast/test_prophet_data_writer.py). Idempotent."""
+    (stanio) then walks value by value with the pure-Python encoder: most of a short fit's time. Hand it over
+    as an array: stanio converts it in one call and ujson writes it. The same numbers reach Stan, so the
+    optimum is the same (retail_assets_tests/core/forecast/test_prophet_data_writer.py). Idempotent."""
     from prophet.models import CmdStanPyBackend
 
     original = CmdStanPyBackend.prepare_data
