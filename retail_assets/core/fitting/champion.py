@@ -83,7 +83,7 @@ def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig, gbm_text:
     heldout_cal = calibrate_set(early_pairs, cfg)
     training = StoreTraining(store_id, cfg, results, decisions, calibration, gbm_text=gbm_text)
     training.summary = summarize(training, heldout_cal, last_pairs)
-    training.summary["store_best_model"] = served_default  # what an item keeps unless its own winner is clearly better
+    training.summary["store_best_model"] = served_default  # what every regular item that has it is served
     return training
 
 
