@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 
 from retail_assets.core.forecast import gbm
-from retail_assets.core.forecast.backtest import ItemResult, ItemTask
+from retail_assets.core.forecast.backtest import ItemResult, ItemTask, pooled_wape
 from retail_assets.core.forecast.combine import add_combinations
 from retail_assets.core.forecast.fold_cache import digest
-from retail_assets.core.metrics import wape
 
 
 def _rows(item_frame: pd.DataFrame, dates: list[str]) -> pd.DataFrame | None:
@@ -27,13 +26,10 @@ def _rows(item_frame: pd.DataFrame, dates: list[str]) -> pd.DataFrame | None:
 
 
 def _pooled_wape(forecasts: dict, folds: dict, keys: list) -> float:
-    """WAPE over the open days of the folds `keys` ((item, fold index)) pooled; inf when any is missing."""
+    """pooled_wape over the folds `keys` ((item, fold index)); inf when any has no forecast."""
     if not keys or any(k not in forecasts for k in keys):
         return math.inf
-    masks = [np.array(folds[k].open_day, bool) for k in keys]
-    y = np.concatenate([np.array(folds[k].y)[m] for k, m in zip(keys, masks)])
-    yhat = np.concatenate([np.array(forecasts[k])[m] for k, m in zip(keys, masks)])
-    return wape(y, yhat)
+    return pooled_wape([folds[k] for k in keys], [forecasts[k] for k in keys])
 
 
 def _variant(by_variant: dict[str, dict], folds: dict, keys: list) -> tuple[str, dict[str, float]]:
@@ -44,15 +40,16 @@ def _variant(by_variant: dict[str, dict], folds: dict, keys: list) -> tuple[str,
     return (min(finite, key=finite.get) if finite else next(iter(by_variant))), scores
 
 
-def _origin_key(tasks: list[ItemTask], start: str, variant: str, cfg) -> str:
-    """Everything the store's LightGBM fit at `start` and its fold forecasts read (fold_cache.py): every item's
-    rows up to a fold after `start`, actuals before `start` only; the item set fixes the item codes."""
+def _origin_key(tasks: list[ItemTask], start: str, cfg) -> str:
+    """Everything the store's LightGBM fits at `start` and their fold forecasts read (fold_cache.py): every
+    item's rows up to a fold after `start`, actuals before `start` only; the item set fixes the item codes.
+    One hash per origin; each variant's key adds its name (`digest([key, variant])`)."""
     rows = []
     for t in sorted(tasks, key=lambda t: t.item_id):
         before = bisect.bisect_left(t.dates, start)
         stop = before + cfg.fold_horizon
         rows.append([t.item_id, t.dates[:stop], t.y[:before], t.open_day[:stop], t.promo[:stop], t.holiday[:stop]])
-    return digest({"salt": tasks[0].cache_salt if tasks else "", "start": start, "variant": variant, "items": rows})
+    return digest({"salt": tasks[0].cache_salt if tasks else "", "start": start, "items": rows})
 
 
 def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg,
@@ -81,8 +78,9 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg,
     starts = sorted({f.dates[0] for f in folds.values()})
     previous, used = (cache or {}), {}
     for start in starts:
+        origin = _origin_key(tasks, start, cfg) if cache is not None else None
         for v in cfg.gbm_variants:
-            key = _origin_key(tasks, start, v, cfg) if cache is not None else None
+            key = digest([origin, v]) if origin else None
             forecasts = previous.get(key) if key else None
             if forecasts is None:
                 forecasts = {}

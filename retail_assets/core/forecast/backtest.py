@@ -31,6 +31,7 @@ from retail_assets.core.forecast.models import (
     recent_level,
     seasonal_naive,
 )
+from retail_assets.core.metrics import wape
 
 # ---------------------------------------------------------------- one item, in a worker
 
@@ -254,6 +255,15 @@ def run_item(task: ItemTask) -> ItemResult:
         except Exception as exc:
             result.prophet_error = f"{type(exc).__name__}: {exc}"[:300]
     return result
+
+
+def pooled_wape(folds: list[FoldForecast], forecasts: list[list[float]]) -> float:
+    """WAPE over the open days of `folds` pooled, `forecasts[i]` forecasting `folds[i]` (at least one fold):
+    the one measure that store defaults, LightGBM variants and combination weights are chosen on."""
+    masks = [np.array(f.open_day, bool) for f in folds]
+    y = np.concatenate([np.array(f.y)[k] for f, k in zip(folds, masks)])
+    return wape(y, np.concatenate([np.array(p)[k] for p, k in zip(forecasts, masks)]))
+
 
 def recent(folds: list[FoldForecast]) -> list[FoldForecast]:
     return [f for f in folds if f.kind == "recent"]

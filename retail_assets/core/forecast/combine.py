@@ -8,8 +8,7 @@ import datetime as dt
 
 import numpy as np
 
-from retail_assets.core.forecast.backtest import FoldForecast
-from retail_assets.core.metrics import wape
+from retail_assets.core.forecast.backtest import FoldForecast, pooled_wape
 
 COMBINED = ("prophet", "lightgbm", "ets", "theta", "croston_sba", "tsb")  # candidates a combination draws on
 TOP = 3  # models per combination, at most
@@ -34,12 +33,7 @@ def weights_from(folds: list[FoldForecast], available: set[str]) -> dict[str, fl
     if not folds or not candidates:
         parts = [m for m in DEFAULT_PARTS if m in available] or sorted(available & set(COMBINED))
         return {m: 1.0 / len(parts) for m in parts} if parts else {}
-    scores = {}
-    for m in candidates:
-        mask = [np.array(f.open_day, bool) for f in folds]
-        y = np.concatenate([np.array(f.y)[k] for f, k in zip(folds, mask)])
-        yhat = np.concatenate([np.array(f.yhat[m])[k] for f, k in zip(folds, mask)])
-        scores[m] = wape(y, yhat)
+    scores = {m: pooled_wape(folds, [f.yhat[m] for f in folds]) for m in candidates}
     ranked = sorted((s, m) for m, s in scores.items() if np.isfinite(s))[:TOP]
     if not ranked:
         return {m: 1.0 / len(candidates) for m in candidates[:TOP]}

@@ -18,12 +18,15 @@ import json
 from pathlib import Path
 
 from retail_assets.core.atomic import atomic_write_text
+from retail_assets.settings import store_partition
 
 CACHE_FILE = "fold_cache.json"
 FORMAT = 1  # bump when an entry's meaning changes
 
 
 def digest(obj) -> str:
+    """SHA-256 of plain JSON (lists, floats, strings): not core/canonical.dumps, which walks every value in
+    Python; a key covers an item's whole history and is made for every fold of every retrain."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -33,7 +36,7 @@ def salt(code_version: str, libraries: dict[str, str], config: dict) -> str:
 
 
 def cache_path(models_root: Path, store_id: str) -> Path:
-    return Path(models_root) / f"store={store_id}" / CACHE_FILE
+    return store_partition(models_root, store_id) / CACHE_FILE
 
 
 def load(path: Path, expected_salt: str) -> dict:

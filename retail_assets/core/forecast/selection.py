@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from retail_assets.core.forecast.backtest import FoldForecast, ItemResult
+from retail_assets.core.forecast.backtest import FoldForecast, ItemResult, pooled_wape
 from retail_assets.core.forecast.classic import INTERMITTENT_MODELS
 from retail_assets.core.forecast.models import BASELINE, MODELS
 from retail_assets.core.metrics import bias, wape
@@ -45,9 +45,7 @@ def store_best(results: list[ItemResult], folds_of) -> str | None:
     if not folds:
         return None
     shared = [m for m in MODELS if all(m in f.yhat for f in folds)]
-    masks = [np.array(f.open_day, bool) for f in folds]
-    y = np.concatenate([np.array(f.y)[k] for f, k in zip(folds, masks)])
-    pooled = {m: wape(y, np.concatenate([np.array(f.yhat[m])[k] for f, k in zip(folds, masks)])) for m in shared}
+    pooled = {m: pooled_wape(folds, [f.yhat[m] for f in folds]) for m in shared}
     finite = {m: w for m, w in pooled.items() if np.isfinite(w)}
     return min(finite, key=finite.get) if finite else None
 
