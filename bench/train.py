@@ -3,7 +3,9 @@
 Prints, all measured in this run:
   * parallel efficiency: (sum of single-item times, run one at a time) / cores / (wall time of the process
     pool over the same items). Goal (issue 5): >= 0.8 on 2 cores.
-  * the model zoo's cost: a full store train (backtest, selection, calibration, the version written) with the
+  * a cold train with Prophet's optimum found in process (core/forecast/prophet_map.py) against the same train
+    with CmdStan (the path before it), side by side. Goal (issue 17): at least 2x faster, the same held-out WAPE.
+  * with --zoo, the model zoo's cost: a full store train (backtest, selection, calibration, the version written) with the
     zoo (statsforecast, the store's LightGBM, combinations) vs Prophet and the baselines only (the platform
     before the zoo, `TrainConfig(zoo=False)`), same store, both cold, with each one's held-out WAPE.
     Goal (issue 16): within the wall time of the path without the zoo.
@@ -11,7 +13,7 @@ Prints, all measured in this run:
     (core/forecast/fold_cache.py) and the final Prophet fits warm-started from yesterday's version, against the
     cold train. Goals: >= 10x faster; held-out WAPE within 0.5 % of the same day trained without the cache.
 
-    .venv/bin/python bench/train.py [--items 50] [--days 1096]
+    .venv/bin/python bench/train.py [--items 50] [--days 1096] [--zoo]
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=50)
     parser.add_argument("--days", type=int, default=1096)
+    parser.add_argument("--zoo", action="store_true", help="also time the zoo against Prophet + baselines")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
@@ -88,7 +91,20 @@ def main() -> None:
         print(f"  parallel efficiency = {per_item_sum:.1f}s / {cores} / {t_pool:.1f}s = {eff:.2f} "
               f"(goal >= 0.80: {'met' if eff >= 0.8 else 'NOT met'})", flush=True)
 
-        for label, zoo_cfg in (("Prophet + baselines", TrainConfig(zoo=False)), ("model zoo", cfg)):
+        cold = {}
+        for label, optimizer in (("CmdStan", "cmdstan"), ("in process", "in_process")):
+            t0 = time.perf_counter()
+            mv = train_store(fs.frame, root / f"models-{optimizer}", "bench-cold",
+                             replace(cfg, prophet_optimizer=optimizer), workers=cores, warm_start=False)
+            cold[optimizer] = time.perf_counter() - t0
+            s = mv.manifest["summary"]
+            print(f"  cold train, Prophet {label:<10}: {cold[optimizer]:6.1f}s wall; held-out weighted WAPE "
+                  f"champion {s['heldout_weighted_wape_champion']:.4f}, Prophet fits by optimizer "
+                  f"{s['prophet_fit_optimizers']}", flush=True)
+        speed = cold["cmdstan"] / cold["in_process"]
+        print(f"  cold train speed-up = {speed:.2f}x (goal >= 2x: {'met' if speed >= 2 else 'NOT met'})", flush=True)
+        zoo_runs = (("Prophet + baselines", TrainConfig(zoo=False)), ("model zoo", cfg)) if args.zoo else ()
+        for label, zoo_cfg in zoo_runs:
             t0 = time.perf_counter()
             mv = train_store(fs.frame, root / f"models-{label[:5]}", "bench-zoo", zoo_cfg, workers=cores,
                              warm_start=False)

@@ -106,12 +106,13 @@ def alone_figures(results: list[ItemResult]) -> dict[str, float | None]:
     return out
 
 
-def _count_starts(results: list[ItemResult]) -> dict[str, int]:
-    """Every Prophet fit of the store by how it started: what a warm start really did, fallbacks included."""
+def _count_fits(results: list[ItemResult], by: str) -> dict[str, int]:
+    """Every Prophet fit of the store by how it started (`fit_starts`) or where its optimum was found
+    (`fit_optimizers`): what a warm start or the in-process optimizer really did, fallbacks included."""
     total: dict[str, int] = {}
     for r in results:
-        for start, n in r.fit_starts.items():
-            total[start] = total.get(start, 0) + n
+        for kind, n in getattr(r, by).items():
+            total[kind] = total.get(kind, 0) + n
     return dict(sorted(total.items()))
 
 
@@ -159,5 +160,6 @@ def summarize(t: StoreTraining, heldout_cal: CalibrationSet, last_pairs) -> dict
         "fit_seconds_total": float(sum(r.fit_seconds for r in t.results)),
         "fits": int(sum(r.fits for r in t.results)),
         "warm_started_items": int(sum(r.warm_started for r in t.results)),  # served fit started fully warm
-        "prophet_fit_starts": _count_starts(t.results),
+        "prophet_fit_starts": _count_fits(t.results, "fit_starts"),
+        "prophet_fit_optimizers": _count_fits(t.results, "fit_optimizers"),
     }

@@ -84,6 +84,7 @@ class ItemResult:
     fit_seconds: float = 0.0
     fits: int = 0
     fit_starts: dict[str, int] = field(default_factory=dict)  # Prophet fits per way they started (PROPHET_STARTS)
+    fit_optimizers: dict[str, int] = field(default_factory=dict)  # Prophet fits per optimizer (PROPHET_OPTIMIZERS)
     final_start: str | None = None  # how the served fit started
     spec: dict = field(default_factory=dict)  # the item's ProphetSpec, the same at every origin
     intermittent: bool = False  # decided once from the whole history, like the spec
@@ -92,6 +93,11 @@ class ItemResult:
     gbm_state: dict = field(default_factory=dict)  # item code and level path for the store's LightGBM model
     fold_cache: dict = field(default_factory=dict)  # the folds this run used or made, by key (fold_cache.py)
     cached_folds: int = 0  # folds read from the cache instead of fitted
+
+    def count_fit(self, start: str, optimizer: str) -> None:
+        self.fits += 1
+        self.fit_starts[start] = self.fit_starts.get(start, 0) + 1
+        self.fit_optimizers[optimizer] = self.fit_optimizers.get(optimizer, 0) + 1
 
     @property
     def warm_started(self) -> bool:
@@ -151,8 +157,7 @@ def _fit_fold(train: pd.DataFrame, test: pd.DataFrame, y_fit: pd.Series, holiday
             model, start = fit_prophet(pd.DataFrame({"ds": train["ds"], "y": y_fit, "promo": train["promo"]}),
                                        holidays, cfg, spec, init, uncertainty_samples=samples)
             result.fit_seconds += time.perf_counter() - t0
-            result.fits += 1
-            result.fit_starts[start] = result.fit_starts.get(start, 0) + 1
+            result.count_fit(start, model.fit_optimizer)
             pred = prophet_predict(model, pd.DataFrame({"ds": test["ds"], "promo": test["promo"]}))
             yhat["prophet"] = np.clip(pred["yhat"].to_numpy(), 0, None)
             if samples:
@@ -246,8 +251,7 @@ def run_item(task: ItemTask) -> ItemResult:
             model, start = fit_prophet(pd.DataFrame({"ds": hist["ds"], "y": y_fit, "promo": hist["promo"]}),
                                        holidays, cfg, spec, init)
             result.fit_seconds += time.perf_counter() - t0
-            result.fits += 1
-            result.fit_starts[start] = result.fit_starts.get(start, 0) + 1
+            result.count_fit(start, model.fit_optimizer)
             result.final_start = start
             pred = prophet_predict(model, pd.DataFrame({"ds": fut["ds"], "promo": fut["promo"]}))
             result.future_yhat["prophet"] = np.where(open_future, np.clip(pred["yhat"].to_numpy(), 0, None), 0).tolist()

@@ -38,6 +38,7 @@ class TrainConfig:
     freq: str = "D"  # "D" daily or "W" weekly
     anchor_folds: bool = True  # daily folds end on the last Sunday: a new day moves no fold (fold_cache.py)
     fold_cache: bool = True  # reuse a fold's forecasts when everything that made them is unchanged
+    prophet_optimizer: str = "in_process"  # or "cmdstan": where Prophet's optimum is found (prophet_map.py)
 
     def to_json(self) -> dict:
         """As JSON gives it back (tuples as lists): a stored config compares equal to the one that wrote it."""
@@ -222,15 +223,23 @@ def stan_data_as_arrays() -> None:
     CmdStanPyBackend.prepare_data = staticmethod(prepare_data)
 
 
+PROPHET_OPTIMIZERS = ("in_process", "cmdstan", "cmdstan_fallback")
+"""Where a Prophet fit's optimum was found: in this process (prophet_map.py), by Prophet's CmdStan backend
+as configured, or by CmdStan because the in-process optimisation failed (a fallback, and counted as one)."""
+
+
 def fit_prophet(train: pd.DataFrame, holidays: pd.DataFrame | None, cfg: TrainConfig, spec: ProphetSpec,
                 init: dict | None = None, uncertainty_samples: int = 0):
     """Fit one Prophet model of specification `spec` on (ds, y, promo). Returns the model and how it started
-    (`PROPHET_STARTS`): a warm start that could not be used is reported as what happened, never as warm."""
+    (`PROPHET_STARTS`): a warm start that could not be used is reported as what happened, never as warm.
+    The model's `fit_optimizer` says where its optimum was found (`PROPHET_OPTIMIZERS`)."""
     quiet_prophet()
     stan_data_as_arrays()
     from prophet import Prophet
 
-    def build():
+    from retail_assets.core.forecast.prophet_map import InProcessBackend
+
+    def build(optimizer: str):
         model = Prophet(
             growth="linear",
             yearly_seasonality=spec.yearly,
@@ -243,22 +252,33 @@ def fit_prophet(train: pd.DataFrame, holidays: pd.DataFrame | None, cfg: TrainCo
         )
         if spec.promo:
             model.add_regressor("promo", standardize=False, mode=spec.mode)
+        if optimizer == "in_process":
+            model.stan_backend = InProcessBackend()
+        model.fit_optimizer = optimizer
         return model
 
     kwargs: dict[str, Any] = {"iter": cfg.max_iter, "timeout": cfg.fit_timeout_s}
     frame = train[["ds", "y", "promo"]]
+
+    def fit(fit_init: dict | None):
+        model = build(cfg.prophet_optimizer)
+        extra = {} if fit_init is None else {"init": fit_init}
+        try:
+            return model.fit(frame, **kwargs, **extra)
+        except Exception as exc:  # noqa: BLE001 - the in-process optimum failed: CmdStan, recorded as a fallback
+            if cfg.prophet_optimizer != "in_process" or isinstance(exc, TimeoutError):
+                raise  # a fit past its time limit fails like CmdStan's would: no second try at the same cost
+            model = build("cmdstan")
+            model.fit_optimizer = "cmdstan_fallback"
+            return model.fit(frame, **kwargs, **extra)
+
     if init is None:
-        model = build()
-        model.fit(frame, **kwargs)
-        return model, "cold"
-    model = build()
+        return fit(None), "cold"
     stan_init = _stan_init(init)
     try:
-        model.fit(frame, init=stan_init, **kwargs)
+        model = fit(stan_init)
     except Exception:  # noqa: BLE001 - a stale init must not fail the item: refit cold, and say so
-        model = build()
-        model.fit(frame, **kwargs)
-        return model, "warm_failed_cold"
+        return fit(None), "warm_failed_cold"
     used_all = all(np.shape(model.params[p])[-1] == len(stan_init[p]) for p in ("delta", "beta"))
     return model, "warm" if used_all else "partial"
 

@@ -159,7 +159,8 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
                     "backtest": d.backtest, "heldout": d.heldout, "heldout_champion": d.heldout_champion,
                     "scale": r.scale, "level": r.level, "sha256": item_hashes[d.item_id], "file": files[d.item_id],
                     "fit_seconds": round(r.fit_seconds, 4), "warm_started": r.warm_started,
-                    "prophet_fit_starts": dict(sorted(r.fit_starts.items())), "prophet_spec": r.spec,
+                    "prophet_fit_starts": dict(sorted(r.fit_starts.items())),
+                    "prophet_fit_optimizers": dict(sorted(r.fit_optimizers.items())), "prophet_spec": r.spec,
                     "intermittent": r.intermittent, "combination_weights": r.weights,
                     "interval_pool": t.calibration.key(d.champion, r.level)}
         for r, d in zip(t.results, t.decisions)

@@ -71,6 +71,8 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
         # how every Prophet fit started, fallbacks included (a reused version trained before this was recorded
         # has none)
         "prophet_fit_starts": dg.MetadataValue.json(s.get("prophet_fit_starts", {})),
+        # where each Prophet fit's optimum was found: in process, CmdStan, or CmdStan as a fallback
+        "prophet_fit_optimizers": dg.MetadataValue.json(s.get("prophet_fit_optimizers", {})),
         "accuracy": dg.MetadataValue.md(
             f"Held-out = the {s['heldout_fold']}, champion chosen and interval calibrated on the earlier folds.\n\n"
             "| figure | champion | seasonal naive |\n|---|---|---|\n"
