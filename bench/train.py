@@ -131,7 +131,8 @@ def main() -> None:
         print(f"  cold train of yesterday   : {t_cold:6.1f}s wall")
         print(f"  retrain after one new day ({new_day:%A %Y-%m-%d}): {t_new:6.1f}s wall; folds from the cache "
               f"{s['folds_cached']} of {s['folds_total']}, LightGBM origins {s['gbm_origins_cached']} cached, "
-              f"{s['gbm_fits']} fitted; Prophet fits by start {s['prophet_fit_starts']}")
+              f"{s['gbm_fits']} fitted; Prophet fits by start {s['prophet_fit_starts']}; items fitted in this process "
+              f"(no worker started) {s['items_fitted_in_process']} of {len(tasks)}")
         print(f"  the same day trained without the cache: {t_ref:6.1f}s wall")
         speed = t_cold / t_new
         print(f"  new-day retrain speed-up = {speed:.1f}x the cold train (goal >= 10x: "

@@ -308,8 +308,7 @@ def test_backfill_through_webserver_and_ui(dagster_dev):
                        "selector": {"partitionSetName": partition_set,
                                     "repositorySelector": {"repositoryName": repo["name"],
                                                            "repositoryLocationName": LOCATION}},
-                       "partitionNames": stores,
-                       "runConfigData": IN_PROCESS,
+                       "partitionNames": stores,  # store_pipeline runs its steps in process by definition
                        "title": "e2e: three stores",
                    })["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched

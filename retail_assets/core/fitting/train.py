@@ -89,6 +89,7 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     training.summary["folds_total"] = int(sum(len(r.folds) for r in results))
     # where the time went (not part of the version: the same models whatever the engine or the machine)
     training.summary["fit_engine"] = pool.engine if pool is not None else engine
+    training.summary["items_fitted_in_process"] = int(sum(r.fitted_here for r in results))
     training.summary["fit_wall_seconds"] = t2 - t1  # the fitting stage: pool start (unless reused) to last item
     training.summary["wall_seconds"] = time.perf_counter() - t0
     return write_version(models_root, training, features_version, live.version if (live and inits) else None)

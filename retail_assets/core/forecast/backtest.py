@@ -93,6 +93,7 @@ class ItemResult:
     gbm_state: dict = field(default_factory=dict)  # item code and level path for the store's LightGBM model
     fold_cache: dict = field(default_factory=dict)  # the folds this run used or made, by key (fold_cache.py)
     cached_folds: int = 0  # folds read from the cache instead of fitted
+    fitted_here: bool = False  # in the training's own process, not a pool worker (FitPool.run)
 
     def count_fit(self, start: str, optimizer: str) -> None:
         self.fits += 1

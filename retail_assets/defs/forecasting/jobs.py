@@ -13,6 +13,9 @@ store_pipeline_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(STORE_FEATURES, demand_model, demand_forecast, edge_bundle),
     partitions_def=stores_partitions,
     description="Per store: features, their blocking Great Expectations gate, models, forecast and edge bundle.",
+    # the steps are a chain (each needs the one before), so a process per step bought no parallelism and cost a
+    # Python start with Dagster, pandas and DuckDB imports per step; the item fits have their own process pool
+    executor_def=dg.in_process_executor,
 )
 
 publish_forecasts_job = dg.define_asset_job(

@@ -79,3 +79,17 @@ def test_a_late_row_refits_the_folds_that_saw_it_and_no_earlier_one(trained):
     assert refitted == 1  # SKU-1's held-out fold: no other item's, none of its earlier folds
     assert s["gbm_fits"] == len(CFG.gbm_variants) + 1  # the store's trees at the held-out origin, and the final
     assert np.isfinite(s["heldout_weighted_wape_champion"])
+
+
+def test_a_retrain_from_the_cache_starts_no_worker_and_a_miss_hands_the_rest_to_the_pool(trained, tmp_path):
+    _root, n, _first, second = trained
+    train_store(_features(n), tmp_path, "day-0", CFG, workers=1)
+    s = train_store(_features(n + 1), tmp_path, "day-1", CFG, workers=2).manifest["summary"]
+    assert s["folds_cached"] == s["folds_total"]
+    assert s["items_fitted_in_process"] == len(SERIES)  # final fits only: no worker started
+    held_out_start = pd.Timestamp(_folds(second).query("kind == 'recent'")["date"].max()) - pd.Timedelta(
+        days=CFG.fold_horizon - 1)
+    day = (held_out_start - START).days - 4  # in SKU-1's training window: its held-out fold misses
+    s = train_store(_features(n + 1, {("SKU-1", day): 777.0}), tmp_path, "late", CFG, workers=2).manifest["summary"]
+    assert s["folds_total"] - s["folds_cached"] == 1
+    assert s["items_fitted_in_process"] == 2  # SKU-0 (all cached) and SKU-1 (the miss); SKU-2 in the pool
