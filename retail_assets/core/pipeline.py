@@ -136,6 +136,7 @@ def describe_store(mv: ModelVersion, bundle: BundleResult | None = None, seconds
     return (f"store {mv.store_id}: gate passed, model {mv.version}{' (reused)' if mv.reused else ''}, "
             f"held-out WAPE {f(s['heldout_weighted_wape_champion'])} vs seasonal naive "
             f"{f(s['heldout_weighted_wape_seasonal_naive'])}, coverage {f(s['heldout_coverage_calibrated'])}"
+            + (f", folds from the cache {s['folds_cached']}/{s['folds_total']}" if s.get("folds_total") else "")
             + (f", bundle {bundle.version}" if bundle is not None else "")
             + (f" in {seconds:.1f}s" if seconds is not None else ""))
 
