@@ -77,10 +77,11 @@ def _say_item(say: Callable[[str], None], r: ItemResult, done: int, total: int) 
         + (f", prophet failed: {r.prophet_error}" if r.prophet_error else ""))
 
 
-def _fallback(t: ItemTask, exc: BaseException) -> ItemResult:
-    """The item's worker (or its connection) failed: keep the item, on its baselines, with the reason."""
+def _fallback(t: ItemTask, exc: BaseException, where: str = "worker") -> ItemResult:
+    """The item's worker (or its connection, or its fit in this process) failed: keep the item, on its
+    baselines, with the reason."""
     r = run_item(dataclasses.replace(t, fit_prophet=False))
-    r.prophet_error = f"worker failed: {type(exc).__name__}: {exc}"[:300]
+    r.prophet_error = f"{where} failed: {type(exc).__name__}: {exc}"[:300]
     return r
 
 
@@ -176,7 +177,10 @@ class FitPool:
         for t in tasks:
             if not (in_process or t.fold_cache):
                 break
-            out.append(run_item(t))
+            try:
+                out.append(run_item(t))
+            except Exception as exc:  # noqa: BLE001 - as in a worker: the item keeps its baseline, the store goes on
+                out.append(_fallback(t, exc, "fit in process"))
             out[-1].fitted_here = True
             report(out[-1])
             if not in_process and (not out[-1].folds or out[-1].cached_folds < len(out[-1].folds)):

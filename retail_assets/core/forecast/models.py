@@ -237,7 +237,7 @@ def fit_prophet(train: pd.DataFrame, holidays: pd.DataFrame | None, cfg: TrainCo
     stan_data_as_arrays()
     from prophet import Prophet
 
-    from retail_assets.core.forecast.prophet_map import InProcessBackend
+    from retail_assets.core.forecast.prophet_map import OPTIMIZER, InProcessBackend, InProcessFitFailed
 
     def build(optimizer: str):
         model = Prophet(
@@ -252,7 +252,7 @@ def fit_prophet(train: pd.DataFrame, holidays: pd.DataFrame | None, cfg: TrainCo
         )
         if spec.promo:
             model.add_regressor("promo", standardize=False, mode=spec.mode)
-        if optimizer == "in_process":
+        if optimizer == OPTIMIZER:
             model.stan_backend = InProcessBackend()
         model.fit_optimizer = optimizer
         return model
@@ -265,9 +265,7 @@ def fit_prophet(train: pd.DataFrame, holidays: pd.DataFrame | None, cfg: TrainCo
         extra = {} if fit_init is None else {"init": fit_init}
         try:
             return model.fit(frame, **kwargs, **extra)
-        except Exception as exc:  # noqa: BLE001 - the in-process optimum failed: CmdStan, recorded as a fallback
-            if cfg.prophet_optimizer != "in_process" or isinstance(exc, TimeoutError):
-                raise  # a fit past its time limit fails like CmdStan's would: no second try at the same cost
+        except InProcessFitFailed:  # the optimiser failed (not the data, not the time limit): CmdStan, as a fallback
             model = build("cmdstan")
             model.fit_optimizer = "cmdstan_fallback"
             return model.fit(frame, **kwargs, **extra)

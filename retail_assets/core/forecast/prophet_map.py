@@ -1,6 +1,7 @@
 """Prophet's maximum a posteriori fit in this process: the same objective as Prophet's Stan model
-(`prophet/stan_model/prophet.stan`, linear trend), optimised by L-BFGS-B from the same start, with no
-CmdStan process, no JSON data file and no CSV output per fit.
+(`prophet/stan_model/prophet.stan`, linear trend), optimised by scipy's L-BFGS-B from the same start (in
+Jacobi-scaled units, see `ProphetObjective.scales`), with no CmdStan process, no JSON data file and no CSV output
+per fit.
 
 A short Prophet fit spends most of its time launching the Stan executable and writing and reading files, not
 optimising. This backend plugs into Prophet where its CmdStan backend does (`Prophet.stan_backend`), so
@@ -22,14 +23,19 @@ from typing import Any
 
 import numpy as np
 
-OPTIMIZER = "in_process_lbfgsb"
-"""The name a fit records for this backend; `cmdstan` is Prophet's own."""
+OPTIMIZER = "in_process"
+"""The name a fit records for this backend (models.PROPHET_OPTIMIZERS); `cmdstan` is Prophet's own."""
 
 
 RESTARTS = 10  # at most; two or three on the long additive fits, one elsewhere
 
 
-class UnsupportedModel(ValueError):
+class InProcessFitFailed(RuntimeError):
+    """The in-process optimisation failed (diverged, did not converge, or a model it does not optimise): the
+    caller refits with CmdStan and records it as a fallback. A time-out is a TimeoutError, never this."""
+
+
+class UnsupportedModel(InProcessFitFailed):
     """A Prophet model this backend does not optimise (logistic or flat trend): use CmdStan."""
 
 
@@ -159,9 +165,9 @@ def optimize(data: dict[str, Any], init: dict[str, Any], max_iter: int = 10_000,
             previous = result.fun
     result.x = z / units
     if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
-        raise RuntimeError(f"in-process Prophet optimisation diverged: {result.message}")
+        raise InProcessFitFailed(f"in-process Prophet optimisation diverged: {result.message}")
     if not result.success and result.nit >= max_iter:
-        raise RuntimeError(f"in-process Prophet optimisation did not converge in {max_iter} iterations")
+        raise InProcessFitFailed(f"in-process Prophet optimisation did not converge in {max_iter} iterations")
     k, m, positive, negative, sigma, beta = objective.unpack(result.x)
     delta = positive - negative
     trend, _scale, _mu = objective.parts(k, m, delta, beta)
@@ -197,7 +203,12 @@ class InProcessBackend:
             for p in ("delta", "beta"):
                 if np.shape(custom[p]) == np.shape(stan_init[p]):
                     init[p] = np.asarray(custom[p], dtype=float)
-        return optimize(stan_data, init, int(kwargs.get("iter", 10_000)), kwargs.get("timeout"))
+        try:
+            return optimize(stan_data, init, int(kwargs.get("iter", 10_000)), kwargs.get("timeout"))
+        except (TimeoutError, InProcessFitFailed):
+            raise
+        except Exception as exc:  # noqa: BLE001 - numerical trouble inside the optimiser: CmdStan's turn
+            raise InProcessFitFailed(f"{type(exc).__name__}: {exc}") from exc
 
     def sampling(self, *args: Any, **kwargs: Any):
         raise UnsupportedModel("MCMC sampling runs in CmdStan only")
