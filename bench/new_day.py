@@ -43,7 +43,7 @@ def new_day_files(first: Path, second: Path, new_day: dt.date) -> list[Path]:
     generator's random defects (a re-sent or missing file of an old day), not by what a new day brings."""
     stamps = {f"{new_day + dt.timedelta(days=k):%Y%m%d}" for k in (0, 1)}
     return sorted(p.relative_to(second) for p in second.rglob("*")
-                  if p.is_file() and re.search(r"_(\d{8})\.", p.name) and re.search(r"_(\d{8})\.", p.name)[1] in stamps
+                  if p.is_file() and (m := re.search(r"_(\d{8})\.", p.name)) and m[1] in stamps
                   and not (first / p.relative_to(second)).exists())
 
 

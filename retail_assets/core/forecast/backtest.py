@@ -122,17 +122,22 @@ def fold_end(history_dates: pd.Series, cfg: TrainConfig) -> int:
     return n - (int(pd.Timestamp(history_dates.iloc[-1]).dayofweek) - 6) % 7
 
 
-def _fold_key(task: ItemTask, cutoff: int, result: ItemResult, prophet_ok: bool, init: dict | None,
+def _item_key(task: ItemTask, result: ItemResult) -> dict:
+    """The part of every fold key that is the same for all of an item's folds: computed once per item."""
+    return {"salt": task.cache_salt, "holidays": [(d, h) for d, h in zip(task.dates, task.holiday) if h],
+            "spec": result.spec, "intermittent": result.intermittent}
+
+
+def _fold_key(task: ItemTask, cutoff: int, item_key: dict, prophet_ok: bool, init: dict | None,
               raw_interval: bool) -> str:
     """Everything a fold's forecasts are made from (fold_cache.py): rows up to the fold's end with actuals
-    before its origin only, the holidays Prophet is given, the item's specification, the parameters its
-    Prophet fit starts from (the fold before's), whether Prophet's own interval is sampled, and the salt."""
+    before its origin only, the item's part (`_item_key`: salt, the holidays Prophet is given, specification),
+    the parameters its Prophet fit starts from (the fold before's), whether Prophet's own interval is sampled."""
     stop = cutoff + task.cfg.fold_horizon
     return digest({
-        "salt": task.cache_salt, "cutoff": cutoff, "dates": task.dates[:stop], "y": task.y[:cutoff],
+        **item_key, "cutoff": cutoff, "dates": task.dates[:stop], "y": task.y[:cutoff],
         "open": task.open_day[:stop], "promo": task.promo[:stop], "holiday": task.holiday[:stop],
-        "holidays": [(d, h) for d, h in zip(task.dates, task.holiday) if h], "spec": result.spec,
-        "intermittent": result.intermittent, "prophet": prophet_ok, "init": init, "raw_interval": raw_interval,
+        "prophet": prophet_ok, "init": init, "raw_interval": raw_interval,
     })
 
 
@@ -191,6 +196,7 @@ def run_item(task: ItemTask) -> ItemResult:
     init = None
     prophet_ok = task.fit_prophet and not result.intermittent
     end = fold_end(hist["ds"], cfg)
+    item_key = _item_key(task, result) if task.fold_cache is not None else None
     # Recent rolling origins, plus the same season a year before the held-out fold and before the
     # forecast window: December's intervals are calibrated on last December's errors, not November's.
     origins = [(end - (cfg.folds - k) * cfg.fold_horizon, k, "recent") for k in range(cfg.folds)]
@@ -203,7 +209,7 @@ def run_item(task: ItemTask) -> ItemResult:
         y_train = train["y"].to_numpy(float)
         open_train = train["open"].to_numpy(bool)
         raw_interval = kind == "recent" and k == cfg.folds - 1  # the held-out fold: the raw-coverage figure
-        key = _fold_key(task, cutoff, result, prophet_ok, init, raw_interval) if task.fold_cache is not None else None
+        key = _fold_key(task, cutoff, item_key, prophet_ok, init, raw_interval) if item_key is not None else None
         hit = task.fold_cache.get(key) if key else None
         if hit is None:
             hit = _fit_fold(train, test, y_fit.iloc[:cutoff], holidays, cfg, spec, init, result, prophet_ok,

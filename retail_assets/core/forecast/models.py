@@ -40,6 +40,10 @@ class TrainConfig:
     fold_cache: bool = True  # reuse a fold's forecasts when everything that made them is unchanged
     prophet_optimizer: str = "in_process"  # or "cmdstan": where Prophet's optimum is found (prophet_map.py)
 
+    def __post_init__(self) -> None:
+        if self.prophet_optimizer not in ("in_process", "cmdstan"):
+            raise ValueError(f"prophet_optimizer {self.prophet_optimizer!r}: choose 'in_process' or 'cmdstan'")
+
     def to_json(self) -> dict:
         """As JSON gives it back (tuples as lists): a stored config compares equal to the one that wrote it."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}

@@ -67,6 +67,8 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
         "folds_from_cache": s.get("folds_cached"),
         "folds_total": s.get("folds_total"),
         "lightgbm_origins_from_cache": s.get("gbm_origins_cached"),
+        # items whose folds all came from the cache fit in the run's process: no worker was started for them
+        "items_fitted_in_process": s.get("items_fitted_in_process"),
         "warm_started_items": s["warm_started_items"],
         # how every Prophet fit started, fallbacks included (a reused version trained before this was recorded
         # has none)
