@@ -4,7 +4,13 @@ Prints wall time and rows per second for each stage, and, as a baseline measured
 same files, the time DuckDB alone takes to parse every POS file once (`read_csv` into a count).
 Goal (issue 3): 10 M POS rows harmonized in at most 60 s on the 2-core machine.
 
+`--new-day STORES`: one new day of landing files (POS and e-commerce) on top of 1 year and of 3 years of
+history of STORES stores, each harmonized incrementally (what a daily run does) and, in the same run on the same
+warehouse, as a forced full rebuild (what every run did before the marts were incremental). Goal (issue 17):
+the new day after 3 years costs at most 1.5x the new day after 1 year.
+
     .venv/bin/python bench/ingest.py [--rows 1000000 10000000] [--keep DIR]
+    .venv/bin/python bench/ingest.py --new-day 40
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -73,13 +80,80 @@ def run_one(target_rows: int, workdir: Path) -> None:
     print(f"  goal (10 M rows in 60 s, scaled to {rows:,} rows = {goal:.1f}s): {'met' if total <= goal else 'NOT met'}")
 
 
+def _day_of(f: Path) -> str:
+    """The day in a landing file's name (pos_US_20231001.csv, orders_20231001_resent.jsonl)."""
+    found = re.search(r"\d{8}", f.name)
+    return found.group(0) if found else ""
+
+
+def _sales_files(landing: Path) -> list[Path]:
+    return sorted([*landing.glob("pos/region=*/*.csv"), *landing.glob("ecommerce/*.jsonl")])
+
+
+def _harmonize(data: Path, full_refresh: bool) -> tuple[float, str]:
+    """Raw landing then `dbt build` as the ingest job runs them; wall seconds and the build mode it chose."""
+    from retail_assets.defs.harmonize.assets import dbt_models
+    from retail_assets.defs.ingest.assets import raw_landing
+    harmonized = dbt_models()
+    os.environ["RETAIL_DATA_DIR"] = str(data)
+    resources = build_resources(data)
+    t0 = time.perf_counter()
+    assert dg.materialize([raw_landing], resources=resources).success
+    result = dg.materialize([raw_landing, harmonized], resources=resources, selection=[harmonized],
+                            run_config={"ops": {"harmonized": {"config": {"full_refresh": full_refresh}}}})
+    assert result.success
+    mode = next(m.metadata["build_mode"].value for m in result.asset_materializations_for_node("harmonized")
+                if m.asset_key.path[-1] == "fct_daily_demand")
+    return time.perf_counter() - t0, mode
+
+
+def new_day(stores: int, workdir: Path) -> None:
+    """One new day after 1 and after 3 years of history: incremental against a forced full rebuild."""
+    figures = {}
+    for years in (1, 3):
+        data = workdir / f"years_{years}"
+        landing = data / "landing"
+        t0 = time.perf_counter()
+        truth = generate_landing_zone(landing, GeneratorConfig(stores=stores, items=30, days=365 * years + 1,
+                                                               channels=("pos", "ecommerce")))
+        last = max(_day_of(f) for f in _sales_files(landing))
+        held = data / "new_day"
+        for f in _sales_files(landing):
+            if _day_of(f) == last:
+                (held / f.relative_to(landing)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(f, held / f.relative_to(landing))
+        rows = truth["counts"]["pos"]["rows_written"]
+        print(f"  {years} y: {rows:,} POS rows for {stores} stores generated in {time.perf_counter() - t0:.1f}s;"
+              f" day {last} held back", flush=True)
+        history_s, mode = _harmonize(data, full_refresh=False)
+        print(f"  {years} y: history harmonized in {history_s:.1f}s ({mode})", flush=True)
+        for f in held.rglob("*"):
+            if f.is_file():
+                shutil.move(f, landing / f.relative_to(held))
+        incremental_s, mode = _harmonize(data, full_refresh=False)
+        assert mode == "incremental", mode
+        full_s, mode = _harmonize(data, full_refresh=True)
+        figures[years] = (incremental_s, full_s)
+        print(f"  {years} y: the new day incremental {incremental_s:.1f}s; the same warehouse rebuilt in full"
+              f" {full_s:.1f}s ({full_s / incremental_s:.1f}x)", flush=True)
+    (i1, f1), (i3, f3) = figures[1], figures[3]
+    print(f"  new day after 3 y / after 1 y: incremental {i3 / i1:.2f}x (goal at most 1.5x: "
+          f"{'met' if i3 / i1 <= 1.5 else 'NOT met'}); full rebuild {f3 / f1:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--keep", type=Path, default=None, help="keep the generated data here")
+    parser.add_argument("--new-day", type=int, metavar="STORES", default=None,
+                        help="time one new day after 1 and 3 years of history of this many stores")
     args = parser.parse_args()
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="bench_ingest_"))
     try:
+        if args.new_day:
+            print(f"\n== one new day of files, {args.new_day} stores x 30 items ==", flush=True)
+            new_day(args.new_day, workdir)
+            return
         for target in args.rows:
             print(f"\n== {target:,} POS rows (target) ==", flush=True)
             run_one(target, workdir)

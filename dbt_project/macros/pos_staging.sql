@@ -5,13 +5,15 @@ with raw as (
     select * from {{ source('landing', raw_table) }}
 ),
 files as (
-    select file, header from {{ source('landing', '_ingest_files') }}
+    select file, header, sha256, ingested_at from {{ source('landing', '_ingest_files') }}
 )
 select
     '{{ region }}' as region,
     'pos' as channel,
     raw._file as source_file,
     raw._line as source_line,
+    files.sha256 as source_sha256,
+    files.ingested_at as source_ingested_at,
     raw."{{ columns['txn_id'] }}" as record_key,
     raw."{{ columns['store_id'] }}" as store_id,
     raw."{{ columns['sku'] }}" as item_id,

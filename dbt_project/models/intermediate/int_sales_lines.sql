@@ -1,26 +1,36 @@
 -- Every POS and e-commerce line, typed, on the store's local business date, in USD, with its fate:
--- `quarantine_reason` for the first rule it breaks, otherwise `is_duplicate` for resent copies.
+-- `quarantine_reason` for the first rule it breaks, otherwise `is_duplicate` for resent copies (the first copy
+-- received is the original: ordered by when its file was loaded, then file and line).
 -- rows read = accepted + duplicate + quarantined holds per file by construction (see ingest_reconciliation).
+-- Incremental, keyed on landing files: a build reads only the lines of files that are new or changed since the
+-- last build (their old rows are deleted first) and judges a resent line against the originals already here.
+-- The Dagster asset rebuilds it in full when reference data, the dbt code or a loaded file changed
+-- (core/ingest/harmonize.py); `dbt build --full-refresh` does the same by hand.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='source_file',
+          on_schema_change='fail') }}
 {% set max_qty = var('max_line_qty') %}
+{% set files = new_landing_files(['pos_us', 'pos_uk', 'pos_de', 'ecommerce']) %}
 
 with pos as (
     {%- for model in ['stg_pos_us', 'stg_pos_uk', 'stg_pos_de'] %}
-    select region, channel, source_file, source_line, record_key, store_id, item_id,
+    select region, channel, source_file, source_line, source_sha256, source_ingested_at, record_key, store_id, item_id,
            sold_at_text as time_text, sold_at_local, null::timestamptz as ordered_at_utc,
            qty_text, qty, unit_price, currency, promo_code,
            case when len(missing_columns) > 0 then 'missing_required_column' end as file_reason,
            true as is_json
     from {{ ref(model) }}
+    where {{ in_files('source_file', files) }}
     {%- if not loop.last %}
     union all
     {%- endif %}
     {%- endfor %}
 ),
 ecom as (
-    select null as region, channel, source_file, source_line, record_key, store_id, item_id,
-           ordered_at_text as time_text, null::timestamp as sold_at_local, ordered_at_utc,
+    select null as region, channel, source_file, source_line, source_sha256, source_ingested_at, record_key,
+           store_id, item_id, ordered_at_text as time_text, null::timestamp as sold_at_local, ordered_at_utc,
            qty_text, qty, unit_price, currency, promo_code, null as file_reason, is_json
     from {{ ref('stg_ecommerce') }}
+    where {{ in_files('source_file', files) }}
 ),
 lines as (
     select * from pos
@@ -97,8 +107,20 @@ select
     promo_code,
     dst_ambiguous,
     quarantine_reason,
-    quarantine_reason is null and row_number() over (
-        partition by channel, quarantine_reason is null, store_id, record_key
-        order by source_file, source_line
-    ) > 1 as is_duplicate
+    quarantine_reason is null and (
+        row_number() over (
+            partition by channel, quarantine_reason is null, store_id, record_key
+            order by source_ingested_at, source_file, source_line
+        ) > 1
+        {%- if files is not none %}
+        -- a copy of a line an earlier build already accepted (files being replaced are not originals any more)
+        or exists (
+            select 1 from {{ this }} t
+            where t.channel = judged.channel and t.store_id = judged.store_id and t.record_key = judged.record_key
+              and t.quarantine_reason is null and not t.is_duplicate and not ({{ in_files('t.source_file', files) }})
+        )
+        {%- endif %}
+    ) as is_duplicate,
+    source_sha256,
+    {{ build_stamp() }} as harmonized_at
 from judged

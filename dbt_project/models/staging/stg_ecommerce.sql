@@ -1,12 +1,15 @@
 -- E-commerce order lines (JSONL, UTC timestamps, fulfilling store). Parsed here, validated downstream.
 with raw as (
-    select _raw, _file, _line, json_valid(_raw) as is_json
-    from {{ source('landing', 'raw_ecommerce') }}
+    select r._raw, r._file, r._line, json_valid(r._raw) as is_json, f.sha256, f.ingested_at
+    from {{ source('landing', 'raw_ecommerce') }} r
+    left join {{ source('landing', '_ingest_files') }} f on f.file = r._file
 )
 select
     'ecommerce' as channel,
     _file as source_file,
     _line as source_line,
+    sha256 as source_sha256,
+    ingested_at as source_ingested_at,
     is_json,
     case when is_json then (_raw ->> 'order_id') || '/' || coalesce(_raw ->> 'line', '1') end as record_key,
     {{ json_field('fulfilling_store') }} as store_id,

@@ -6,6 +6,7 @@ import functools
 from typing import Any, Mapping
 
 import dagster as dg
+from pydantic import Field
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -15,6 +16,7 @@ from dagster_dbt import (
     get_asset_key_for_model,
 )
 
+from retail_assets.core.ingest.harmonize import INCREMENTAL_MODELS, plan_build, record_build
 from retail_assets.dbt import dbt_project
 from retail_assets.resources import RetailDataRoot, WarehouseResource
 
@@ -58,6 +60,15 @@ def _model_metadata(con, table: str) -> dict:
     return meta
 
 
+class HarmonizeConfig(dg.Config):
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild the incremental marts (int_sales_lines, fct_daily_demand) from all history, as "
+        "`dbt build --full-refresh`. Not needed after a change of reference data, dbt code or a resent file: "
+        "those are detected and rebuild in full by themselves.",
+    )
+
+
 @functools.cache
 def dbt_models() -> dg.AssetsDefinition:
     """Every dbt model as an asset, read from the manifest once per process."""
@@ -68,14 +79,25 @@ def dbt_models() -> dg.AssetsDefinition:
         pool="duckdb",  # dbt writes the warehouse: the single-writer pool
     )
     def harmonized(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, data_root: RetailDataRoot, duckdb: WarehouseResource
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, data_root: RetailDataRoot, duckdb: WarehouseResource,
+        config: HarmonizeConfig,
     ):
-        """`dbt build`: staging maps regional schemas, marts build facts, dims, quarantine and reconciliation."""
+        """`dbt build`: staging maps regional schemas, marts build facts, dims, quarantine and reconciliation.
+        The large marts are incremental; `plan_build` says when they must be rebuilt in full, and why."""
         data_root.export_env()
         with duckdb.writer():  # another run's writer finishes first; the counts are read under the same lock
-            events = list(dbt.cli(["build"], context=context).stream())
             with duckdb.get_connection() as con:
-                yield from _with_counts(context, events, con)
+                plan = plan_build(con, dbt_project().project_dir, requested_full=config.full_refresh)
+            context.log.info(f"dbt build, {'full refresh' if plan.full_refresh else 'incremental'}: {plan.reason}")
+            events = list(dbt.cli(["build", *plan.dbt_args()], context=context).stream())
+            with duckdb.get_connection() as con:
+                built = {context.asset_key_for_output(e.output_name).path[-1] for e in events
+                         if isinstance(e, dg.Output)}
+                if set(INCREMENTAL_MODELS) <= built:
+                    record_build(con, plan)
+                build_meta = {"build_mode": "full refresh" if plan.full_refresh else "incremental",
+                              "build_mode_reason": plan.reason}
+                yield from _with_counts(context, events, con, build_meta)
 
     return harmonized
 
@@ -89,10 +111,12 @@ def dbt_selection(select: str) -> dg.AssetSelection:
     return build_dbt_asset_selection([dbt_models()], dbt_select=select)
 
 
-def _with_counts(context, events, con):
-    """dbt's events with the counts a person acts on added to each model's materialization."""
+def _with_counts(context, events, con, build_meta: dict):
+    """dbt's events with the counts a person acts on added to each model's materialization, and for the
+    incremental marts how they were built."""
     for event in events:
         if isinstance(event, dg.Output):
             table = context.asset_key_for_output(event.output_name).path[-1]
-            event = event.with_metadata({**event.metadata, **_model_metadata(con, table)})
+            extra = build_meta if table in INCREMENTAL_MODELS else {}
+            event = event.with_metadata({**event.metadata, **_model_metadata(con, table), **extra})
         yield event
