@@ -19,6 +19,7 @@ def default_data_dir() -> Path:
 
 
 FEATURES_FILE = "features.parquet"
+ANALOG_FILE = "analog.parquet"  # a young store's analog reference, beside its features (core/forecast/analog.py)
 
 
 def store_partition(folder: Path, store_id: str) -> Path:

@@ -25,7 +25,12 @@ import pandas as pd
 from retail_assets.core.quality import suites
 from retail_assets.core.registry import records as registry
 from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text, sha256_file
-from retail_assets.core.features.grid import materialize_store_features, summarize
+from retail_assets.core.features.grid import (
+    features_version,
+    materialize_store_features,
+    read_analog_reference,
+    summarize,
+)
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.forecast.serving import forecast_store
 from retail_assets.core.fitting.train import train_store
@@ -180,7 +185,7 @@ def check_gate(layout, settings, store_id: str) -> GateResult:
     gate = GateResult(store_id, outcomes, int(store_row["history_days"]),
                       int(store_row["longest_zero_sales_streak_days"]))
     atomic_write_text(path.parent / "validation.json", json.dumps({
-        "data_version": sha256_file(path), "passed": gate.passed, "failed": gate.failed,
+        "data_version": features_version(path), "passed": gate.passed, "failed": gate.failed,
         "expectations_run": sum(len(suite.outcomes) for suite in outcomes),
         "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}, indent=1))
     return gate
@@ -191,9 +196,10 @@ def train_model(layout, settings, store_id: str, say: Say = _quiet, pool=None) -
     store_id = validate_store_id(store_id)
     path = features_path(layout, store_id)
     features = read_features(layout, store_id)
-    mv = train_store(features, layout.models, sha256_file(path), settings.train_config(),
+    mv = train_store(features, layout.models, features_version(path), settings.train_config(),
                      workers=settings.fit_workers, warm_start=settings.warm_start, progress=say,
-                     engine=settings.fit_engine, scheduler_address=settings.dask_scheduler_address, pool=pool)
+                     engine=settings.fit_engine, scheduler_address=settings.dask_scheduler_address, pool=pool,
+                     analog_reference=read_analog_reference(path))
     registry.record_model(layout.models, mv)
     say(f"store {store_id}: version {mv.version}" + (" (reused: inputs unchanged)" if mv.reused else ""))
     return ModelResult(store_id, mv, features)
@@ -221,7 +227,7 @@ def publish_forecast(layout, settings, store_id: str, run_id: str) -> ForecastRe
     export = fcst.rename(columns={"yhat": "forecast_units", "yhat_lower": "lower_units",
                                   "yhat_upper": "upper_units"})[
         ["store_id", "item_id", "date", "fiscal_year", "fiscal_week", "forecast_units", "lower_units",
-         "upper_units", "model_version"]].copy()
+         "upper_units", "model_version", "history_stage"]].copy()
     export["date"] = pd.to_datetime(export["date"]).dt.strftime("%Y-%m-%d")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     csv_path = layout.exports / f"forecast_store={store_id}_{mv.version}_{stamp}_{run_id[:8]}.csv"

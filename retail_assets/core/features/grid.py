@@ -17,10 +17,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from retail_assets.core.atomic import atomic_write_bytes
+from retail_assets.core.atomic import atomic_write_bytes, sha256_file
+from retail_assets.core.forecast import analog
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.warehouse import connect_readonly
-from retail_assets.settings import FEATURES_FILE
+from retail_assets.settings import ANALOG_FILE, FEATURES_FILE
 
 FEATURES_SQL = """
 with store as (
@@ -117,10 +118,71 @@ def drop_never_sold(frame: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]
     return frame[~frame["item_id"].isin(dead)].reset_index(drop=True), dead
 
 
+ANALOG_STORES_SQL = """
+select s.store_id, s.region, s.climate_zone,
+       coalesce(date_diff('day', min(f.business_date), max(f.business_date)) + 1, 0) as history_days
+from dim_store s left join fct_daily_demand f using (store_id)
+group by all order by 1
+"""
+
+
+def build_analog_reference(warehouse: Path, store_id: str, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """A young store's reference (core/forecast/analog.py): per item and day, the mean units of its analog
+    stores on their open days, from a year and four weeks before the store's first day to its last history day;
+    the chosen stores and the rule beside every row. None for a mature store (it needs none) or without analogs."""
+    hist = frame[~frame["is_future"]]
+    if hist.empty or hist["date"].nunique() >= analog.MATURE_DAYS:
+        return None
+    first, last = hist["date"].min(), hist["date"].max()
+    items = sorted(frame["item_id"].unique())
+    with connect_readonly(warehouse) as con:
+        stores = con.execute(ANALOG_STORES_SQL).df()
+        early = None
+        own_open = hist[hist["is_open_day"]]["date"].nunique()
+        if own_open >= analog.SIMILARITY_DAYS:
+            early = con.execute(
+                "select store_id, item_id, business_date as date, units_total::double as units from fct_daily_demand"
+                " where business_date between ? and ? and is_open_day", [first.date(), last.date()]).df()
+        chosen, rule = analog.choose_analogs(stores, store_id, early)
+        if not chosen:
+            return None
+        start = first - pd.Timedelta(days=analog.YEAR + analog.PROFILE_DAYS)
+        con.register("_analogs", pd.DataFrame({"store_id": chosen}))
+        con.register("_items", pd.DataFrame({"item_id": items}))
+        ref = con.execute(
+            "select item_id, business_date as date, avg(units_total)::double as analog_units from fct_daily_demand"
+            " where store_id in (select store_id from _analogs) and item_id in (select item_id from _items)"
+            " and is_open_day and business_date between ? and ? group by all",
+            [start.date(), last.date()]).df()
+    return analog.reference_frame(ref, items, start, last, chosen, rule)
+
+
+def features_version(path: Path) -> str:
+    """The features' data version: the SHA-256 of the features file, and for a young store of the analog
+    reference beside it too (both decide its models)."""
+    digest = sha256_file(path)
+    ref = path.with_name(ANALOG_FILE)
+    if not ref.exists():
+        return digest
+    return hashlib.sha256(f"{digest}\n{sha256_file(ref)}".encode()).hexdigest()
+
+
+def read_analog_reference(features_path: Path) -> pd.DataFrame | None:
+    ref = features_path.with_name(ANALOG_FILE)
+    return pd.read_parquet(ref) if ref.exists() else None
+
+
 def materialize_store_features(warehouse: Path, out_dir: Path, store_id: str, horizon: int = 28) -> FeatureSet:
     frame, dropped = drop_never_sold(build_store_features(warehouse, store_id, horizon))
     path = out_dir / FEATURES_FILE
-    return FeatureSet(store_id, frame, path, write_features(frame, path), dropped)
+    ref = build_analog_reference(warehouse, store_id, frame)
+    ref_path = out_dir / ANALOG_FILE
+    if ref is not None:  # written first: the features file is the one a reader waits for
+        write_features(ref, ref_path)
+    else:
+        ref_path.unlink(missing_ok=True)  # a store that matured (or lost its analogs) leaves no stale reference
+    write_features(frame, path)
+    return FeatureSet(store_id, frame, path, features_version(path), dropped)
 
 
 def summarize(frame: pd.DataFrame) -> dict:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from retail_assets.core.forecast.analog import STAGES
 from retail_assets.core.forecast.backtest import ItemResult, recent, seasonal
 from retail_assets.core.forecast.calibration import (
     CalibrationSet,
@@ -87,7 +88,7 @@ def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig, gbm_text:
     return training
 
 
-ALTERNATIVES = ("prophet", "lightgbm", "ets", "theta", "combination")
+ALTERNATIVES = ("prophet", "lightgbm", "ets", "theta", "analog", "combination")
 
 
 def alone_figures(results: list[ItemResult]) -> dict[str, float | None]:
@@ -97,6 +98,8 @@ def alone_figures(results: list[ItemResult]) -> dict[str, float | None]:
     out = {}
     lasts = [recent(r.folds)[-1] for r in results if recent(r.folds)]
     for m in ALTERNATIVES:
+        if m == "analog" and not any(m in f.yhat for f in lasts):
+            continue  # a mature store has no analogs: no figure, rather than seasonal naive's under its name
         ys, yh = [], []
         for f in lasts:
             mask = np.array(f.open_day, bool)
@@ -138,6 +141,9 @@ def summarize(t: StoreTraining, heldout_cal: CalibrationSet, last_pairs) -> dict
         "items": len(t.decisions),
         "items_fallback": sum(d.status == "fallback" for d in t.decisions),
         "champion_mix": dict(sorted(mix.items())),
+        # which models each item could be served from by its age (core/forecast/analog.py)
+        "history_stages": {st: n for st in STAGES if (n := sum(r.stage == st for r in t.results))},
+        "analog_stores": sorted({s for r in t.results if r.analog_stores for s in r.analog_stores.split(",")}),
         "heldout_fold": "last of %d folds x %d %s" % (t.cfg.folds, t.cfg.fold_horizon,
                                                       "days" if t.cfg.freq == "D" else "weeks"),
         "heldout_median_wape_champion": statistics.median(champ) if champ else None,

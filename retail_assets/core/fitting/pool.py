@@ -27,12 +27,18 @@ from retail_assets.core.registry.versions import library_versions
 # ---------------------------------------------------------------- tasks and the pool
 
 
-def build_tasks(features: pd.DataFrame, cfg: TrainConfig, inits: dict[str, dict] | None = None) -> list[ItemTask]:
+def build_tasks(features: pd.DataFrame, cfg: TrainConfig, inits: dict[str, dict] | None = None,
+                analog_reference: pd.DataFrame | None = None) -> list[ItemTask]:
+    """One task per item; a young store's items carry their analog reference (core/forecast/analog.py)."""
+    refs = dict(tuple(analog_reference.groupby("item_id", sort=True))) if analog_reference is not None else {}
     tasks = []
     for item_id, g in features.sort_values(["item_id", "date"]).groupby("item_id", sort=True):
         hist = g[~g["is_future"]]
         fut = g[g["is_future"]].head(cfg.horizon)
         rows = pd.concat([hist, fut])
+        ref = refs.get(item_id)
+        if ref is not None:
+            ref = ref.sort_values("date")
         tasks.append(ItemTask(
             store_id=str(g["store_id"].iloc[0]), item_id=str(item_id),
             dates=rows["date"].dt.strftime("%Y-%m-%d").tolist(),
@@ -41,6 +47,9 @@ def build_tasks(features: pd.DataFrame, cfg: TrainConfig, inits: dict[str, dict]
             promo=promo_regressor(rows).tolist(),
             holiday=[None if pd.isna(v) else str(v) for v in rows["holiday_name"]],
             n_history=len(hist), cfg=cfg, init=(inits or {}).get(str(item_id)),
+            analog_start=None if ref is None else int((ref["date"].iloc[0] - rows["date"].iloc[0]).days),
+            analog_y=None if ref is None else [None if pd.isna(v) else float(v) for v in ref["analog_units"]],
+            analog_stores=None if ref is None else str(ref["analog_stores"].iloc[0]),
         ))
     return tasks
 

@@ -55,8 +55,8 @@ def previous_inits(mv: ModelVersion | None) -> dict[str, dict]:
 
 def train_store(features: pd.DataFrame, models_root: Path, features_version: str, cfg: TrainConfig,
                 workers: int = 2, warm_start: bool = True, progress: Callable[[str], None] | None = None,
-                engine: str = "processes", scheduler_address: str | None = None, pool: FitPool | None = None
-                ) -> ModelVersion:
+                engine: str = "processes", scheduler_address: str | None = None, pool: FitPool | None = None,
+                analog_reference: pd.DataFrame | None = None) -> ModelVersion:
     """Train (or reuse) the store's models. Same features, code and config as the live version: reused.
     Where the fits run (`engine`, `scheduler_address`, or an open `pool`) never changes the models."""
     store_id = validate_store_id(str(features["store_id"].iloc[0]))
@@ -69,7 +69,7 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
         return live
     inits = previous_inits(live) if warm_start else {}
     t0 = time.perf_counter()
-    tasks = build_tasks(features, cfg, inits)
+    tasks = build_tasks(features, cfg, inits, analog_reference)
     cache_file = fold_cache.cache_path(models_root, store_id)
     cache_salt = fold_cache.salt(code_version(), library_versions(), cfg.to_json())
     cached = fold_cache.load(cache_file, cache_salt) if cfg.fold_cache else None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from retail_assets.core.forecast.analog import analog_path, history_stage
 from retail_assets.core.forecast.classic import classic_forecasts, is_intermittent
 from retail_assets.core.forecast.fold_cache import digest
 from retail_assets.core.forecast.models import (
@@ -51,6 +52,9 @@ class ItemTask:
     fit_prophet: bool = True  # False: baselines only (the item's worker died)
     fold_cache: dict | None = None  # this item's cached folds by key (fold_cache.py); None: no cache
     cache_salt: str = ""  # code, libraries and configuration, shared by every key of the training
+    analog_start: int | None = None  # a young store: where its analog reference starts, in days from dates[0]
+    analog_y: list[float | None] | None = None  # the reference, one value a day (core/forecast/analog.py)
+    analog_stores: str | None = None  # the analog stores it is the mean of
 
 
 @dataclass
@@ -94,6 +98,8 @@ class ItemResult:
     fold_cache: dict = field(default_factory=dict)  # the folds this run used or made, by key (fold_cache.py)
     cached_folds: int = 0  # folds read from the cache instead of fitted
     fitted_here: bool = False  # in the training's own process, not a pool worker (FitPool.run)
+    stage: str = "mature"  # analog.STAGES: which models an item of its age is served from
+    analog_stores: str | None = None  # the stores its analog forecast borrows from
 
     def count_fit(self, start: str, optimizer: str) -> None:
         self.fits += 1
@@ -125,7 +131,9 @@ def fold_end(history_dates: pd.Series, cfg: TrainConfig) -> int:
 def _item_key(task: ItemTask, result: ItemResult) -> dict:
     """The part of every fold key that is the same for all of an item's folds: computed once per item."""
     return {"salt": task.cache_salt, "holidays": [(d, h) for d, h in zip(task.dates, task.holiday) if h],
-            "spec": result.spec, "intermittent": result.intermittent}
+            "spec": result.spec, "intermittent": result.intermittent,
+            # a young store's analog reference, whole: a fold's analog forecast reads it up to its origin
+            "analog": [task.analog_start, task.analog_stores, task.analog_y] if task.analog_y is not None else None}
 
 
 def _fold_key(task: ItemTask, cutoff: int, item_key: dict, prophet_ok: bool, init: dict | None,
@@ -177,6 +185,15 @@ def _fit_fold(train: pd.DataFrame, test: pd.DataFrame, y_fit: pd.Series, holiday
             "raw_lower": raw_lo, "raw_upper": raw_hi, "init_after": init, "prophet_error": error}
 
 
+def _analog(task: ItemTask, hist: pd.DataFrame, origin: int, horizon: int) -> np.ndarray | None:
+    """The analog forecast of a young store's item from `origin` (core/forecast/analog.py), or None."""
+    if task.analog_y is None or not horizon:
+        return None
+    ref = np.array([np.nan if v is None else v for v in task.analog_y], dtype=float)
+    return analog_path(ref, task.analog_start, hist["y"].to_numpy(float), hist["open"].to_numpy(bool), origin,
+                       horizon)
+
+
 def run_item(task: ItemTask) -> ItemResult:
     """Backtest all models on rolling origins, then fit the final Prophet on all history. Never raises
     for a Prophet failure: the error is recorded and the baselines still stand."""
@@ -214,6 +231,9 @@ def run_item(task: ItemTask) -> ItemResult:
         if hit is None:
             hit = _fit_fold(train, test, y_fit.iloc[:cutoff], holidays, cfg, spec, init, result, prophet_ok,
                             raw_interval)
+            path = _analog(task, hist, cutoff, len(test))
+            if path is not None:
+                hit["yhat"]["analog"] = np.where(test["open"].to_numpy(bool), path, 0).tolist()
         else:
             result.cached_folds += 1
         if key:
@@ -246,6 +266,12 @@ def run_item(task: ItemTask) -> ItemResult:
     for name, path in (classic_forecasts(y_all, open_all, h, cfg, result.intermittent) if cfg.zoo else {}).items():
         result.future_paths[name] = path.tolist()
         result.future_yhat[name] = np.where(open_future, path, 0).tolist()
+    path = _analog(task, hist, len(hist), h)
+    if path is not None:
+        result.future_paths["analog"] = path.tolist()
+        result.future_yhat["analog"] = np.where(open_future, path, 0).tolist()
+    result.analog_stores = task.analog_stores
+    result.stage = history_stage(int(open_all.sum()), len(hist), cfg.min_train_days)
     last_week = last_open_season(y_all, open_all, cfg.season)  # what seasonal naive repeats
     result.baseline_state = {
         "anchor_date": hist["ds"].iloc[-1].strftime("%Y-%m-%d"),

@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 
 MODELS = ("prophet", "seasonal_naive", "moving_average", "ets", "theta", "croston_sba", "tsb", "lightgbm",
-          "combination")
+          "analog", "combination")
 """Every candidate of an item's selection: Prophet; the baselines; statsforecast's classic models
 (core/forecast/classic.py); the store's gradient-boosted model (core/forecast/gbm.py); and the combination
-of the best of them with weights set on earlier folds (core/forecast/combine.py)."""
+of the best of them with weights set on earlier folds (core/forecast/combine.py); for a young store's items,
+the analog stores' forecast scaled to its level (core/forecast/analog.py)."""
 BASELINE = "seasonal_naive"
 
 

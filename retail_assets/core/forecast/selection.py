@@ -62,6 +62,9 @@ def choose_champion(result: ItemResult, folds: list[FoldForecast], serving: bool
     alone, never on the final fit, which saw the held-out fold."""
     scores = {m: fold_metrics(result, m, folds) for m in MODELS}
     if not folds:
+        if "analog" in result.future_yhat:
+            return "analog", ("cold start, too little history for a backtest: serving the analog stores' forecast "
+                              "scaled to this store's own level"), scores
         return BASELINE, "too little history for a backtest: serving seasonal naive", scores
 
     metric = "rmse" if result.intermittent else "wape"

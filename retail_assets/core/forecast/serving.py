@@ -99,7 +99,8 @@ def forecast_store(mv: ModelVersion, features: pd.DataFrame, horizon: int) -> pd
             "horizon_day": np.arange(1, len(g) + 1),
             "yhat": yhat, "yhat_lower": np.where(closed, 0.0, lower), "yhat_upper": np.where(closed, 0.0, upper),
             "champion": info["champion"], "model_version": mv.version, "is_open_day": fut["is_open_day"].values,
+            "history_stage": info.get("history_stage", "mature"),  # versions before stages were recorded
         }))
     cols = ["store_id", "item_id", "date", "fiscal_year", "fiscal_week", "horizon_day", "yhat", "yhat_lower",
-            "yhat_upper", "champion", "model_version", "is_open_day"]
+            "yhat_upper", "champion", "model_version", "is_open_day", "history_stage"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)

@@ -20,7 +20,7 @@ from retail_assets.core.quality.gx import ensure_context
 class ValidationConfig:
     """Thresholds, overridable from check config."""
 
-    min_history_days: int = 365
+    min_history_days: int = 1  # a young store trains (analogs); dead feeds, gaps and broken keys block
     horizon_days: int = 28
     max_store_zero_streak_days: int = 7  # a whole store selling nothing this long is a dead feed
     unit_cap_floor: int = 200

@@ -24,8 +24,9 @@ def _fmt(x) -> str:
     deps=[STORE_FEATURES],
     group_name="forecasting",
     kinds={"prophet", "json"},
-    description="One model per item of the store: Prophet vs seasonal naive vs moving average, the backtest "
-                "winner served, with intervals calibrated to the `interval` setting. Stored as Prophet JSON + manifest.",
+    description="One model per item of the store: the model zoo (Prophet, baselines, ETS, Theta, LightGBM, for a "
+                "young store its analog stores' forecast) judged on rolling folds, with intervals calibrated to the "
+                "`interval` setting. Stored as Prophet JSON, LightGBM text and JSON, with a manifest.",
 )
 def demand_model(
     context: dg.AssetExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings
@@ -47,6 +48,9 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
         "items_fitted": s["items"],
         "items_fallback": s["items_fallback"],
         "champion_mix": dg.MetadataValue.json(s["champion_mix"]),
+        # a young store's items by age: cold start (served its analog stores' forecast), weekly, mature
+        "history_stages": dg.MetadataValue.json(s.get("history_stages", {})),
+        "analog_stores": ", ".join(s.get("analog_stores", [])) or "none (a mature store)",
         # what every regular item is served, and how the store's trees see an item (core/forecast/gbm.py)
         "store_best_model": s.get("store_best_model"),
         "lightgbm_variant": s.get("gbm_variant"),
