@@ -20,6 +20,7 @@ from retail_assets.core.fitting.store_models import add_store_models
 from retail_assets.core.forecast import gbm
 from retail_assets.core.forecast.backtest import recent, run_item
 from retail_assets.core.forecast.combine import _end, _start
+from retail_assets.core.forecast import analog
 from retail_assets.core.forecast.models import MODELS
 from retail_assets.core.forecast.serving import predict_artifact
 from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion, model_artifact
@@ -39,7 +40,15 @@ def zoo_store():
     features = synthetic_store(items)
     features.loc[features["date"].dt.dayofweek == 5, "promo_planned"] = True  # a known-ahead regressor
     cfg = dataclasses.replace(FAST, gbm_rounds=60)
-    tasks = build_tasks(features, cfg)
+    # a young store (300 days): its analog stores' mean sales, from a year and four weeks before its first day
+    first, last = features["date"].min(), features.loc[~features["is_future"], "date"].max()
+    start = first - pd.Timedelta(days=analog.YEAR + analog.PROFILE_DAYS)
+    days = pd.date_range(start, last)
+    ref = pd.concat([pd.DataFrame({"item_id": item, "date": days,
+                                   "analog_units": noisy_weekly(len(days), 6 + 4 * k, 100 + k)})
+                     for k, item in enumerate(items)])
+    reference = analog.reference_frame(ref, sorted(items), start, last, ["0002", "0003"], "test")
+    tasks = build_tasks(features, cfg, analog_reference=reference)
     results = [run_item(t) for t in tasks]
     booster_text, figures = add_store_models(tasks, results, cfg)
     return features, cfg, results, booster_text, figures
@@ -52,7 +61,7 @@ def test_every_model_type_backtests_and_the_intermittent_item_gets_an_intermitte
     for r in regular:
         assert not r.intermittent
         for f in recent(r.folds):
-            assert {"prophet", "seasonal_naive", "ets", "theta", "lightgbm"} <= set(f.yhat)
+            assert {"prophet", "seasonal_naive", "ets", "theta", "lightgbm", "analog"} <= set(f.yhat)
     sparse = next(r for r in results if r.item_id == "SKU-sparse")
     assert sparse.intermittent and {"croston_sba", "tsb"} <= set(recent(sparse.folds)[-1].yhat)
     training = decide("0001", results, cfg, booster_text)

@@ -122,7 +122,7 @@ def test_models_and_forecasts_per_store(stores_run, warehouse):
         assert exports
         csv = pd.read_csv(exports[-1], dtype={"store_id": str})
         assert list(csv.columns) == ["store_id", "item_id", "date", "fiscal_year", "fiscal_week", "forecast_units",
-                                     "lower_units", "upper_units", "model_version"]
+                                     "lower_units", "upper_units", "model_version", "history_stage"]
         total += len(forecast)
         edge = result.asset_materializations_for_node("edge_bundle")[0].metadata
         assert edge["verification_max_rel_error"].value < 1e-5  # float32 trees (core/edge/bundle.py)

@@ -1,0 +1,189 @@
+"""A chain that grows, on one generated zone (one setup for the whole story): new days of landing files with a
+late row and a resent file are harmonized incrementally and give the marts a full rebuild gives; then a store
+that opened three weeks ago arrives (a reference change: the marts rebuild in full by themselves) and through
+`new_stores_sensor` gets its partition, a model, a forecast marked cold start and a bundle, served from its
+analog stores. What cannot be incremental is planned in full, with its reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from retail_assets.core.demo.generator import generate_landing_zone
+from retail_assets.core.demo.world import GeneratorConfig
+from retail_assets.core.ingest.harmonize import plan_build
+from retail_assets.core.ingest.load import load_landing_zone
+from retail_assets.core.registry.versions import live_version
+from retail_assets.dbt import dbt_project
+from retail_assets.defs.stores.sensors import new_stores_sensor
+from retail_assets.resources import RetailDataRoot
+from retail_assets.settings import DataLayout
+from retail_assets_tests.helpers import materialize_ingest, run_store_pipeline
+
+# 400 days: stores 0001 and 0002 are mature (a year of history), 0003 and 0004 opened during it (world.py)
+ZONE = GeneratorConfig(stores=4, items=3, days=400, start=dt.date(2023, 1, 1), seed=5, channels=("pos", "ecommerce"))
+HELD_BACK_DAYS = 3
+NEW = "0042"
+OPEN_DAYS = 20
+KEYS = {"int_sales_lines": ["source_file", "source_line"], "fct_daily_demand": ["store_id", "item_id", "business_date"]}
+BUILD_STAMPS = {"harmonized_at", "lines_through"}  # when a row was built: all a full rebuild may change
+
+
+def _day_of(f: Path) -> str:
+    found = re.search(r"\d{8}", f.name)
+    return found.group(0) if found else ""
+
+
+def _sales_files(landing: Path) -> list[Path]:
+    return sorted([*landing.glob("pos/region=*/*.csv"), *landing.glob("ecommerce/*.jsonl")])
+
+
+def _tables(con, without_store: str | None = None) -> dict[str, pd.DataFrame]:
+    """The harmonized tables a planner's numbers come from (reference files aside), minus one store's rows and
+    files."""
+    out = {}
+    for name in (*KEYS, "ingest_reconciliation", "quarantine"):
+        df = con.execute(f"select * from {name}").df()
+        df = df.drop(columns=[c for c in df.columns if c in BUILD_STAMPS])
+        df = df[df["source"] != "reference"] if "source" in df else df  # stores.csv gains the new store
+        if without_store:  # its files and its rows
+            df = df[~df["source_file"].astype(str).str.contains(without_store)] if "source_file" in df else df
+            df = df[df["store_id"] != without_store] if "store_id" in df else df
+        out[name] = df.sort_values(KEYS.get(name, list(df.columns))).reset_index(drop=True)
+    return out
+
+
+def _build_meta(result: dg.ExecuteInProcessResult, model: str) -> dict:
+    for mat in result.asset_materializations_for_node("harmonized"):
+        if mat.asset_key.path[-1] == model:
+            return {k: v.value for k, v in mat.metadata.items()}
+    raise AssertionError(f"no materialization of {model}")
+
+
+def _open_a_store(landing: Path, last_day: dt.date) -> None:
+    """Reference row for a US store that opened OPEN_DAYS days before the last day, and its tills' files."""
+    stores = pd.read_csv(landing / "reference" / "stores.csv", dtype=str, keep_default_na=False)
+    twin = stores[stores["region"] == "US"].iloc[0].copy()
+    twin["store_id"], twin["opened_on"] = NEW, str(last_day - dt.timedelta(days=OPEN_DAYS - 1))
+    pd.concat([stores, twin.to_frame().T]).to_csv(landing / "reference" / "stores.csv", index=False)
+    items = pd.read_csv(landing / "reference" / "items.csv", dtype=str)["sku"].tolist()
+    rng = np.random.default_rng(1)
+    for k in range(OPEN_DAYS):
+        day = last_day - dt.timedelta(days=OPEN_DAYS - 1 - k)
+        lines = ["txn_id,store_id,sku,sold_at,qty,unit_price,currency,promo_code,color"]
+        for i, sku in enumerate(items):
+            lines += [f"N{day:%Y%m%d}-{i}-{j},{NEW},{sku},{day} 12:{j % 60:02d}:00,1,4.50,USD,,red"
+                      for j in range(int(rng.poisson(6)))]
+        (landing / "pos" / "region=US" / f"pos_US_{day:%Y%m%d}_{NEW}.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def growing_chain(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chain") / "data"
+    landing = root / "landing"
+    generate_landing_zone(landing, ZONE)
+    late_days = sorted({_day_of(f) for f in _sales_files(landing)})[-HELD_BACK_DAYS:]
+    held = root / "held_back"
+    for f in _sales_files(landing):
+        if _day_of(f) in late_days:
+            (held / f.relative_to(landing)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(f, held / f.relative_to(landing))
+    first = materialize_ingest(root)
+    assert first.success
+    # the newest days arrive, with a resent copy of an old file and a late row for an old day
+    for f in held.rglob("*"):
+        if f.is_file():
+            shutil.move(f, landing / f.relative_to(held))
+    old = sorted(landing.glob("pos/region=US/*.csv"))[5]
+    shutil.copy(old, old.with_name(old.stem + "_resent.csv"))
+    header, first_line = old.read_text().splitlines()[:2]
+    late = first_line.split(",")
+    late[0] = "LATE-0001"
+    old.with_name(old.stem + "_late.csv").write_text(header + "\n" + ",".join(late) + "\n")
+    second = materialize_ingest(root)
+    assert second.success
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        incremental = _tables(con)
+        newest = con.execute("select max(harmonized_at) from int_sales_lines").fetchone()[0]
+        rebuilt_lines, total_lines = con.execute(
+            "select count(*) filter (where harmonized_at = ?), count(*) from int_sales_lines", [newest]).fetchone()
+    # a store opens: its reference row changes stores.csv, so this build is a full one
+    _open_a_store(landing, ZONE.start + dt.timedelta(days=ZONE.days - 1))
+    third = materialize_ingest(root)
+    assert third.success
+    return {"root": root, "first": first, "second": second, "third": third, "incremental": incremental,
+            "rebuilt_lines": rebuilt_lines, "total_lines": total_lines, "old": old}
+
+
+def test_a_new_day_builds_incrementally_and_equals_a_full_rebuild(growing_chain):
+    c = growing_chain
+    assert _build_meta(c["first"], "int_sales_lines")["build_mode"] == "full refresh"
+    meta = _build_meta(c["second"], "fct_daily_demand")
+    assert meta["build_mode"] == "incremental", meta
+    assert meta["build_mode_reason"] == "only new landing files since the last build"
+    assert 0 < c["rebuilt_lines"] < c["total_lines"] / 4, "only the new files' lines were harmonized"
+    third = _build_meta(c["third"], "int_sales_lines")
+    assert third["build_mode"] == "full refresh"
+    assert third["build_mode_reason"] == "the reference data or the dbt code changed since the last build"
+    with duckdb.connect(str(c["root"] / "warehouse.duckdb"), read_only=True) as con:
+        for table, df in _tables(con, without_store=NEW).items():
+            pd.testing.assert_frame_equal(c["incremental"][table], df, check_dtype=False, obj=table)
+        late = con.execute("select is_duplicate, quarantine_reason from int_sales_lines "
+                           "where record_key = 'LATE-0001'").fetchall()
+        resent = con.execute("select count(*), bool_and(is_duplicate) from int_sales_lines "
+                             "where source_file like '%\\_resent.csv' escape '\\' and quarantine_reason is null"
+                             ).fetchone()
+    assert late == [(False, None)], "the late row is accepted on its own (old) day"
+    assert resent[0] > 0 and resent[1], "every accepted line of the resent copy is a duplicate"
+
+
+def test_a_new_store_gets_a_cold_start_forecast_and_a_bundle_in_its_first_runs(growing_chain):
+    root = growing_chain["root"]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("stores", ["0001", "0002", "0003", "0004"])
+        with dg.build_sensor_context(instance=instance,
+                                     resources={"data_root": RetailDataRoot(data_dir=str(root))}) as ctx:
+            result = new_stores_sensor(ctx)
+        assert [r.partition_key for r in result.run_requests] == [NEW]
+        runs = run_store_pipeline(root, instance, only=[NEW], fit_workers=1, min_train_days=56)
+        assert runs[NEW].success
+
+    layout = DataLayout(root)
+    manifest = live_version(layout.models, NEW).manifest
+    s = manifest["summary"]
+    assert s["history_stages"] == {"cold_start": len(manifest["items"])}
+    # the mature stores by rule: one US store of its climate is too few, so the region's, then every mature one
+    assert s["analog_stores"] == ["0001", "0002"]
+    for item in manifest["items"].values():
+        assert item["champion"] == "analog" and item["history_stage"] == "cold_start"
+        assert item["reason"].startswith("cold start")
+    planner = pd.read_csv(sorted(layout.exports.glob(f"forecast_store={NEW}_*.csv"))[-1])
+    assert set(planner["history_stage"]) == {"cold_start"} and (planner["forecast_units"] > 0).any()
+    assert list(layout.bundles.rglob(f"*{NEW}*")), "the new store's devices get a bundle"
+
+
+def test_what_cannot_be_incremental_is_planned_in_full_with_its_reason(growing_chain):
+    root, old = growing_chain["root"], growing_chain["old"]
+    landing = root / "landing"
+    with duckdb.connect(str(root / "warehouse.duckdb")) as con:
+        assert not plan_build(con, dbt_project().project_dir).full_refresh
+        # a harmonized file comes again with other bytes
+        old.write_text(old.read_text().replace(",USD,", ",EUR,", 1))
+        load_landing_zone(con, landing)
+        plan = plan_build(con, dbt_project().project_dir)
+        assert plan.full_refresh and "came again with other bytes" in plan.reason
+        # reference data changed (a holiday added)
+        holidays = landing / "reference" / "holidays.csv"
+        holidays.write_text(holidays.read_text().rstrip("\n") + "\n2023-11-02,US,Test closing,true\n")
+        load_landing_zone(con, landing)
+        plan = plan_build(con, dbt_project().project_dir)
+        assert plan.full_refresh and "reference data or the dbt code changed" in plan.reason
+        assert plan_build(con, dbt_project().project_dir, requested_full=True).reason == "a full refresh was asked for"
