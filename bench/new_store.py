@@ -11,7 +11,7 @@ all of S's history before D) and the naive forecast of an average store (per ite
 stores of the week before D, repeated). Goals: age 4 weeks within 1.5x the mature WAPE; age 0 better than the
 average-store naive.
 
-    .venv/bin/python bench/new_store.py --demo [--stores 4]            # a generated demo zone (8 stores)
+    .venv/bin/python bench/new_store.py --demo [--data DIR] [--stores 4]  # a generated demo zone (8 stores)
     .venv/bin/python bench/new_store.py --csv train.csv --date-col date --store-col store --item-col item \
         --target sales [--stores 4]                                      # a real chain, every day open
 
@@ -39,10 +39,16 @@ AGES_WEEKS = (0, 1, 4, 8, 26)
 WINDOW = 28
 
 
-def demo_panel(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A generated demo zone, ingested and harmonized: fct_daily_demand and dim_store."""
+def demo_panel(workdir: Path, data: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A generated demo zone, ingested and harmonized (or the warehouse of `data`): fct_daily_demand and dim_store."""
     import dagster as dg
     import duckdb
+
+    if data is not None:
+        with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+            return (con.execute("select store_id, item_id, business_date as date, units_total::double as units,"
+                                " is_open_day from fct_daily_demand").df(),
+                    con.execute("select store_id, region, climate_zone from dim_store").df())
 
     from retail_assets.core.demo.generator import generate_landing_zone
     from retail_assets.core.demo.world import GeneratorConfig
@@ -79,13 +85,15 @@ def features_of(rows: pd.DataFrame, store_id: str, day: pd.Timestamp) -> pd.Data
         days = pd.date_range(g["date"].min(), rows["date"].max())
         g = g.set_index("date").reindex(days).rename_axis("date").reset_index()
         g["item_id"], g["units"] = item, g["units"].fillna(0.0)
-        g["is_open_day"] = g["is_open_day"].fillna(False).astype(bool)
+        g["is_open_day"] = g["is_open_day"].astype("boolean").fillna(False).astype(bool)
         parts.append(g)
     f = pd.concat(parts).sort_values(["item_id", "date"])
     f["store_id"] = store_id
     f["is_future"] = f["date"] >= day
     f.loc[f["is_future"], "units"] = np.nan
     f["promo_planned"], f["promo_depth"], f["holiday_name"] = False, 0.0, None
+    iso = f["date"].dt.isocalendar()  # only carried through to the forecast frame
+    f["fiscal_year"], f["fiscal_week"] = iso["year"].astype(int), iso["week"].astype(int)
     return f.reset_index(drop=True)
 
 
@@ -139,6 +147,7 @@ def average_store_naive(panel: pd.DataFrame, store_id: str, day: pd.Timestamp, d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", action="store_true")
+    parser.add_argument("--data", type=Path, help="with --demo: a data root already harmonized (else one is generated)")
     parser.add_argument("--csv", type=Path)
     parser.add_argument("--date-col", default="date")
     parser.add_argument("--store-col", default="store")
@@ -148,7 +157,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_new_store_"))
     if args.demo:
-        panel, stores = demo_panel(work)
+        panel, stores = demo_panel(work, args.data)
     elif args.csv:
         panel, stores = csv_panel(args.csv, args.date_col, args.store_col, args.item_col, args.target)
     else:

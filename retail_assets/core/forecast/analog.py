@@ -127,8 +127,12 @@ def analog_path(ref: np.ndarray, ref_start: int, own_y: np.ndarray, own_open: np
         factor = np.clip(np.where(np.isfinite(weekly), weekly / np.nanmean(ly_before), 1.0), 0.5, 2.0)
     # the store's own level against the reference on the days it was open, shrunk toward the analogs' while few
     lo = max(origin - LEVEL_DAYS, 0)
-    own = own_y[lo:origin].astype(float)
-    mask = own_open[lo:origin].astype(bool) & np.isfinite(own)
+    idx = np.arange(lo, origin)
+    known = idx < len(own_y)  # a store with no sales yet has no own series at all
+    own = np.full(len(idx), np.nan)
+    own[known] = own_y[idx[known]]
+    mask = known & np.isfinite(own)
+    mask[known] &= own_open[idx[known]].astype(bool)
     ref_same = window(lo, origin)
     mask &= np.isfinite(ref_same)
     n = int(mask.sum())
