@@ -137,18 +137,19 @@ def build_analog_reference(warehouse: Path, store_id: str, frame: pd.DataFrame) 
     items = sorted(frame["item_id"].unique())
     with connect_readonly(warehouse) as con:
         stores = con.execute(ANALOG_STORES_SQL).df()
+        con.register("_items", pd.DataFrame({"item_id": items}))
         early = None
         own_open = hist[hist["is_open_day"]]["date"].nunique()
-        if own_open >= analog.SIMILARITY_DAYS:
+        if own_open >= analog.SIMILARITY_DAYS:  # every store's sales of these items over the store's own days
             early = con.execute(
                 "select store_id, item_id, business_date as date, units_total::double as units from fct_daily_demand"
-                " where business_date between ? and ? and is_open_day", [first.date(), last.date()]).df()
+                " where business_date between ? and ? and is_open_day and item_id in (select item_id from _items)",
+                [first.date(), last.date()]).df()
         chosen, rule = analog.choose_analogs(stores, store_id, early)
         if not chosen:
             return None
         start = first - pd.Timedelta(days=analog.YEAR + analog.PROFILE_DAYS)
         con.register("_analogs", pd.DataFrame({"store_id": chosen}))
-        con.register("_items", pd.DataFrame({"item_id": items}))
         ref = con.execute(
             "select item_id, business_date as date, avg(units_total)::double as analog_units from fct_daily_demand"
             " where store_id in (select store_id from _analogs) and item_id in (select item_id from _items)"
