@@ -132,20 +132,22 @@ def _item_key(task: ItemTask, result: ItemResult) -> dict:
     """The part of every fold key that is the same for all of an item's folds: computed once per item."""
     return {"salt": task.cache_salt, "holidays": [(d, h) for d, h in zip(task.dates, task.holiday) if h],
             "spec": result.spec, "intermittent": result.intermittent,
-            # a young store's analog reference, whole: a fold's analog forecast reads it up to its origin
-            "analog": [task.analog_start, task.analog_stores, task.analog_y] if task.analog_y is not None else None}
+            # a young store's analog stores and where their reference starts (its values: per fold, `_fold_key`)
+            "analog": [task.analog_start, task.analog_stores] if task.analog_y is not None else None}
 
 
 def _fold_key(task: ItemTask, cutoff: int, item_key: dict, prophet_ok: bool, init: dict | None,
               raw_interval: bool) -> str:
     """Everything a fold's forecasts are made from (fold_cache.py): rows up to the fold's end with actuals
     before its origin only, the item's part (`_item_key`: salt, the holidays Prophet is given, specification),
-    the parameters its Prophet fit starts from (the fold before's), whether Prophet's own interval is sampled."""
+    the parameters its Prophet fit starts from (the fold before's), whether Prophet's own interval is sampled, and
+    for a young store its analog reference before the origin (all its analog forecast reads: a new day moves none)."""
     stop = cutoff + task.cfg.fold_horizon
     return digest({
         **item_key, "cutoff": cutoff, "dates": task.dates[:stop], "y": task.y[:cutoff],
         "open": task.open_day[:stop], "promo": task.promo[:stop], "holiday": task.holiday[:stop],
         "prophet": prophet_ok, "init": init, "raw_interval": raw_interval,
+        "analog_before": task.analog_y[:max(cutoff - task.analog_start, 0)] if task.analog_y is not None else None,
     })
 
 

@@ -93,3 +93,29 @@ def test_a_retrain_from_the_cache_starts_no_worker_and_a_miss_hands_the_rest_to_
     s = train_store(_features(n + 1, {("SKU-1", day): 777.0}), tmp_path, "late", CFG, workers=2).manifest["summary"]
     assert s["folds_total"] - s["folds_cached"] == 1
     assert s["items_fitted_in_process"] == 2  # SKU-0 (all cached) and SKU-1 (the miss); SKU-2 in the pool
+
+
+def _reference(last: pd.Timestamp) -> pd.DataFrame:
+    """A young store's analog reference (core/forecast/analog.py) through `last`: the analogs' own new day is in it."""
+    from retail_assets.core.forecast import analog
+
+    start = START - pd.Timedelta(days=analog.YEAR + analog.PROFILE_DAYS)
+    days = pd.date_range(start, periods=900)  # one history of the analogs, cut at `last`
+    rows = pd.concat([pd.DataFrame({"item_id": item, "date": days,
+                                    "analog_units": noisy_weekly(len(days), 6 + 3 * k, 50 + k)})
+                      for k, item in enumerate(SERIES)])
+    rows = rows[rows["date"] <= last]
+    return analog.reference_frame(rows, sorted(SERIES), start, last, ["0002", "0003"], "test")
+
+
+def test_a_young_store_after_a_new_day_reuses_its_folds_analog_forecasts_included(tmp_path):
+    n = _days_to(2, 300)
+    last = START + pd.Timedelta(days=n - 1)
+    first = train_store(_features(n), tmp_path, "day-0", CFG, workers=1, analog_reference=_reference(last))
+    second = train_store(_features(n + 1), tmp_path, "day-1", CFG, workers=1,
+                         analog_reference=_reference(last + pd.Timedelta(days=1)))
+    s = second.manifest["summary"]
+    assert "analog" in _folds(first).columns and _folds(first)["analog"].notna().any()
+    assert s["folds_total"] > 0 and s["folds_cached"] == s["folds_total"]
+    pd.testing.assert_frame_equal(_folds(first)[["item_id", "fold", "date", "analog"]],
+                                  _folds(second)[["item_id", "fold", "date", "analog"]])
