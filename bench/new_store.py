@@ -73,7 +73,9 @@ def csv_panel(path: Path, date_col: str, store_col: str, item_col: str, target: 
                           "date": pd.to_datetime(raw[date_col]), "units": raw[target].astype(float),
                           "is_open_day": True})
     stores = pd.DataFrame({"store_id": sorted(panel["store_id"].unique())})
-    stores["region"], stores["climate_zone"] = "unknown", "unknown"  # the file says nothing: every store alike
+    # the file names no region or climate: no store matches another by attributes, so the rule says "every mature
+    # store" (the same stores an "unknown" label shared by all would give, under an honest name)
+    stores["region"], stores["climate_zone"] = None, None
     return panel, stores
 
 
