@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from retail_assets.core.demo.generator import generate_landing_zone
+from retail_assets.core.demo.generator import generate_landing_zone, sales_files_by_day
 from retail_assets.core.demo.world import GeneratorConfig
 from retail_assets.core.ingest.regions import POS_CONVENTIONS
 from retail_assets.resources import build_resources
@@ -80,16 +79,6 @@ def run_one(target_rows: int, workdir: Path) -> None:
     print(f"  goal (10 M rows in 60 s, scaled to {rows:,} rows = {goal:.1f}s): {'met' if total <= goal else 'NOT met'}")
 
 
-def _day_of(f: Path) -> str:
-    """The day in a landing file's name (pos_US_20231001.csv, orders_20231001_resent.jsonl)."""
-    found = re.search(r"\d{8}", f.name)
-    return found.group(0) if found else ""
-
-
-def _sales_files(landing: Path) -> list[Path]:
-    return sorted([*landing.glob("pos/region=*/*.csv"), *landing.glob("ecommerce/*.jsonl")])
-
-
 def _harmonize(data: Path, full_refresh: bool) -> tuple[float, str]:
     """Raw landing then `dbt build` as the ingest job runs them; wall seconds and the build mode it chose."""
     from retail_assets.defs.harmonize.assets import dbt_models
@@ -116,12 +105,12 @@ def new_day(stores: int, workdir: Path) -> None:
         t0 = time.perf_counter()
         truth = generate_landing_zone(landing, GeneratorConfig(stores=stores, items=30, days=365 * years + 1,
                                                                channels=("pos", "ecommerce")))
-        last = max(_day_of(f) for f in _sales_files(landing))
+        by_day = sales_files_by_day(landing)
+        last = max(by_day)
         held = data / "new_day"
-        for f in _sales_files(landing):
-            if _day_of(f) == last:
-                (held / f.relative_to(landing)).parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(f, held / f.relative_to(landing))
+        for f in by_day[last]:
+            (held / f.relative_to(landing)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(f, held / f.relative_to(landing))
         rows = truth["counts"]["pos"]["rows_written"]
         print(f"  {years} y: {rows:,} POS rows for {stores} stores generated in {time.perf_counter() - t0:.1f}s;"
               f" day {last} held back", flush=True)

@@ -36,7 +36,7 @@ def dbt_project() -> DbtProject:
 
 class RetailDbtCliResource(DbtCliResource):
     """dagster-dbt's resource without two steps it takes before every dbt command that this project never uses
-    (profiled: 6.7 s of a 21 s `dbt build` materialization on the demo): `dbt --version` in a child process to learn
+    (profiled: 6.7 s of a 23.8 s `dbt build` materialization on the demo): `dbt --version` in a child process to learn
     the version (the dbt run is `dbt_executable()`, beside this interpreter: this environment's dbt-core), and
     loading a dbt adapter in the run's own process, which dagster-dbt only uses to fetch column metadata and row
     counts (the harmonize asset counts rows itself). dagster-dbt is pinned; `test_definitions` runs real builds."""

@@ -7,7 +7,6 @@ analog stores. What cannot be incremental is planned in full, with its reason.""
 from __future__ import annotations
 
 import datetime as dt
-import re
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retail_assets.core.demo.generator import generate_landing_zone
+from retail_assets.core.demo.generator import generate_landing_zone, sales_files_by_day
 from retail_assets.core.demo.world import GeneratorConfig
 from retail_assets.core.ingest.harmonize import plan_build
 from retail_assets.core.ingest.load import load_landing_zone
@@ -35,15 +34,6 @@ NEW = "0042"
 OPEN_DAYS = 20
 KEYS = {"int_sales_lines": ["source_file", "source_line"], "fct_daily_demand": ["store_id", "item_id", "business_date"]}
 BUILD_STAMPS = {"harmonized_at", "lines_through"}  # when a row was built: all a full rebuild may change
-
-
-def _day_of(f: Path) -> str:
-    found = re.search(r"\d{8}", f.name)
-    return found.group(0) if found else ""
-
-
-def _sales_files(landing: Path) -> list[Path]:
-    return sorted([*landing.glob("pos/region=*/*.csv"), *landing.glob("ecommerce/*.jsonl")])
 
 
 def _tables(con, without_store: str | None = None) -> dict[str, pd.DataFrame]:
@@ -90,10 +80,10 @@ def growing_chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("chain") / "data"
     landing = root / "landing"
     generate_landing_zone(landing, ZONE)
-    late_days = sorted({_day_of(f) for f in _sales_files(landing)})[-HELD_BACK_DAYS:]
+    by_day = sales_files_by_day(landing)
     held = root / "held_back"
-    for f in _sales_files(landing):
-        if _day_of(f) in late_days:
+    for day in sorted(by_day)[-HELD_BACK_DAYS:]:
+        for f in by_day[day]:
             (held / f.relative_to(landing)).parent.mkdir(parents=True, exist_ok=True)
             shutil.move(f, held / f.relative_to(landing))
     first = materialize_ingest(root)

@@ -187,11 +187,11 @@ def _fit_fold(train: pd.DataFrame, test: pd.DataFrame, y_fit: pd.Series, holiday
             "raw_lower": raw_lo, "raw_upper": raw_hi, "init_after": init, "prophet_error": error}
 
 
-def _analog(task: ItemTask, hist: pd.DataFrame, origin: int, horizon: int) -> np.ndarray | None:
+def _analog(task: ItemTask, ref: np.ndarray | None, hist: pd.DataFrame, origin: int,
+            horizon: int) -> np.ndarray | None:
     """The analog forecast of a young store's item from `origin` (core/forecast/analog.py), or None."""
-    if task.analog_y is None or not horizon:
+    if ref is None or not horizon:
         return None
-    ref = np.array([np.nan if v is None else v for v in task.analog_y], dtype=float)
     return analog_path(ref, task.analog_start, hist["y"].to_numpy(float), hist["open"].to_numpy(bool), origin,
                        horizon)
 
@@ -204,6 +204,7 @@ def run_item(task: ItemTask) -> ItemResult:
     hist, fut = df.iloc[: task.n_history], df.iloc[task.n_history:]
     holidays = holidays_frame(df["ds"], df["holiday"])
     y_fit = hist["y"].where(hist["open"])  # closed days are missing, not zero, for Prophet
+    ref = None if task.analog_y is None else np.array([np.nan if v is None else v for v in task.analog_y], float)
     result = ItemResult(task.store_id, task.item_id)
     spec = prophet_spec(pd.DataFrame({"ds": hist["ds"], "y": y_fit, "promo": hist["promo"]}), cfg)
     result.spec = spec.to_json()
@@ -233,7 +234,7 @@ def run_item(task: ItemTask) -> ItemResult:
         if hit is None:
             hit = _fit_fold(train, test, y_fit.iloc[:cutoff], holidays, cfg, spec, init, result, prophet_ok,
                             raw_interval)
-            path = _analog(task, hist, cutoff, len(test))
+            path = _analog(task, ref, hist, cutoff, len(test))
             if path is not None:
                 hit["yhat"]["analog"] = np.where(test["open"].to_numpy(bool), path, 0).tolist()
         else:
@@ -268,7 +269,7 @@ def run_item(task: ItemTask) -> ItemResult:
     for name, path in (classic_forecasts(y_all, open_all, h, cfg, result.intermittent) if cfg.zoo else {}).items():
         result.future_paths[name] = path.tolist()
         result.future_yhat[name] = np.where(open_future, path, 0).tolist()
-    path = _analog(task, hist, len(hist), h)
+    path = _analog(task, ref, hist, len(hist), h)
     if path is not None:
         result.future_paths["analog"] = path.tolist()
         result.future_yhat["analog"] = np.where(open_future, path, 0).tolist()

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 
+from retail_assets.core.ingest.load import table_exists
+
 BUILDS_TABLE = "_harmonize_builds"
 INCREMENTAL_MODELS = ("int_sales_lines", "fct_daily_demand")
 _PROJECT_PARTS = ("models", "macros", "dbt_project.yml")
@@ -48,16 +50,11 @@ def project_fingerprint(project_dir: Path) -> str:
     return h.hexdigest()
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_name = ?",
-                            [name]).fetchone()[0])
-
-
 def build_fingerprint(con: duckdb.DuckDBPyConnection, project_dir: Path) -> str:
     """The project's code and the reference files' bytes (their SHA-256 as loaded), in one digest."""
     reference = con.execute(
         "select file, sha256 from _ingest_files where source = 'reference' order by file"
-    ).fetchall() if _table_exists(con, "_ingest_files") else []
+    ).fetchall() if table_exists(con, "_ingest_files") else []
     h = hashlib.sha256(project_fingerprint(project_dir).encode())
     for file, sha in reference:
         h.update(f"\n{file}\0{sha}".encode())
@@ -73,10 +70,10 @@ def plan_build(con: duckdb.DuckDBPyConnection, project_dir: Path, requested_full
 
     if requested_full:
         return full("a full refresh was asked for")
-    missing = [m for m in INCREMENTAL_MODELS if not _table_exists(con, m)]
+    missing = [m for m in INCREMENTAL_MODELS if not table_exists(con, m)]
     if missing:
         return full(f"first build ({', '.join(missing)} not in the warehouse yet)")
-    if not _table_exists(con, BUILDS_TABLE):
+    if not table_exists(con, BUILDS_TABLE):
         return full("no earlier build is recorded")
     last = con.execute(f"select fingerprint from {BUILDS_TABLE} order by built_at desc limit 1").fetchone()
     if last is None or last[0] != fp:

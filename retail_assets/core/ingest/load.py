@@ -97,7 +97,7 @@ def _header_of(table: pa.Table) -> str:
     return ",".join(c for c in table.column_names if not c.startswith("_"))
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(con.execute("select count(*) from information_schema.tables where table_name = ?", [name]).fetchone()[0])
 
 
@@ -216,14 +216,14 @@ def load_reference(con: duckdb.DuckDBPyConnection, landing: Path, encoding: str 
             data = read_landing_bytes(path)
             digest = hashlib.sha256(data).hexdigest()
             seen = con.execute("select sha256 from _ingest_files where file = ?", [rel]).fetchone()
-            if seen and seen[0] == digest and _table_exists(con, f"raw_{name}"):
+            if seen and seen[0] == digest and table_exists(con, f"raw_{name}"):
                 continue
             table, bad = read_csv_text(data, encoding, ",")
             if bad:
                 raise FileRejected(f"{len(bad)} malformed rows (first at line {bad[0][0]}): a reference file "
                                    "is used whole or not at all")
         except FileRejected as exc:
-            if not _table_exists(con, f"raw_{name}"):
+            if not table_exists(con, f"raw_{name}"):
                 raise LandingZoneError(f"{path}: {exc}; fix the file (there is no earlier version to keep)") from exc
             rejected.append(Rejection("reference", rel, f"{exc}; the previously loaded version stays in use"))
             continue
