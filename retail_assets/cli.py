@@ -259,6 +259,23 @@ def models(data_dir, store, show_all, fmt) -> None:
                    f"{seen:<18} {r['created_at']:<26} "
                    f"{fmt3(r['heldout_wape_champion'])}/{fmt3(r['heldout_wape_naive'])}      "
                    f"{fmt3(r['coverage'])}     {mix}")
+    if not store:
+        unserved = _stores_without_live_model(layout, {r["store_id"] for r in rows})
+        if unserved:
+            click.echo(f"stores of dim_store with no live model: {', '.join(unserved)} (blocked by their "
+                       "gx_store_features check, or not trained yet: see the store's partition in the UI)")
+
+
+def _stores_without_live_model(layout: DataLayout, live: set[str]) -> list[str]:
+    """The stores of dim_store that have no live model; empty when the warehouse cannot be read now."""
+    from retail_assets.core.warehouse import connect_readonly
+
+    try:
+        with connect_readonly(layout.warehouse, wait_seconds=0) as con:
+            ids = [r[0] for r in con.execute("select store_id from dim_store order by 1").fetchall()]
+    except Exception:  # noqa: BLE001 - no warehouse yet, or a writer holds it: the registry alone
+        return []
+    return [s for s in ids if s not in live]
 
 
 def _fleet_by_store(layout: DataLayout) -> dict[str, dict]:

@@ -2,7 +2,8 @@
 late row and a resent file are harmonized incrementally and give the marts a full rebuild gives; then a store
 that opened three weeks ago arrives (a reference change: the marts rebuild in full by themselves) and through
 `new_stores_sensor` gets its partition, a model, a forecast marked cold start and a bundle, served from its
-analog stores. What cannot be incremental is planned in full, with its reason."""
+analog stores; so does a store that opens next week and has sold nothing yet, while one open ten days without a
+sale (a dead feed) is blocked by the gate. What cannot be incremental is planned in full, with its reason."""
 
 from __future__ import annotations
 
@@ -25,28 +26,30 @@ from retail_assets.dbt import dbt_project
 from retail_assets.defs.stores.sensors import new_stores_sensor
 from retail_assets.resources import RetailDataRoot
 from retail_assets.settings import DataLayout
-from retail_assets_tests.helpers import materialize_ingest, run_store_pipeline
+from retail_assets_tests.helpers import materialize_ingest, retail_cli, run_store_pipeline
 
 # 400 days: stores 0001 and 0002 are mature (a year of history), 0003 and 0004 opened during it (world.py)
 ZONE = GeneratorConfig(stores=4, items=3, days=400, start=dt.date(2023, 1, 1), seed=5, channels=("pos", "ecommerce"))
 HELD_BACK_DAYS = 3
 NEW = "0042"
 OPEN_DAYS = 20
+OPENING, OPENING_IN = "0043", 5  # opens five days after the last day of history: no sales yet
+SILENT, SILENT_DAYS = "0044", 10  # open ten days, not one sale received: a dead feed the gate blocks
 KEYS = {"int_sales_lines": ["source_file", "source_line"], "fct_daily_demand": ["store_id", "item_id", "business_date"]}
 BUILD_STAMPS = {"harmonized_at", "lines_through"}  # when a row was built: all a full rebuild may change
 
 
-def _tables(con, without_store: str | None = None) -> dict[str, pd.DataFrame]:
-    """The harmonized tables a planner's numbers come from (reference files aside), minus one store's rows and
+def _tables(con, without_stores: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
+    """The harmonized tables a planner's numbers come from (reference files aside), minus some stores' rows and
     files."""
     out = {}
     for name in (*KEYS, "ingest_reconciliation", "quarantine"):
         df = con.execute(f"select * from {name}").df()
         df = df.drop(columns=[c for c in df.columns if c in BUILD_STAMPS])
         df = df[df["source"] != "reference"] if "source" in df else df  # stores.csv gains the new store
-        if without_store:  # its files and its rows
-            df = df[~df["source_file"].astype(str).str.contains(without_store)] if "source_file" in df else df
-            df = df[df["store_id"] != without_store] if "store_id" in df else df
+        for store in without_stores:  # their files and their rows
+            df = df[~df["source_file"].astype(str).str.contains(store)] if "source_file" in df else df
+            df = df[df["store_id"] != store] if "store_id" in df else df
         out[name] = df.sort_values(KEYS.get(name, list(df.columns))).reset_index(drop=True)
     return out
 
@@ -59,11 +62,18 @@ def _build_meta(result: dg.ExecuteInProcessResult, model: str) -> dict:
 
 
 def _open_a_store(landing: Path, last_day: dt.date) -> None:
-    """Reference row for a US store that opened OPEN_DAYS days before the last day, and its tills' files."""
+    """Reference rows for three US stores: NEW opened OPEN_DAYS days before the last day (with its tills' files),
+    OPENING opens OPENING_IN days after it (no sales yet), SILENT opened SILENT_DAYS before it and never sent a
+    sale (a dead feed)."""
     stores = pd.read_csv(landing / "reference" / "stores.csv", dtype=str, keep_default_na=False)
-    twin = stores[stores["region"] == "US"].iloc[0].copy()
-    twin["store_id"], twin["opened_on"] = NEW, str(last_day - dt.timedelta(days=OPEN_DAYS - 1))
-    pd.concat([stores, twin.to_frame().T]).to_csv(landing / "reference" / "stores.csv", index=False)
+    twins = []
+    for store_id, opened in ((NEW, last_day - dt.timedelta(days=OPEN_DAYS - 1)),
+                             (OPENING, last_day + dt.timedelta(days=OPENING_IN)),
+                             (SILENT, last_day - dt.timedelta(days=SILENT_DAYS - 1))):
+        twin = stores[stores["region"] == "US"].iloc[0].copy()
+        twin["store_id"], twin["opened_on"] = store_id, str(opened)
+        twins.append(twin.to_frame().T)
+    pd.concat([stores, *twins]).to_csv(landing / "reference" / "stores.csv", index=False)
     items = pd.read_csv(landing / "reference" / "items.csv", dtype=str)["sku"].tolist()
     rng = np.random.default_rng(1)
     for k in range(OPEN_DAYS):
@@ -124,7 +134,7 @@ def test_a_new_day_builds_incrementally_and_equals_a_full_rebuild(growing_chain)
     assert third["build_mode"] == "full refresh"
     assert third["build_mode_reason"] == "the reference data or the dbt code changed since the last build"
     with duckdb.connect(str(c["root"] / "warehouse.duckdb"), read_only=True) as con:
-        for table, df in _tables(con, without_store=NEW).items():
+        for table, df in _tables(con, without_stores=(NEW, OPENING, SILENT)).items():
             pd.testing.assert_frame_equal(c["incremental"][table], df, check_dtype=False, obj=table)
         late = con.execute("select is_duplicate, quarantine_reason from int_sales_lines "
                            "where record_key = 'LATE-0001'").fetchall()
@@ -142,9 +152,13 @@ def test_a_new_store_gets_a_cold_start_forecast_and_a_bundle_in_its_first_runs(g
         with dg.build_sensor_context(instance=instance,
                                      resources={"data_root": RetailDataRoot(data_dir=str(root))}) as ctx:
             result = new_stores_sensor(ctx)
-        assert [r.partition_key for r in result.run_requests] == [NEW]
-        runs = run_store_pipeline(root, instance, only=[NEW], fit_workers=1, min_train_days=56)
-        assert runs[NEW].success
+        assert [r.partition_key for r in result.run_requests] == [NEW, OPENING, SILENT]
+        runs = run_store_pipeline(root, instance, only=[NEW, OPENING, SILENT], fit_workers=1, min_train_days=56)
+        assert runs[NEW].success and runs[OPENING].success
+        # the dead feed: the gate blocks it (its open days sold nothing), no model reaches its devices
+        gate = [e for e in runs[SILENT].get_asset_check_evaluations() if e.check_name == "gx_store_features"]
+        assert gate and not gate[0].passed
+        assert not (DataLayout(root).models / f"store={SILENT}").exists()
 
     layout = DataLayout(root)
     manifest = live_version(layout.models, NEW).manifest
@@ -158,6 +172,23 @@ def test_a_new_store_gets_a_cold_start_forecast_and_a_bundle_in_its_first_runs(g
     planner = pd.read_csv(sorted(layout.exports.glob(f"forecast_store={NEW}_*.csv"))[-1])
     assert set(planner["history_stage"]) == {"cold_start"} and (planner["forecast_units"] > 0).any()
     assert list(layout.bundles.rglob(f"*{NEW}*")), "the new store's devices get a bundle"
+
+    # the store that opens in five days, with no sale yet: ranged with the chain's items, served its analogs
+    manifest = live_version(layout.models, OPENING).manifest
+    assert manifest["summary"]["history_stages"] == {"cold_start": len(manifest["items"])}
+    assert sorted(manifest["items"]) == sorted(pd.read_csv(layout.landing / "reference" / "items.csv")["sku"])
+    planner = pd.read_csv(sorted(layout.exports.glob(f"forecast_store={OPENING}_*.csv"))[-1], dtype={"store_id": str})
+    opens = pd.Timestamp(ZONE.start + dt.timedelta(days=ZONE.days - 1 + OPENING_IN))
+    days = pd.to_datetime(planner["date"])
+    assert set(planner["history_stage"]) == {"cold_start"}
+    assert (planner.loc[days < opens, "forecast_units"] == 0).all(), "nothing sold before the doors open"
+    assert (planner.loc[days >= opens].groupby("item_id")["forecast_units"].sum() > 0).all()
+    assert list(layout.bundles.rglob(f"*{OPENING}*")), "its devices get a bundle before the first sale"
+    # `retail models`: both new stores are live; the stores without a live model are named (the dead feed, and
+    # the mature stores this test never trained)
+    table = retail_cli("models", data_dir=root).stdout.splitlines()
+    assert {line[:4] for line in table if line[:4].isdigit()} == {NEW, OPENING}
+    assert table[-1].startswith(f"stores of dim_store with no live model: 0001, 0002, 0003, 0004, {SILENT} (")
 
 
 def test_what_cannot_be_incremental_is_planned_in_full_with_its_reason(growing_chain):

@@ -28,11 +28,23 @@ with store as (
     select * from dim_store where store_id = $store_id
 ),
 last_day as (select max(business_date) as d from fct_daily_demand),
-first_day as (select min(business_date) as d from fct_daily_demand where store_id = $store_id),
+own_items as (select distinct item_id from fct_daily_demand where store_id = $store_id),
+first_day as (
+    -- a store without sales yet: from its opening day when that has passed (a year back at most: its open days
+    -- show zero sales, which the gate judges a dead feed), else the horizon alone (not trading yet)
+    select coalesce(
+        (select min(business_date) from fct_daily_demand where store_id = $store_id),
+        least(greatest((select opened_on from store), l.d - 364), l.d + 1)) as d
+    from last_day l
+),
 items as (
+    -- what the store sold; a store without sales yet is ranged with what the chain sold in the last four weeks
     select i.item_id, i.category, i.launched_on
     from dim_item i
-    where i.item_id in (select distinct item_id from fct_daily_demand where store_id = $store_id)
+    where i.item_id in (select item_id from own_items)
+       or (not exists (select 1 from own_items)
+           and i.item_id in (select distinct item_id from fct_daily_demand
+                             where business_date > (select d from last_day) - $assortment_days))
 ),
 days as (
     select c.*
@@ -71,6 +83,9 @@ order by i.item_id, d.calendar_date
 """
 
 
+NEW_STORE_ASSORTMENT_DAYS = 28
+
+
 @dataclass(frozen=True)
 class FeatureSet:
     store_id: str
@@ -89,7 +104,8 @@ def build_store_features(warehouse: Path, store_id: str, horizon: int = 28) -> p
         exists = con.execute("select count(*) from dim_store where store_id = ?", [store_id]).fetchone()[0]
         if not exists:
             raise KeyError(f"store {store_id} is not in dim_store; run ingest first")
-        frame = con.execute(FEATURES_SQL, {"store_id": store_id, "horizon": horizon}).df()
+        frame = con.execute(FEATURES_SQL, {"store_id": store_id, "horizon": horizon,
+                                           "assortment_days": NEW_STORE_ASSORTMENT_DAYS}).df()
     frame["date"] = pd.to_datetime(frame["date"])
     return frame
 
@@ -113,7 +129,11 @@ def promo_regressor(frame: pd.DataFrame) -> np.ndarray:
 
 
 def drop_never_sold(frame: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Items ranged here but never sold: nothing to learn from. A store that has sold nothing at all keeps its
+    items: it is not trading yet (served from analogs) or its feed is dead (the gate blocks it)."""
     per_item = frame[~frame["is_future"]].groupby("item_id")["units"].sum()
+    if not (per_item > 0).any():
+        return frame, ()
     dead = tuple(sorted(per_item[per_item == 0].index))
     return frame[~frame["item_id"].isin(dead)].reset_index(drop=True), dead
 
@@ -131,9 +151,11 @@ def build_analog_reference(warehouse: Path, store_id: str, frame: pd.DataFrame) 
     stores on their open days, from a year and four weeks before the store's first day to its last history day;
     the chosen stores and the rule beside every row. None for a mature store (it needs none) or without analogs."""
     hist = frame[~frame["is_future"]]
-    if hist.empty or hist["date"].nunique() >= analog.MATURE_DAYS:
+    if frame.empty or hist["date"].nunique() >= analog.MATURE_DAYS:
         return None
-    first, last = hist["date"].min(), hist["date"].max()
+    # a store without sales yet: the reference ends the day before its horizon
+    first = hist["date"].min() if len(hist) else frame["date"].min()
+    last = hist["date"].max() if len(hist) else first - pd.Timedelta(days=1)
     items = sorted(frame["item_id"].unique())
     with connect_readonly(warehouse) as con:
         stores = con.execute(ANALOG_STORES_SQL).df()

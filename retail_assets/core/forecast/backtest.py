@@ -214,7 +214,8 @@ def run_item(task: ItemTask) -> ItemResult:
     # the folds start cold and each fit warm-starts the next: a fold depends on its own inputs only (never on
     # the previous version), so its cached forecasts stay valid; the final fit starts from the previous version
     init = None
-    prophet_ok = task.fit_prophet and not result.intermittent
+    # Prophet needs two open days to fit; an item without them (a store not trading yet) is served its analogs
+    prophet_ok = task.fit_prophet and not result.intermittent and int(hist["open"].sum()) >= 2
     end = fold_end(hist["ds"], cfg)
     item_key = _item_key(task, result) if task.fold_cache is not None else None
     # Recent rolling origins, plus the same season a year before the held-out fold and before the
@@ -277,7 +278,9 @@ def run_item(task: ItemTask) -> ItemResult:
     result.stage = history_stage(int(open_all.sum()), len(hist), cfg.min_train_days)
     last_week = last_open_season(y_all, open_all, cfg.season)  # what seasonal naive repeats
     result.baseline_state = {
-        "anchor_date": hist["ds"].iloc[-1].strftime("%Y-%m-%d"),
+        # the last history day; for a store without sales yet, the day before its horizon
+        "anchor_date": (hist["ds"].iloc[-1] if len(hist) else fut["ds"].iloc[0] - pd.Timedelta(days=1)
+                        ).strftime("%Y-%m-%d"),
         "last_week": [float(v) for v in last_week],
         "moving_average_level": float(ma[0]) if h else 0.0,
     }

@@ -141,7 +141,9 @@ def features_items_frame(features: pd.DataFrame, cfg: ValidationConfig) -> pd.Da
     missing = fut[["promo_planned", "is_holiday", "is_open_day"]].isna().any(axis=1)
     items = items.merge(missing.groupby(fut["item_id"]).sum().rename("future_rows_missing_flags"),
                         on="item_id", how="left")
-    return items.fillna({"history_units": 0, "future_rows": 0, "future_rows_missing_flags": 0})
+    items = items.fillna({"history_units": 0, "future_rows": 0, "future_rows_missing_flags": 0})
+    items["not_yet_trading"] = not_yet_trading(features)
+    return items
 
 
 def store_zero_streak(features: pd.DataFrame) -> int:
@@ -155,12 +157,23 @@ def store_zero_streak(features: pd.DataFrame) -> int:
     return int(longest)
 
 
+def not_yet_trading(features: pd.DataFrame) -> bool:
+    """No open day in the store's history: it opens within the horizon (served a cold-start forecast), so the
+    history rules have nothing to judge. A store open for days without a sale is trading, with a dead feed."""
+    hist = features[~features["is_future"]]
+    return bool(len(features)) and not hist["is_open_day"].fillna(False).astype(bool).any()
+
+
+TRADING = "not_yet_trading == False"  # the history rules judge a store that has traded (pandas row condition)
+
+
 def features_store_frame(features: pd.DataFrame) -> pd.DataFrame:
     hist = features[~features["is_future"]]
     return pd.DataFrame([{
         "store_id": features["store_id"].iloc[0] if len(features) else None,
         "history_days": int(hist["date"].nunique()),
         "longest_zero_sales_streak_days": store_zero_streak(features),
+        "not_yet_trading": not_yet_trading(features),
     }])
 
 
@@ -171,14 +184,16 @@ def features_suites(cfg: ValidationConfig) -> dict[str, gx.ExpectationSuite]:
     history.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="units", min_value=0))
 
     items = _suite("store_features.items")
-    items.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="history_units", min_value=1))
+    items.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="history_units", min_value=1,
+                                                            row_condition=TRADING, condition_parser="pandas"))
     items.add_expectation(
         gxe.ExpectColumnValuesToBeBetween(column="future_rows", min_value=cfg.horizon_days, max_value=cfg.horizon_days)
     )
     items.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="future_rows_missing_flags", max_value=0))
 
     store = _suite("store_features.store")
-    store.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="history_days", min_value=cfg.min_history_days))
+    store.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="history_days", min_value=cfg.min_history_days,
+                                                            row_condition=TRADING, condition_parser="pandas"))
     store.add_expectation(
         gxe.ExpectColumnValuesToBeBetween(
             column="longest_zero_sales_streak_days", max_value=cfg.max_store_zero_streak_days
