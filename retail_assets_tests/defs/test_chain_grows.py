@@ -3,7 +3,8 @@ late row and a resent file are harmonized incrementally and give the marts a ful
 that opened three weeks ago arrives (a reference change: the marts rebuild in full by themselves) and through
 `new_stores_sensor` gets its partition, a model, a forecast marked cold start and a bundle, served from its
 analog stores; so does a store that opens next week and has sold nothing yet, while one open ten days without a
-sale (a dead feed) is blocked by the gate. What cannot be incremental is planned in full, with its reason."""
+sale (a dead feed) is blocked by the gate; and two items launched in a mature store are served from the same
+item in the other mature store, or from their category's profile in the store. What cannot be incremental is planned in full, with its reason."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ ZONE = GeneratorConfig(stores=4, items=3, days=400, start=dt.date(2023, 1, 1), s
 HELD_BACK_DAYS = 3
 NEW = "0042"
 OPEN_DAYS = 20
+LAUNCHED = {"SKU-0101": "grocery", "SKU-0102": "beverages"}  # new items, launched with the new store
 OPENING, OPENING_IN = "0043", 5  # opens five days after the last day of history: no sales yet
 SILENT, SILENT_DAYS = "0044", 10  # open ten days, not one sale received: a dead feed the gate blocks
 KEYS = {"int_sales_lines": ["source_file", "source_line"], "fct_daily_demand": ["store_id", "item_id", "business_date"]}
@@ -50,6 +52,9 @@ def _tables(con, without_stores: tuple[str, ...] = ()) -> dict[str, pd.DataFrame
         for store in without_stores:  # their files and their rows
             df = df[~df["source_file"].astype(str).str.contains(store)] if "source_file" in df else df
             df = df[df["store_id"] != store] if "store_id" in df else df
+        if without_stores:  # and the items launched with them
+            df = df[~df["source_file"].astype(str).str.contains("_launch")] if "source_file" in df else df
+            df = df[~df["item_id"].isin(LAUNCHED)] if "item_id" in df else df
         out[name] = df.sort_values(KEYS.get(name, list(df.columns))).reset_index(drop=True)
     return out
 
@@ -85,6 +90,28 @@ def _open_a_store(landing: Path, last_day: dt.date) -> None:
         (landing / "pos" / "region=US" / f"pos_US_{day:%Y%m%d}_{NEW}.csv").write_text("\n".join(lines) + "\n")
 
 
+def _launch_items(landing: Path, last_day: dt.date) -> None:
+    """Two items launched OPEN_DAYS days before the last day in mature store 0001: SKU-0101 also sold in the
+    other mature store (0002, UK), SKU-0102 only here (no store to borrow it from: its category's profile)."""
+    items = pd.read_csv(landing / "reference" / "items.csv", dtype=str)
+    launched = str(last_day - dt.timedelta(days=OPEN_DAYS - 1))
+    rows = [{"sku": sku, "item_name": f"New {sku}", "category": cat, "color": "red", "list_price_usd": "5.00",
+             "launched_on": launched} for sku, cat in LAUNCHED.items()]
+    pd.concat([items, pd.DataFrame(rows)]).to_csv(landing / "reference" / "items.csv", index=False)
+    rng = np.random.default_rng(2)
+    for k in range(OPEN_DAYS):
+        day = last_day - dt.timedelta(days=OPEN_DAYS - 1 - k)
+        us = ["txn_id,store_id,sku,sold_at,qty,unit_price,currency,promo_code,color"]
+        uk = ["txn_id,store_id,sku,sold_at,quantity,unit_price,currency,promo_code,colour"]
+        for sku, mean in (("SKU-0101", 5), ("SKU-0102", 4)):
+            us += [f"L{day:%Y%m%d}-{sku}-{j},0001,{sku},{day} 13:{j % 60:02d}:00,1,5.00,USD,,red"
+                   for j in range(int(rng.poisson(mean)))]
+        uk += [f"L{day:%Y%m%d}-UK-{j},0002,SKU-0101,{day:%d/%m/%Y} 13:{j % 60:02d}:00,1,4.00,GBP,,red"
+               for j in range(int(rng.poisson(8)))]
+        (landing / "pos" / "region=US" / f"pos_US_{day:%Y%m%d}_launch.csv").write_text("\n".join(us) + "\n")
+        (landing / "pos" / "region=UK" / f"pos_UK_{day:%Y%m%d}_launch.csv").write_text("\n".join(uk) + "\n")
+
+
 @pytest.fixture(scope="module")
 def growing_chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("chain") / "data"
@@ -117,6 +144,7 @@ def growing_chain(tmp_path_factory):
             "select count(*) filter (where harmonized_at = ?), count(*) from int_sales_lines", [newest]).fetchone()
     # a store opens: its reference row changes stores.csv, so this build is a full one
     _open_a_store(landing, ZONE.start + dt.timedelta(days=ZONE.days - 1))
+    _launch_items(landing, ZONE.start + dt.timedelta(days=ZONE.days - 1))
     third = materialize_ingest(root)
     assert third.success
     return {"root": root, "first": first, "second": second, "third": third, "incremental": incremental,
@@ -153,8 +181,9 @@ def test_a_new_store_gets_a_cold_start_forecast_and_a_bundle_in_its_first_runs(g
                                      resources={"data_root": RetailDataRoot(data_dir=str(root))}) as ctx:
             result = new_stores_sensor(ctx)
         assert [r.partition_key for r in result.run_requests] == [NEW, OPENING, SILENT]
-        runs = run_store_pipeline(root, instance, only=[NEW, OPENING, SILENT], fit_workers=1, min_train_days=56)
-        assert runs[NEW].success and runs[OPENING].success
+        runs = run_store_pipeline(root, instance, only=[NEW, OPENING, SILENT, "0001"], fit_workers=1,
+                                  min_train_days=56)
+        assert runs[NEW].success and runs[OPENING].success and runs["0001"].success
         # the dead feed: the gate blocks it (its open days sold nothing), no model reaches its devices
         gate = [e for e in runs[SILENT].get_asset_check_evaluations() if e.check_name == "gx_store_features"]
         assert gate and not gate[0].passed
@@ -185,10 +214,28 @@ def test_a_new_store_gets_a_cold_start_forecast_and_a_bundle_in_its_first_runs(g
     assert (planner.loc[days >= opens].groupby("item_id")["forecast_units"].sum() > 0).all()
     assert list(layout.bundles.rglob(f"*{OPENING}*")), "its devices get a bundle before the first sale"
     # `retail models`: both new stores are live; the stores without a live model are named (the dead feed, and
-    # the mature stores this test never trained)
+    # the stores this test never trained)
     table = retail_cli("models", data_dir=root).stdout.splitlines()
-    assert {line[:4] for line in table if line[:4].isdigit()} == {NEW, OPENING}
-    assert table[-1].startswith(f"stores of dim_store with no live model: 0001, 0002, 0003, 0004, {SILENT} (")
+    assert {line[:4] for line in table if line[:4].isdigit()} == {"0001", NEW, OPENING}
+    assert table[-1].startswith(f"stores of dim_store with no live model: 0002, 0003, 0004, {SILENT} (")
+
+
+def test_new_items_in_a_mature_store_are_served_from_the_same_item_elsewhere_or_their_category(growing_chain):
+    layout = DataLayout(growing_chain["root"])  # store 0001 trained by the test above
+    items = live_version(layout.models, "0001").manifest["items"]
+    for sku in ("SKU-0001", "SKU-0002", "SKU-0003"):
+        assert items[sku]["history_stage"] == "mature" and items[sku]["analog_stores"] is None
+    shared, own = items["SKU-0101"], items["SKU-0102"]
+    assert shared["history_stage"] == own["history_stage"] == "cold_start"
+    assert shared["champion"] == own["champion"] == "analog"
+    # the other mature store sells SKU-0101; nobody else sells SKU-0102: the store's mean beverages item
+    assert (shared["analog_stores"], shared["analog_rule"]) == ("0002", "every mature store")
+    assert own["analog_stores"] == "" and own["analog_rule"] == "category profile: the mean beverages item in this store"
+    assert "category profile" in own["reason"]
+    planner = pd.read_csv(sorted(layout.exports.glob("forecast_store=0001_*.csv"))[-1])
+    new = planner[planner["item_id"].isin(LAUNCHED)]
+    assert set(new["history_stage"]) == {"cold_start"} and (new.groupby("item_id")["forecast_units"].sum() > 0).all()
+    assert set(planner.loc[~planner["item_id"].isin(LAUNCHED), "history_stage"]) == {"mature"}
 
 
 def test_what_cannot_be_incremental_is_planned_in_full_with_its_reason(growing_chain):

@@ -146,38 +146,87 @@ group by all order by 1
 """
 
 
-def build_analog_reference(warehouse: Path, store_id: str, frame: pd.DataFrame) -> pd.DataFrame | None:
-    """A young store's reference (core/forecast/analog.py): per item and day, the mean units of its analog
-    stores on their open days, from a year and four weeks before the store's first day to its last history day;
-    the chosen stores and the rule beside every row. None for a mature store (it needs none) or without analogs."""
+def _mean_sold_units(con, stores: list[str], items: list[str], start: pd.Timestamp, last: pd.Timestamp,
+                     by_item: bool = True) -> pd.DataFrame:
+    """item_id (when `by_item`), date, analog_units: the mean units on open days from `start` to `last` over the
+    (store, item) pairs of `stores` x `items` that sold anything in that window: a store that ranges an item
+    without selling it (the demand mart's zero rows) does not dilute the mean."""
+    con.register("_mean_stores", pd.DataFrame({"store_id": pd.Series(stores, dtype=str)}))
+    con.register("_mean_items", pd.DataFrame({"item_id": pd.Series(items, dtype=str)}))
+    key = "f.item_id, " if by_item else ""
+    return con.execute(f"""
+        with sold as (
+            select store_id, item_id from fct_daily_demand
+            where store_id in (select store_id from _mean_stores) and item_id in (select item_id from _mean_items)
+              and business_date between $start and $last
+            group by all having sum(units_total) > 0
+        )
+        select {key}f.business_date as date, avg(f.units_total)::double as analog_units
+        from fct_daily_demand f join sold using (store_id, item_id)
+        where f.is_open_day and f.business_date between $start and $last
+        group by all""", {"start": start.date(), "last": last.date()}).df()
+
+
+def young_items(frame: pd.DataFrame) -> list[str]:
+    """The items with less than a year of history here: every item of a young store, the new items of a mature
+    one (an item's rows start at its launch, features SQL). These are served from analogs while they are young."""
     hist = frame[~frame["is_future"]]
-    if frame.empty or hist["date"].nunique() >= analog.MATURE_DAYS:
+    if hist["date"].nunique() < analog.MATURE_DAYS:
+        return sorted(frame["item_id"].unique())
+    days = hist.groupby("item_id")["date"].nunique()
+    return sorted(days[days < analog.MATURE_DAYS].index)
+
+
+def build_analog_reference(warehouse: Path, store_id: str, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The young items' reference (core/forecast/analog.py, `young_items`): per item and day, the mean units of
+    the same item in the analog stores on their open days, from a year and four weeks before the items' first day
+    to the last history day; an item none of them sells takes its category's profile instead (the mean item of
+    its category in this store when it is mature, else in the analog stores). The chosen stores and the rule
+    beside every row. None when every item is mature, or without analogs."""
+    hist = frame[~frame["is_future"]]
+    items = young_items(frame) if len(frame) else []
+    if not items:
         return None
+    young_store = hist["date"].nunique() < analog.MATURE_DAYS
+    mine = hist[hist["item_id"].isin(items)]
     # a store without sales yet: the reference ends the day before its horizon
-    first = hist["date"].min() if len(hist) else frame["date"].min()
+    first = mine["date"].min() if len(mine) else frame["date"].min()
     last = hist["date"].max() if len(hist) else first - pd.Timedelta(days=1)
-    items = sorted(frame["item_id"].unique())
+    start = first - pd.Timedelta(days=analog.YEAR + analog.PROFILE_DAYS)
     with connect_readonly(warehouse) as con:
         stores = con.execute(ANALOG_STORES_SQL).df()
         con.register("_items", pd.DataFrame({"item_id": items}))
         early = None
         own_open = hist[hist["is_open_day"]]["date"].nunique()
-        if own_open >= analog.SIMILARITY_DAYS:  # every store's sales of these items over the store's own days
+        if young_store and own_open >= analog.SIMILARITY_DAYS:  # these items' sales in every store, its own days
             early = con.execute(
                 "select store_id, item_id, business_date as date, units_total::double as units from fct_daily_demand"
                 " where business_date between ? and ? and is_open_day and item_id in (select item_id from _items)",
                 [first.date(), last.date()]).df()
         chosen, rule = analog.choose_analogs(stores, store_id, early)
-        if not chosen:
-            return None
-        start = first - pd.Timedelta(days=analog.YEAR + analog.PROFILE_DAYS)
-        con.register("_analogs", pd.DataFrame({"store_id": chosen}))
-        ref = con.execute(
-            "select item_id, business_date as date, avg(units_total)::double as analog_units from fct_daily_demand"
-            " where store_id in (select store_id from _analogs) and item_id in (select item_id from _items)"
-            " and is_open_day and business_date between ? and ? group by all",
-            [start.date(), last.date()]).df()
-    return analog.reference_frame(ref, items, start, last, chosen, rule)
+        ref = _mean_sold_units(con, chosen, items, start, last)
+        # an item no analog store sells: its category's mean item (of those with sales), in this store when it
+        # is mature, else in the analog stores
+        profile_stores = chosen if young_store else [store_id]
+        categories = frame.drop_duplicates("item_id").set_index("item_id")["category"]
+        orphans = [i for i in items if i not in set(ref["item_id"])]
+        profiles = {}
+        for category in sorted({categories[i] for i in orphans}):
+            peers = con.execute("select item_id from dim_item where category = ? order by 1", [category]).df()
+            peers = [i for i in peers["item_id"] if i not in set(orphans)]
+            profiles[category] = _mean_sold_units(con, profile_stores, peers, start, last, by_item=False)
+    parts = []
+    if len(ref):
+        parts.append(analog.reference_frame(ref, sorted(set(ref["item_id"])), start, last, chosen, rule))
+    where = "the analog stores" if young_store else "this store"
+    for item in orphans:
+        prof = profiles[categories[item]]
+        if prof.empty:
+            continue
+        parts.append(analog.reference_frame(prof.assign(item_id=item), [item], start, last,
+                                            profile_stores if young_store else [],
+                                            f"category profile: the mean {categories[item]} item in {where}"))
+    return pd.concat(parts, ignore_index=True) if parts else None
 
 
 def features_version(path: Path) -> str:

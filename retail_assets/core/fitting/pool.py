@@ -29,7 +29,8 @@ from retail_assets.core.registry.versions import library_versions
 
 def build_tasks(features: pd.DataFrame, cfg: TrainConfig, inits: dict[str, dict] | None = None,
                 analog_reference: pd.DataFrame | None = None) -> list[ItemTask]:
-    """One task per item; a young store's items carry their analog reference (core/forecast/analog.py)."""
+    """One task per item; a young item (every item of a young store) carries its analog reference
+    (core/forecast/analog.py)."""
     refs = dict(tuple(analog_reference.groupby("item_id", sort=True))) if analog_reference is not None else {}
     tasks = []
     for item_id, g in features.sort_values(["item_id", "date"]).groupby("item_id", sort=True):
@@ -50,6 +51,7 @@ def build_tasks(features: pd.DataFrame, cfg: TrainConfig, inits: dict[str, dict]
             analog_start=None if ref is None else int((ref["date"].iloc[0] - rows["date"].iloc[0]).days),
             analog_y=None if ref is None else [None if pd.isna(v) else float(v) for v in ref["analog_units"]],
             analog_stores=None if ref is None else str(ref["analog_stores"].iloc[0]),
+            analog_rule=None if ref is None else str(ref["analog_rule"].iloc[0]),
         ))
     return tasks
 

@@ -1,7 +1,10 @@
-"""New stores: a forecast from the first day, borrowed from analog stores and scaled to the store's own level.
+"""New stores and new items: a forecast from the first day, borrowed from analog stores and scaled to the
+item's own level.
 
-A store too young for its own models (fewer open days than a backtest needs) is served, per item, what similar
-mature stores sold: the mean over the analog stores of the item's units on each date (`reference`). From an
+An item too young for its own models (fewer open days than a backtest needs: every item of a new store, an item
+launched in a mature one) is served what similar mature stores sold: the mean over the analog stores of the
+item's units on each date (`reference`; an item none of them sells: its category's mean item, built by
+core/features/grid.py). From an
 origin, the forecast is the reference's mean on each weekday over the four weeks before the origin, moved
 along the pooled yearly shape (the reference a year before: the change from the four weeks before the origin to
 each forecast day's week), times the store's own level against the reference on the days it has been open,
@@ -77,7 +80,7 @@ def reference_frame(ref: pd.DataFrame, items: list[str], start: pd.Timestamp, la
                     chosen: list[str], rule: str) -> pd.DataFrame:
     """`ref` (item_id, date, analog_units: the analogs' mean on the days any was open) on every item x day
     from `start` to `last`, NaN where no analog was open, with the chosen stores and the rule on every row:
-    the file a young store's models read (features/grid.py) and the bench's simulated openings build."""
+    the file a young item's models read (features/grid.py) and the bench's simulated openings build."""
     days = pd.date_range(start, last, freq="D")
     grid = pd.MultiIndex.from_product([items, days], names=["item_id", "date"])
     ref = ref.assign(date=pd.to_datetime(ref["date"]))

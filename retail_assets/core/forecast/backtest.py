@@ -52,9 +52,10 @@ class ItemTask:
     fit_prophet: bool = True  # False: baselines only (the item's worker died)
     fold_cache: dict | None = None  # this item's cached folds by key (fold_cache.py); None: no cache
     cache_salt: str = ""  # code, libraries and configuration, shared by every key of the training
-    analog_start: int | None = None  # a young store: where its analog reference starts, in days from dates[0]
+    analog_start: int | None = None  # a young item: where its analog reference starts, in days from dates[0]
     analog_y: list[float | None] | None = None  # the reference, one value a day (core/forecast/analog.py)
     analog_stores: str | None = None  # the analog stores it is the mean of
+    analog_rule: str | None = None  # how the reference was chosen (analog stores' same item, or a category profile)
 
 
 @dataclass
@@ -100,6 +101,7 @@ class ItemResult:
     fitted_here: bool = False  # in the training's own process, not a pool worker (FitPool.run)
     stage: str = "mature"  # analog.STAGES: which models an item of its age is served from
     analog_stores: str | None = None  # the stores its analog forecast borrows from
+    analog_rule: str | None = None
 
     def count_fit(self, start: str, optimizer: str) -> None:
         self.fits += 1
@@ -132,8 +134,9 @@ def _item_key(task: ItemTask, result: ItemResult) -> dict:
     """The part of every fold key that is the same for all of an item's folds: computed once per item."""
     return {"salt": task.cache_salt, "holidays": [(d, h) for d, h in zip(task.dates, task.holiday) if h],
             "spec": result.spec, "intermittent": result.intermittent,
-            # a young store's analog stores and where their reference starts (its values: per fold, `_fold_key`)
-            "analog": [task.analog_start, task.analog_stores] if task.analog_y is not None else None}
+            # a young item's analog stores, rule and where its reference starts (its values: per fold, `_fold_key`)
+            "analog": ([task.analog_start, task.analog_stores, task.analog_rule] if task.analog_y is not None
+                       else None)}
 
 
 def _fold_key(task: ItemTask, cutoff: int, item_key: dict, prophet_ok: bool, init: dict | None,
@@ -141,7 +144,7 @@ def _fold_key(task: ItemTask, cutoff: int, item_key: dict, prophet_ok: bool, ini
     """Everything a fold's forecasts are made from (fold_cache.py): rows up to the fold's end with actuals
     before its origin only, the item's part (`_item_key`: salt, the holidays Prophet is given, specification),
     the parameters its Prophet fit starts from (the fold before's), whether Prophet's own interval is sampled, and
-    for a young store its analog reference before the origin (all its analog forecast reads: a new day moves none)."""
+    for a young item its analog reference before the origin (all its analog forecast reads: a new day moves none)."""
     stop = cutoff + task.cfg.fold_horizon
     return digest({
         **item_key, "cutoff": cutoff, "dates": task.dates[:stop], "y": task.y[:cutoff],
@@ -189,7 +192,7 @@ def _fit_fold(train: pd.DataFrame, test: pd.DataFrame, y_fit: pd.Series, holiday
 
 def _analog(task: ItemTask, ref: np.ndarray | None, hist: pd.DataFrame, origin: int,
             horizon: int) -> np.ndarray | None:
-    """The analog forecast of a young store's item from `origin` (core/forecast/analog.py), or None."""
+    """The analog forecast of a young item from `origin` (core/forecast/analog.py), or None."""
     if ref is None or not horizon:
         return None
     return analog_path(ref, task.analog_start, hist["y"].to_numpy(float), hist["open"].to_numpy(bool), origin,
@@ -274,7 +277,7 @@ def run_item(task: ItemTask) -> ItemResult:
     if path is not None:
         result.future_paths["analog"] = path.tolist()
         result.future_yhat["analog"] = np.where(open_future, path, 0).tolist()
-    result.analog_stores = task.analog_stores
+    result.analog_stores, result.analog_rule = task.analog_stores, task.analog_rule
     result.stage = history_stage(int(open_all.sum()), len(hist), cfg.min_train_days)
     last_week = last_open_season(y_all, open_all, cfg.season)  # what seasonal naive repeats
     result.baseline_state = {

@@ -63,8 +63,8 @@ def choose_champion(result: ItemResult, folds: list[FoldForecast], serving: bool
     scores = {m: fold_metrics(result, m, folds) for m in MODELS}
     if not folds:
         if "analog" in result.future_yhat:
-            return "analog", ("cold start, too little history for a backtest: serving the analog stores' forecast "
-                              "scaled to this store's own level"), scores
+            return "analog", ("cold start, too little history for a backtest: serving the analog forecast "
+                              f"({result.analog_rule or 'analog stores'}) scaled to this item's own level"), scores
         return BASELINE, "too little history for a backtest: serving seasonal naive", scores
 
     metric = "rmse" if result.intermittent else "wape"

@@ -162,7 +162,7 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
                     "prophet_fit_starts": dict(sorted(r.fit_starts.items())),
                     "prophet_fit_optimizers": dict(sorted(r.fit_optimizers.items())), "prophet_spec": r.spec,
                     "intermittent": r.intermittent, "combination_weights": r.weights,
-                    "history_stage": r.stage, "analog_stores": r.analog_stores,
+                    "history_stage": r.stage, "analog_stores": r.analog_stores, "analog_rule": r.analog_rule,
                     "interval_pool": t.calibration.key(d.champion, r.level)}
         for r, d in zip(t.results, t.decisions)
     }

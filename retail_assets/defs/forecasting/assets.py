@@ -48,9 +48,9 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
         "items_fitted": s["items"],
         "items_fallback": s["items_fallback"],
         "champion_mix": dg.MetadataValue.json(s["champion_mix"]),
-        # a young store's items by age: cold start (served its analog stores' forecast), weekly, mature
+        # items by age: cold start (served their analog forecast), weekly, mature (core/forecast/analog.py)
         "history_stages": dg.MetadataValue.json(s.get("history_stages", {})),
-        "analog_stores": ", ".join(s.get("analog_stores", [])) or "none (a mature store)",
+        "analog_stores": ", ".join(s.get("analog_stores", [])) or "none",
         # what every regular item is served, and how the store's trees see an item (core/forecast/gbm.py)
         "store_best_model": s.get("store_best_model"),
         "lightgbm_variant": s.get("gbm_variant"),
