@@ -8,10 +8,11 @@ from retail_assets.defs.forecasting import definitions as forecasting
 from retail_assets.defs.governance import definitions as governance
 from retail_assets.defs.harmonize import definitions as harmonize
 from retail_assets.defs.ingest import definitions as ingest
+from retail_assets.defs.inventory import definitions as inventory
 from retail_assets.defs.stores import definitions as stores
 from retail_assets.resources import build_resources
 
-ROOMS = (ingest, harmonize, stores, forecasting, edge, governance)
+ROOMS = (ingest, harmonize, stores, forecasting, inventory, edge, governance)
 
 
 def build_definitions(resources: dict | None = None, loggers: dict | None = None) -> dg.Definitions:

@@ -89,6 +89,11 @@ class ForecastSettings(dg.ConfigurableResource):
     # address, on a LocalCluster of fit_workers single-threaded worker processes started for the run
     fit_engine: str = "processes"
     dask_scheduler_address: str | None = None
+    # inventory cover (core/inventory/cover.py): a seasonal category holding more weeks of forecast demand than
+    # overstock_weeks is over-stocked; an item whose upper forecast over the lead time exceeds its stock may run out
+    overstock_weeks: float = 6.0
+    seasonal_categories: list[str] = ["patio", "ice_cream", "heating", "toys", "apparel"]
+    replenishment_lead_days: int = 3
 
     @pydantic.model_validator(mode="after")
     def _known_fit_engine(self):
@@ -109,6 +114,12 @@ class ForecastSettings(dg.ConfigurableResource):
         return TrainConfig(horizon=self.horizon_days, folds=self.backtest_folds, fold_horizon=self.fold_days,
                            interval=self.interval, fit_timeout_s=self.fit_timeout_s, max_iter=self.max_iter,
                            min_train_days=self.min_train_days)
+
+    def cover_config(self):
+        from retail_assets.core.inventory.cover import CoverConfig
+
+        return CoverConfig(overstock_weeks=self.overstock_weeks, seasonal_categories=tuple(self.seasonal_categories),
+                           replenishment_lead_days=self.replenishment_lead_days)
 
     def validation_config(self):
         from retail_assets.core.quality.suites import ValidationConfig

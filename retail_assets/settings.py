@@ -19,6 +19,8 @@ def default_data_dir() -> Path:
 
 
 FEATURES_FILE = "features.parquet"
+WEATHER_FILE = "weather.parquet"  # a store's issued weather forecasts, beside its features (core/forecast/weather.py)
+COVER_FILE = "cover.parquet"  # a store's inventory cover per category (core/inventory/cover.py)
 ANALOG_FILE = "analog.parquet"  # a young store's analog reference, beside its features (core/forecast/analog.py)
 
 

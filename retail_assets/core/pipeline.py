@@ -1,4 +1,5 @@
-"""The per-store pipeline, written once: features -> gate -> model -> forecast -> bundle. Pure: no Dagster.
+"""The per-store pipeline, written once: features -> gate -> model -> forecast -> inventory cover -> bundle.
+Pure: no Dagster.
 
 Every caller runs a store through these functions: the per-store assets (one step each), the batched retrain
 job (`run_stores`, one fit pool for many stores), and through those `retail run`, the test fixtures and the
@@ -6,8 +7,8 @@ benchmarks. Each step returns a plain result (paths, versions, facts, outcomes);
 results into materializations, check results and failures. An expected refusal is a `PipelineError` whose
 message says what to do.
 
-`settings` is anything with the `ForecastSettings` fields and its `train_config()`, `validation_config()` and
-`fit_pool()` methods (the Dagster resource, or a test's plain object).
+`settings` is anything with the `ForecastSettings` fields and its `train_config()`, `validation_config()`,
+`cover_config()` and `fit_pool()` methods (the Dagster resource, or a test's plain object).
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ from retail_assets.core.features.grid import (
     features_version,
     materialize_store_features,
     read_analog_reference,
+    read_weather_issues,
     summarize,
 )
 from retail_assets.core.ids import validate_store_id
+from retail_assets.core.inventory import cover
 from retail_assets.core.forecast.serving import forecast_store
 from retail_assets.core.fitting.train import train_store
 from retail_assets.core.registry.versions import ModelVersion, live_version
 from retail_assets.core.quality.gx import SuiteOutcome, validate_frame
+from retail_assets.settings import COVER_FILE
 
 Say = Callable[[str], None]
 
@@ -99,6 +103,16 @@ class ForecastResult:
     frame: pd.DataFrame
     path: Path
     export_path: Path
+    version: str
+
+
+@dataclass
+class CoverResult:
+    store_id: str
+    items: pd.DataFrame  # per item: on hand, daily forecast, weeks of cover, stock-out risk
+    categories: pd.DataFrame  # per category: the same summed, and the over-stock flag
+    flags: list[str]  # what a planner acts on, one line each
+    path: Path
     version: str
 
 
@@ -199,7 +213,7 @@ def train_model(layout, settings, store_id: str, say: Say = _quiet, pool=None) -
     mv = train_store(features, layout.models, features_version(path), settings.train_config(),
                      workers=settings.fit_workers, warm_start=settings.warm_start, progress=say,
                      engine=settings.fit_engine, scheduler_address=settings.dask_scheduler_address, pool=pool,
-                     analog_reference=read_analog_reference(path))
+                     analog_reference=read_analog_reference(path), weather_issues=read_weather_issues(path))
     registry.record_model(layout.models, mv)
     say(f"store {store_id}: version {mv.version}" + (" (reused: inputs unchanged)" if mv.reused else ""))
     return ModelResult(store_id, mv, features)
@@ -216,7 +230,8 @@ def publish_forecast(layout, settings, store_id: str, run_id: str) -> ForecastRe
     """Forecast one store from its live model: Parquet for the view, a planner CSV per run."""
     store_id = validate_store_id(store_id)
     mv = _live(layout, store_id)
-    fcst = forecast_store(mv, read_features(layout, store_id), settings.horizon_days)
+    features = read_features(layout, store_id)
+    fcst = forecast_store(mv, features, settings.horizon_days)
     if (fcst["yhat_lower"] > fcst["yhat"] + 1e-9).any() or (fcst["yhat"] > fcst["yhat_upper"] + 1e-9).any() \
             or (fcst["yhat_lower"] < 0).any():
         raise PipelineError("forecast intervals are inconsistent (lower <= yhat <= upper, >= 0): not published")
@@ -228,11 +243,28 @@ def publish_forecast(layout, settings, store_id: str, run_id: str) -> ForecastRe
                                   "yhat_upper": "upper_units"})[
         ["store_id", "item_id", "date", "fiscal_year", "fiscal_week", "forecast_units", "lower_units",
          "upper_units", "model_version", "history_stage"]].copy()
+    export = export.merge(cover.export_columns(*cover.store_cover(features, fcst, settings.cover_config())),
+                          on="item_id", how="left")
     export["date"] = pd.to_datetime(export["date"]).dt.strftime("%Y-%m-%d")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     csv_path = layout.exports / f"forecast_store={store_id}_{mv.version}_{stamp}_{run_id[:8]}.csv"
     atomic_write_text(csv_path, export.round(3).to_csv(index=False))
     return ForecastResult(store_id, mv, fcst, path, csv_path, f"{mv.version}-{sha256_file(path)[:12]}")
+
+
+def publish_cover(layout, settings, store_id: str) -> CoverResult:
+    """The store's inventory cover from its shelf stock (in its features) and its published forecast."""
+    store_id = validate_store_id(store_id)
+    path = layout.store_dir("forecasts", store_id) / "forecast.parquet"
+    if not path.exists():
+        raise PipelineError(f"store {store_id} has no published forecast: materialize demand_forecast first")
+    cfg = settings.cover_config()
+    items, categories = cover.store_cover(read_features(layout, store_id), pd.read_parquet(path), cfg)
+    buf = io.BytesIO()
+    categories.assign(store_id=store_id).to_parquet(buf, index=False)
+    out = layout.store_dir("inventory", store_id) / COVER_FILE
+    atomic_write_bytes(out, buf.getvalue())
+    return CoverResult(store_id, items, categories, cover.flags(items, categories, cfg), out, sha256_file(out)[:16])
 
 
 def publish_bundle(layout, settings, signing_key, store_id: str, say: Say = _quiet) -> BundleResult:
@@ -259,8 +291,8 @@ def publish_bundle(layout, settings, signing_key, store_id: str, say: Say = _qui
 
 def run_store(layout, settings, signing_key, store_id: str, *, run_id: str, pool=None, say: Say = _quiet,
               on_step: Callable[[str, str, object], None] | None = None) -> StoreOutcome:
-    """Features, gate, model, forecast and bundle for one store; a failed gate stops the store before
-    training. `on_step(step, store, result)` sees each result as it comes (the batch job records it)."""
+    """Features, gate, model, forecast, inventory cover and bundle for one store; a failed gate stops the store
+    before training. `on_step(step, store, result)` sees each result as it comes (the batch job records it)."""
     out, t0 = StoreOutcome(store_id), time.perf_counter()
     emit = on_step or (lambda _s, _id, _r: None)
 
@@ -277,6 +309,7 @@ def run_store(layout, settings, signing_key, store_id: str, *, run_id: str, pool
         else:
             step("demand_model", lambda: train_model(layout, settings, store_id, say, pool))
             step("demand_forecast", lambda: publish_forecast(layout, settings, store_id, run_id))
+            step("store_inventory_cover", lambda: publish_cover(layout, settings, store_id))
             step("edge_bundle", lambda: publish_bundle(layout, settings, signing_key, store_id, say))
             out.status = "ok"
     except Exception as exc:  # one store's failure is its own, never its batch's

@@ -89,3 +89,17 @@ def fleet_plot(status: pd.DataFrame, max_p99_ms: float, max_failure_rate: float)
     ax1.set_yscale("log")
     fig.suptitle("edge fleet, last window (grey: serving a non-live bundle)", fontsize=9)
     return png_bytes(fig)
+
+
+def cover_plot(store_id: str, categories: pd.DataFrame, overstock_weeks: float) -> bytes:
+    """Weeks of cover per category against the over-stock threshold (red: over-stocked seasonal category,
+    grey: a category the threshold does not apply to)."""
+    c = categories.sort_values("weeks_of_cover")
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(c) + 1.2))
+    colors = ["tab:red" if o else ("tab:blue" if s else "tab:gray") for o, s in zip(c["overstock"], c["seasonal"])]
+    ax.barh(c["category"], c["weeks_of_cover"].clip(upper=3 * overstock_weeks), color=colors)
+    ax.axvline(overstock_weeks, color="tab:red", linestyle="--", linewidth=1)
+    ax.set_xlabel("weeks of cover (on hand / forecast demand)", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.set_title(f"store {store_id}: inventory cover (red: over-stocked seasonal category)", fontsize=9)
+    return png_bytes(fig)

@@ -10,7 +10,7 @@ calendar for.
 
     python -m retail_assets.edge.runner verify BUNDLE.zip --public-key KEY [--store ID]
     python -m retail_assets.edge.runner predict BUNDLE.zip --store ID [--start DATE] [--horizon H]
-        [--format csv|json] [--state FILE] [--telemetry FILE | --no-telemetry]
+        [--format csv|json] [--state FILE] [--telemetry FILE | --no-telemetry] [--weather FILE]
 
 A store application calls `serve_once(...)`: it loads, verifies and forecasts, and appends one telemetry record
 (retail_assets/edge/telemetry.py) whatever the outcome.
@@ -281,10 +281,44 @@ def _days_since_epoch(day: str) -> float:
     return float((dt.date.fromisoformat(day) - dt.date(1970, 1, 1)).days)
 
 
-def inputs_for(bundle: Bundle, start: str | None = None, horizon: int | None = None) -> tuple[dict, int, int]:
+TEMPERATURE_GRID = 64  # as core/forecast/weather.py: exact in float32, the trees' thresholds see what training saw
+
+
+def read_weather(path: str | os.PathLike, store_id: str, now: dt.datetime | None = None) -> dict:
+    """A newer local weather forecast (the landing layout's weather CSV: issued_at, store_id, region, date,
+    temperature_mean_c, ...): per date, this store's latest forecast issued by `now`. Returns {"issued_at":
+    the newest issue used, "temperature": {date: degC}}; rows of other stores, unparseable or later rows are
+    skipped."""
+    import csv
+
+    cutoff = _clock(now).astimezone(dt.timezone.utc)
+    best: dict[str, tuple[dt.datetime, float]] = {}
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                if row.get("store_id") != store_id:
+                    continue
+                issued = dt.datetime.fromisoformat(row["issued_at"].replace("Z", "+00:00"))
+                day = dt.date.fromisoformat(row["date"]).isoformat()
+                value = float(row["temperature_mean_c"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if issued.tzinfo is None or issued > cutoff or not np.isfinite(value):
+                continue
+            if day not in best or issued > best[day][0]:
+                best[day] = (issued, value)
+    if not best:
+        raise BundleError(f"{path}: no usable weather forecast for store {store_id} issued by {cutoff:%Y-%m-%dT%H:%MZ}")
+    return {"issued_at": max(i for i, _v in best.values()).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "temperature": {d: v for d, (_i, v) in best.items()}}
+
+
+def inputs_for(bundle: Bundle, start: str | None = None, horizon: int | None = None,
+               weather: dict | None = None) -> tuple[dict, int, int]:
     """Model inputs for [start, start + horizon) from the bundle's own calendar and promotion plan. `start`
     None means the bundle's first day: for the platform's checks over the whole horizon; a device passes
-    its date (`predict` does)."""
+    its date (`predict` does). `weather` (`read_weather`): a newer forecast's temperatures replace the bundle's
+    on the days it covers."""
     dates = bundle.dates
     if start and start not in dates:
         raise BundleError(f"{start} is outside this bundle's horizon {dates[0]}..{dates[-1]}: "
@@ -309,19 +343,24 @@ def inputs_for(bundle: Bundle, start: str | None = None, horizon: int | None = N
         "promo": promo.reshape(len(bundle.manifest["items_order"]), n),
         "open": np.array(cal["open"][span], dtype=np.float64),
     }
-    if any(i.name == "calendar" for i in bundle.session.get_inputs()):  # the store's trees: their calendar inputs
+    graph_inputs = {i.name for i in bundle.session.get_inputs()}
+    if "calendar" in graph_inputs:  # the store's trees: their calendar inputs
         feeds["calendar"] = np.array(cal["calendar_inputs"][span], dtype=np.float64).reshape(n, -1)
+    if "temperature" in graph_inputs:  # the trees' temperature: the bundle's, or a newer local forecast's
+        newer = (weather or {}).get("temperature", {})
+        temps = [newer.get(day, cal["temperature"][first + j]) for j, day in enumerate(dates[span])]
+        feeds["temperature"] = np.round(np.array(temps, dtype=np.float64) * TEMPERATURE_GRID) / TEMPERATURE_GRID
     return feeds, first, n
 
 
 def predict(bundle: Bundle, start: str | None = None, horizon: int | None = None,
-            now: dt.datetime | None = None) -> list[dict]:
+            now: dt.datetime | None = None, weather: dict | None = None) -> list[dict]:
     """Point forecast and calibrated interval per item and day, from `start` (default: the device's local
     date at `now`, default the system clock, since the calendar's dates are the store's own days); a date
     outside the bundle's horizon is refused, never served from the bundle's first day."""
     if start is None:
         start = _clock(now).astimezone().date().isoformat()
-    feeds, first, n = inputs_for(bundle, start, horizon)
+    feeds, first, n = inputs_for(bundle, start, horizon, weather)
     (yhat,) = bundle.session.run(["yhat"], feeds)
     h = np.arange(first, first + n)
     open_day = feeds["open"] > 0
@@ -368,16 +407,18 @@ def _default_writer() -> tel.TelemetryWriter:
 def serve_once(bundle_path: str | os.PathLike, public_key: bytes | str | os.PathLike | None = None,
                start: str | None = None, horizon: int | None = None,
                telemetry: tel.TelemetryWriter | None = None, store_id: str | None = None,
-               state: str | os.PathLike | None = None, now: dt.datetime | None = None) -> list[dict]:
+               state: str | os.PathLike | None = None, now: dt.datetime | None = None,
+               weather: str | os.PathLike | None = None) -> list[dict]:
     """Load, verify and forecast once, and record how it went. Raises what `load_bundle`/`predict` raise
     (BundleError when the bundle, the key or the device's store is refused) after the telemetry record is
     written; telemetry itself never raises. `public_key`: the key's bytes, a key file, or None for the default
     key file. `store_id`: the device's own store (else $RETAIL_EDGE_STORE_ID; required). `state`: the device
     state file (`state_path`); its sequence is raised only after a forecast succeeded. `now`: the device
-    clock, for expiry and the default `start`."""
+    clock, for expiry and the default `start`. `weather`: a newer local weather forecast file (`read_weather`);
+    telemetry records which issue the forecast used."""
     writer = telemetry if telemetry is not None else _default_writer()
     started_at, t0 = tel.utc_now_iso(), time.perf_counter()
-    bundle, predict_ms, rows, error = None, None, [], None
+    bundle, predict_ms, rows, error, newer = None, None, [], None, None
     store = store_id  # reported even if refused
     try:
         store = device_store(store_id)
@@ -385,15 +426,20 @@ def serve_once(bundle_path: str | os.PathLike, public_key: bytes | str | os.Path
         state_file = state_path(store, state)
         bundle = load_bundle(bundle_path, key, expected_store=store, now=now,
                              min_sequence=served_sequence(state_file, store))
+        newer = read_weather(weather, store, now) if weather else None
         t1 = time.perf_counter()
-        rows = predict(bundle, start, horizon, now=now)
+        rows = predict(bundle, start, horizon, now=now, weather=newer)
         predict_ms = (time.perf_counter() - t1) * 1000.0
         record_served(state_file, bundle)
     except Exception as exc:  # noqa: BLE001 - recorded, then raised again
         error = exc
     latency_ms = (time.perf_counter() - t0) * 1000.0
     try:
-        writer.write(_record(bundle, bundle_path, store, started_at, latency_ms, predict_ms, rows, horizon, error))
+        record = _record(bundle, bundle_path, store, started_at, latency_ms, predict_ms, rows, horizon, error)
+        if bundle is not None and "temperature" in bundle.calendar:  # which weather issue the forecast used
+            record["weather_issued_at"] = newer["issued_at"] if newer else bundle.calendar["temperature_issued_at"]
+            record["weather_source"] = "device file" if newer else "bundle"
+        writer.write(record)
     except Exception:  # noqa: BLE001 - a record that cannot even be built never costs the forecast
         writer.dropped += 1
     if error is not None:
@@ -455,12 +501,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--telemetry", default=None, help=f"telemetry JSONL file (default ${tel.TELEMETRY_ENV}, "
                    "else <data>/landing/telemetry/<host>/telemetry.jsonl)")
     p.add_argument("--no-telemetry", action="store_true", help="do not record this forecast")
+    p.add_argument("--weather", default=None, help="a newer weather forecast CSV (landing layout: issued_at, "
+                   "store_id, region, date, temperature_mean_c, ...): its temperatures replace the bundle's")
     args = parser.parse_args(argv)
     try:
         if args.command == "predict":
             writer = tel.TelemetryWriter(args.telemetry or None, enabled=not args.no_telemetry)
             rows = serve_once(args.bundle, args.public_key, args.start, args.horizon, telemetry=writer,
-                              store_id=args.store, state=args.state)  # a bad key or store is refused and recorded
+                              store_id=args.store, state=args.state,  # a bad key or store is refused and recorded
+                              weather=args.weather)
             _write(rows, args.format, sys.stdout)
             return 0
         store = device_store(args.store) if args.store or os.environ.get(STORE_ENV) else None

@@ -1,5 +1,6 @@
 """The cold snap: three warm stores turn cold; drift retrains exactly those, the spike sensor stays quiet,
-and their forecasts move toward the new level. Also measures the lag from the first cold day ingested to
+their forecasts move toward the new level, and the retrain's inventory cover flags their summer stock as
+over-stocked. Also measures the lag from the first cold day ingested to
 the retrained bundle, in days of data and in drift-sensor ticks."""
 
 from __future__ import annotations
@@ -81,6 +82,15 @@ def test_cold_snap_retrains_exactly_the_cold_stores(tmp_path):
     retrained = run_store_pipeline(root, instance, **TRAIN, only=sorted(cold))
     assert all(r.success for r in retrained.values())
     after = {s: _sensitive_forecast(root, s, day, horizon_end) for s in cold}
+    # the retrain's inventory cover flags the stalled summer stock in the same run, on the day drift was detected
+    cover = {}
+    for s in sorted(cold):
+        table = pd.read_parquet(root / "inventory" / f"store={s}" / "cover.parquet").set_index("category")
+        flagged = table[table["overstock"]]
+        check = [e for e in retrained[s].get_asset_check_evaluations() if e.check_name == "inventory_cover_flags"]
+        assert check and not check[0].passed and len(flagged), (s, table)
+        assert set(flagged.index) <= set(SENSITIVE)
+        cover[s] = {c: round(float(w), 1) for c, w in table.loc[list(SENSITIVE), "weeks_of_cover"].items()}
     for path in sorted(held.rglob("*.csv")):  # what actually sold in those days
         target = root / "landing" / path.relative_to(held)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -97,4 +107,5 @@ def test_cold_snap_retrains_exactly_the_cold_stores(tmp_path):
         assert abs(after[s] - actual[s]) < abs(before[s] - actual[s]), (s, before[s], after[s], actual[s])
     print(f"\ncold snap: drift retrained {sorted(cold)} after {lag_days} days of cold data ({ticks} sensor ticks); "
           + ", ".join(f"{s}: sensitive-category forecast {before[s]:.0f} -> {after[s]:.0f} (actual {actual[s]:.0f})"
-                      for s in sorted(cold)))
+                      for s in sorted(cold))
+          + "; weeks of cover after the retrain: " + ", ".join(f"{s} {cover[s]}" for s in sorted(cover)))

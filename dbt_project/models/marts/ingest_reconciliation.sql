@@ -2,7 +2,7 @@
 -- A file the loader refused (unreadable, a link, a special file...) has a row with its reason and is never
 -- reconciled: a changed file refused keeps the rows of its last loaded version, which are counted here.
 with fates as (
-    {%- for model in ['int_sales_lines', 'int_iot_readings', 'int_edge_telemetry'] %}
+    {%- for model in ['int_sales_lines', 'int_iot_readings', 'int_weather_forecasts', 'int_edge_telemetry'] %}
     select source_file,
            count(*) filter (where quarantine_reason is null and not is_duplicate) as accepted,
            count(*) filter (where is_duplicate) as duplicate,

@@ -10,10 +10,16 @@ with rejected as (
     union all
     select source_file, source_line, record_id, store_id, null, quarantine_reason
     from {{ ref('int_edge_telemetry') }} where quarantine_reason is not null
+    union all
+    select source_file, source_line,
+           coalesce(store_id, region, '?') || '@' || coalesce(cast(forecast_date as varchar), '?') || '@'
+               || coalesce(cast(issued_at as varchar), '?'),
+           store_id, null, quarantine_reason
+    from {{ ref('int_weather_forecasts') }} where quarantine_reason is not null
 ),
 -- raw values are rendered only for the rejected rows (a join per raw table, then to_json)
 raw_values as (
-    {%- for t in pos_tables + ['raw_iot'] %}
+    {%- for t in pos_tables + ['raw_iot', 'raw_weather'] %}
     {%- set cols = adapter.get_columns_in_relation(source('landing', t)) if execute else [] %}
     select q.source_file, q.source_line,
            json_object(

@@ -33,13 +33,16 @@ from retail_assets.core.demo.ecommerce_files import write_ecommerce
 from retail_assets.core.demo.files import write_csv
 from retail_assets.core.demo.iot_files import write_iot
 from retail_assets.core.demo.pos_files import write_pos
+from retail_assets.core.demo.weather_files import write_weather
 from retail_assets.core.demo.world import (
+    CATEGORIES,
     CLIMATE,
     COLD_SNAP_DAYS,
     COLD_SNAP_DROP_C,
     DEMO_DEFECT_RATES,
     ECOM_SHARE,
     OUTAGE_DAYS,
+    SEASON_ORDER_WEEKS,
     GeneratorConfig,
     Truth,
     daily_temperatures,
@@ -48,6 +51,7 @@ from retail_assets.core.demo.world import (
     make_items,
     make_promotions,
     make_stores,
+    simulate_stock,
 )
 
 
@@ -161,7 +165,15 @@ def generate_landing_zone(
     if "ecommerce" in cfg.channels:
         write_ecommerce(root, cfg, stores, items, ecom_units, fx_lookup, promo_for, defects, rng, truth, say)
     if "iot" in cfg.channels:
-        write_iot(root, cfg, stores, items, temps, open_mask, stockout, defects, rng, truth, say)
+        season = None
+        if cfg.scenario == "cold_snap":  # every store's summer pre-order of the weather-sensitive categories
+            season = np.array([[SEASON_ORDER_WEEKS if CATEGORIES[it.category]["temp"] > 0 else 0.0 for it in items]
+                               for _s in stores])
+        stock = simulate_stock(units, stockout, open_mask, season, cfg.days - COLD_SNAP_DAYS if season is not None
+                               else None)
+        write_iot(root, cfg, stores, items, temps, open_mask, stockout, units, stock, defects, rng, truth, say)
+    if "weather" in cfg.channels:
+        write_weather(root, cfg, stores, temps, defects, truth, say)
 
     sidecar = {
         "config": truth.config,

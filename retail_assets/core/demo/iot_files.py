@@ -16,8 +16,9 @@ from retail_assets.core.demo.files import write_csv
 from retail_assets.core.demo.world import SHELF_READ_HOURS, UTC
 
 
-def write_iot(root, cfg, stores, items, temps, open_mask, stockout, defects, rng, truth, say) -> None:
-    """Hourly temperature per store and shelf-stock readings per item, in UTC, with sensor gaps."""
+def write_iot(root, cfg, stores, items, temps, open_mask, stockout, units, stock, defects, rng, truth, say) -> None:
+    """Hourly temperature per store and shelf-stock readings per item, in UTC, with sensor gaps. A shelf reading
+    is the day's opening stock (`stock`, world.simulate_stock) less the share of the day's units sold by then."""
     n_s, n_d = temps.shape
     gap = np.zeros((n_s, n_d), dtype=bool)  # whole-day sensor outages
     gap_days = defects["iot_sensor_gap_days_per_year"]
@@ -31,7 +32,7 @@ def write_iot(root, cfg, stores, items, temps, open_mask, stockout, defects, rng
     by_day: dict[dt.date, list[tuple]] = {}
     glitch_rate = defects["iot_temperature_glitch"]
     glitches = 0
-    stock_level = rng.integers(5, 60, size=(n_s, len(items)))
+    rng.integers(5, 60, size=(n_s, len(items)))  # drawn as before, so a seeded zone's other readings stay put
     for s, store in enumerate(stores):
         tz = ZoneInfo(store.timezone)
         opened = store.opened_on
@@ -58,7 +59,8 @@ def write_iot(root, cfg, stores, items, temps, open_mask, stockout, defects, rng
                 for i, item in enumerate(items):
                     if day < item.launched_on:
                         continue
-                    level = 0 if stockout[s, i, d] else int(stock_level[s, i] + (h % 7))
+                    sold = units[s, i, d] * (h - SHELF_READ_HOURS[0]) / (SHELF_READ_HOURS[-1] - SHELF_READ_HOURS[0])
+                    level = 0 if stockout[s, i, d] else max(int(round(stock[s, i, d] - sold)), 0)
                     by_day.setdefault(utc.date(), []).append(
                         (utc, store.store_id, f"S{store.store_id}-{i + 1:04d}", item.sku, "shelf_units", str(level))
                     )

@@ -51,6 +51,9 @@ CLIMATE = {  # mean degC, seasonal amplitude, day-to-day noise
 FX_BASE = {"USD": 1.0, "GBP": 1.27, "EUR": 1.09}  # USD per unit of currency
 ECOM_SHARE = {"US": 0.12, "UK": 0.10, "DE": 0.08}
 SHELF_READ_HOURS = (6, 12, 18, 23)  # local hours a shelf sensor reports
+REORDER_WEEKS = 2  # weekly deliveries top a shelf up to this many weeks of its last four weeks' sales
+WEATHER_HORIZON_DAYS = 10  # days ahead a weather forecast issue covers (that day included)
+SEASON_ORDER_WEEKS = 4  # the summer pre-order of the weather-sensitive categories (lands with the cold snap)
 
 # Rates of injected defects (share of rows or files) in the "demo" scenario.
 DEMO_DEFECT_RATES = {
@@ -69,6 +72,10 @@ DEMO_DEFECT_RATES = {
     "ecom_resent_files": 0.01,
     "iot_temperature_glitch": 0.0005,
     "iot_sensor_gap_days_per_year": 6,
+    "weather_unknown_store": 0.0005,
+    "weather_min_above_max": 0.0005,
+    "weather_unparseable_value": 0.0005,
+    "weather_resent_files": 0.005,
 }
 
 
@@ -80,15 +87,15 @@ class GeneratorConfig:
     start: dt.date = dt.date(2023, 1, 1)
     seed: int = 42
     scenario: str = "demo"
-    channels: tuple[str, ...] = ("pos", "ecommerce", "iot")  # which landing sources to write
+    channels: tuple[str, ...] = ("pos", "ecommerce", "iot", "weather")  # which landing sources to write
 
     def __post_init__(self) -> None:
         if self.stores < 1 or self.items < 1 or self.days < 14:
             raise ValueError("need at least 1 store, 1 item and 14 days of history")
         if self.stores > 9000 or self.items > 8999:
             raise ValueError("at most 9000 stores and 8999 items (ids are 4 digits)")
-        if not set(self.channels) <= {"pos", "ecommerce", "iot"}:
-            raise ValueError(f"unknown channels {self.channels}; choose from pos, ecommerce, iot")
+        if not set(self.channels) <= {"pos", "ecommerce", "iot", "weather"}:
+            raise ValueError(f"unknown channels {self.channels}; choose from pos, ecommerce, iot, weather")
         if self.scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {self.scenario!r}; choose one of {SCENARIOS}")
 
@@ -286,3 +293,27 @@ def daily_temperatures(cfg: GeneratorConfig, stores: list[Store], rng: np.random
             weather[d] = 0.75 * weather[d - 1] + shocks[d]
         out[s] = seasonal + weather
     return out
+
+
+def simulate_stock(units: np.ndarray, stockout: np.ndarray, open_mask: np.ndarray, season_order: np.ndarray | None,
+                   season_day: int | None) -> np.ndarray:
+    """On-hand units at the start of each day (stores x items x days): a weekly delivery (on each store's own
+    weekday) tops the shelf up to REORDER_WEEKS of the item's trailing four-week sales; a stocked-out day is an
+    empty shelf. `season_order` (stores x items, in weeks) adds a one-off delivery on `season_day`: what the
+    stores ordered for a summer that the cold snap stalls. Deterministic: no draws, so the other files of a
+    seeded zone stay as they were."""
+    n_s, n_i, n_d = units.shape
+    start = np.zeros((n_s, n_i, n_d))
+    on_hand = np.zeros((n_s, n_i))
+    sold = units.astype(float)
+    for d in range(n_d):
+        trailing = sold[:, :, max(0, d - 28):d].mean(axis=2) if d else sold[:, :, 0]
+        deliver = (d % 7) == (np.arange(n_s) % 7)
+        target = REORDER_WEEKS * 7 * trailing
+        on_hand = np.where(deliver[:, None], np.maximum(on_hand, target), on_hand)
+        if season_order is not None and d == season_day:
+            on_hand = on_hand + season_order * 7 * trailing
+        on_hand = np.where(stockout[:, :, d], 0.0, on_hand)
+        start[:, :, d] = on_hand
+        on_hand = np.maximum(on_hand - sold[:, :, d] * open_mask[:, None, d], 0.0)
+    return start

@@ -89,7 +89,21 @@ def _calendar(mv: ModelVersion, features: pd.DataFrame, horizon: int, holiday_co
         # device needs no calendar arithmetic of its own
         "calendar_inputs": gbm.calendar_inputs(dates, [d in holidays for d in dates]).tolist(),
         "promo": promo,
+        **_temperature(mv, dates),
     }
+
+
+def _temperature(mv: ModelVersion, dates: list[str]) -> dict:
+    """The temperature per day the store's trees were served with (core/forecast/weather.py: the latest
+    forecast issued before the horizon, climatology beyond it) and that issue's time; a device may feed a
+    newer forecast instead (edge/runner.py `--weather`). Empty for a store whose trees use no temperature."""
+    outlook = mv.manifest.get("summary", {}).get("temperature_outlook")
+    if not outlook:
+        return {}
+    by_date = dict(zip(outlook["dates"], outlook["temperature_c"]))
+    source = dict(zip(outlook["dates"], outlook["source"]))
+    return {"temperature": [by_date.get(d) for d in dates], "temperature_source": [source.get(d) for d in dates],
+            "temperature_issued_at": outlook["issued_at"]}
 
 
 def _item_artifacts(mv: ModelVersion) -> tuple[dict, dict]:

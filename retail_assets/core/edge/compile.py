@@ -97,19 +97,25 @@ def _prophet_terms(model) -> dict:
     return terms
 
 
-def _gbm_nodes(N, trees: onnx.ModelProto | None) -> list:
+def _gbm_nodes(N, trees: onnx.ModelProto | None, with_temperature: bool = False) -> list:
     """The store's LightGBM model on each item-day: features assembled in FEATURES order, the trees (`trees`,
-    from `_tree_graph`: gbm_X -> gbm_variable), the ratio clipped at 0 and scaled by the level + 1."""
+    from `_tree_graph`: gbm_X -> gbm_variable), the ratio clipped at 0 and scaled by the level + 1. With
+    `with_temperature` the day's temperature (the graph input `temperature`, degC per day) is the last feature."""
     if trees is None:
         return [N("Mul", ["zeros_IT", "zero"], ["gbm_yhat"])]
-    return [
+    temperature = [
+        N("Unsqueeze", ["temperature", "axes0"], ["temp_row"]), N("Unsqueeze", ["temp_row", "axes2"], ["temp3_1"]),
+        N("Add", ["temp3_1", "zeros_IT1"], ["temp3"]),                      # [I, T, 1]
+    ] if with_temperature else []
+    return [*temperature,
         N("Unsqueeze", ["zeros_IT", "axes2"], ["zeros_IT1"]),                # [I, T, 1]
         N("Unsqueeze", ["calendar", "axes0"], ["cal3"]),                     # [1, T, K]
         N("Add", ["cal3", "zeros_IT1"], ["cal_b"]), N("Add", ["item_code", "zeros_IT1"], ["code_b"]),
         N("Unsqueeze", ["promo", "axes2"], ["promo3"]), N("Unsqueeze", ["gbm_level", "axes2"], ["level3"]),
         N("GatherElements", ["last_year_path", "steps"], ["gbm_last_year"], axis=1),
         N("Unsqueeze", ["gbm_last_year", "axes2"], ["last_year3"]),
-        N("Concat", ["code_b", "cal_b", "promo3", "level3", "last_year3"], ["gbm_x3"], axis=2),
+        N("Concat", ["code_b", "cal_b", "promo3", "level3", "last_year3", *(["temp3"] if with_temperature else [])],
+          ["gbm_x3"], axis=2),
         N("Reshape", ["gbm_x3", "gbm_shape"], ["gbm_X"]),
         *trees.graph.node,
         N("Cast", ["gbm_variable"], ["gbm_ratio_col"], to=TensorProto.DOUBLE),
@@ -125,8 +131,9 @@ def _tree_graph(booster_text: str) -> onnx.ModelProto:
     from onnxmltools import convert_lightgbm
     from onnxmltools.convert.common.data_types import DoubleTensorType
 
-    converted = convert_lightgbm(gbm.booster_from_text(booster_text), target_opset=TREE_OPSET,
-                                 initial_types=[("X", DoubleTensorType([None, len(gbm.FEATURES)]))])
+    booster = gbm.booster_from_text(booster_text)
+    converted = convert_lightgbm(booster, target_opset=TREE_OPSET,
+                                 initial_types=[("X", DoubleTensorType([None, booster.num_feature()]))])
     return compose.add_prefix(converted, "gbm_")
 
 
@@ -223,10 +230,14 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
         "axes1": np.array([1], dtype=np.int64), "axes0": np.array([0], dtype=np.int64),
         "w_prophet": w["prophet"], "w_naive": w["naive"], "w_flat": w["flat"], "w_gbm": w["gbm"],
         "path": path, "level_path": level_path, "last_year_path": last_year_path, "item_code": item_code, "path_last": np.array(horizon - 1.0),
-        "gbm_shape": np.array([-1, len(gbm.FEATURES)], dtype=np.int64), "shape_IT": np.array([n, -1], dtype=np.int64),
+        "shape_IT": np.array([n, -1], dtype=np.int64),
     }
     with_trees = booster_text is not None and bool(w["gbm"].any())
     trees = _tree_graph(booster_text) if with_trees else None
+    # the booster's own features (FEATURES order): a store without temperature data trains without the last
+    tree_features = gbm.booster_from_text(booster_text).feature_name() if with_trees else []
+    with_temperature = gbm.TEMPERATURE in tree_features
+    consts["gbm_shape"] = np.array([-1, len(tree_features)], dtype=np.int64)
     if not with_trees:  # no item serves the store's LightGBM model: no tree inputs in the graph
         for name in ("gbm_shape", "item_code", "shape_IT", "last_year_path"):
             consts.pop(name)
@@ -277,7 +288,7 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
         N("Cast", ["steps_f"], ["steps"], to=TensorProto.INT64),
         N("GatherElements", ["path", "steps"], ["path_yhat"], axis=1),
         N("GatherElements", ["level_path", "steps"], ["gbm_level"], axis=1),
-        *_gbm_nodes(N, trees),
+        *_gbm_nodes(N, trees, with_temperature),
         # each item's served mix: sum over parts of weight x max(part, 0)
         N("Max", ["prophet_yhat", "zero"], ["prophet_pos"]), N("Mul", ["prophet_pos", "w_prophet"], ["wp"]),
         N("Mul", ["naive", "w_naive"], ["wn"]), N("Mul", ["flat", "w_flat"], ["wf"]),
@@ -297,6 +308,7 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
             helper.make_tensor_value_info("open", TensorProto.DOUBLE, ["T"]),
             *([helper.make_tensor_value_info("calendar", TensorProto.DOUBLE, ["T", len(gbm.CALENDAR_INPUTS)])]
               if trees is not None else []),
+            *([helper.make_tensor_value_info("temperature", TensorProto.DOUBLE, ["T"])] if with_temperature else []),
         ],
         outputs=[helper.make_tensor_value_info("yhat", TensorProto.DOUBLE, [n, "T"])],
         initializer=initializers,

@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 from retail_assets.core.atomic import atomic_write_bytes, sha256_file
 from retail_assets.core.forecast import analog
 from retail_assets.core.ids import validate_store_id
+from retail_assets.core.ingest.load import table_exists
 from retail_assets.core.warehouse import connect_readonly
-from retail_assets.settings import ANALOG_FILE, FEATURES_FILE
+from retail_assets.settings import ANALOG_FILE, FEATURES_FILE, WEATHER_FILE
 
 FEATURES_SQL = """
 with store as (
@@ -66,7 +67,8 @@ select
     d.iso_day_of_week as day_of_week,
     d.fiscal_year, d.fiscal_quarter, d.fiscal_period, d.fiscal_week,
     sc.temperature_mean_c as temperature_c,
-    ss.out_of_stock_hours
+    ss.out_of_stock_hours,
+    ss.on_hand_units
 from store s
 cross join items i
 cross join last_day l
@@ -229,14 +231,34 @@ def build_analog_reference(warehouse: Path, store_id: str, frame: pd.DataFrame) 
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
+WEATHER_SQL = """
+select forecast_date, issued_at, lead_days, temperature_mean_c, issued_for
+from fct_weather_forecast
+where store_id = ? and forecast_date between ? and ?
+order by forecast_date, issued_at
+"""
+
+
+def build_weather_issues(warehouse: Path, store_id: str, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The store's issued weather forecasts for its features' days (history and horizon); None when it has
+    none (no weather feed, or an older warehouse without the mart)."""
+    if frame.empty:
+        return None
+    with connect_readonly(warehouse) as con:
+        if not table_exists(con, "fct_weather_forecast"):
+            return None
+        issues = con.execute(WEATHER_SQL, [store_id, frame["date"].min().date(), frame["date"].max().date()]).df()
+    return issues if len(issues) else None
+
+
 def features_version(path: Path) -> str:
-    """The features' data version: the SHA-256 of the features file, and for a young store of the analog
-    reference beside it too (both decide its models)."""
+    """The features' data version: the SHA-256 of the features file, and of the files beside it that decide
+    the store's models too (a young store's analog reference, the weather forecasts)."""
     digest = sha256_file(path)
-    ref = path.with_name(ANALOG_FILE)
-    if not ref.exists():
+    extra = [f for f in (path.with_name(ANALOG_FILE), path.with_name(WEATHER_FILE)) if f.exists()]
+    if not extra:
         return digest
-    return hashlib.sha256(f"{digest}\n{sha256_file(ref)}".encode()).hexdigest()
+    return hashlib.sha256("\n".join([digest, *(f"{f.name}:{sha256_file(f)}" for f in extra)]).encode()).hexdigest()
 
 
 def read_analog_reference(features_path: Path) -> pd.DataFrame | None:
@@ -244,15 +266,22 @@ def read_analog_reference(features_path: Path) -> pd.DataFrame | None:
     return pd.read_parquet(ref) if ref.exists() else None
 
 
+def read_weather_issues(features_path: Path) -> pd.DataFrame | None:
+    path = features_path.with_name(WEATHER_FILE)
+    return pd.read_parquet(path) if path.exists() else None
+
+
 def materialize_store_features(warehouse: Path, out_dir: Path, store_id: str, horizon: int = 28) -> FeatureSet:
     frame, dropped = drop_never_sold(build_store_features(warehouse, store_id, horizon))
     path = out_dir / FEATURES_FILE
     ref = build_analog_reference(warehouse, store_id, frame)
-    ref_path = out_dir / ANALOG_FILE
-    if ref is not None:  # written first: the features file is the one a reader waits for
-        write_features(ref, ref_path)
-    else:
-        ref_path.unlink(missing_ok=True)  # a store that matured (or lost its analogs) leaves no stale reference
+    # written first: the features file is the one a reader waits for; a file no longer needed (a store that
+    # matured, lost its analogs or its weather feed) leaves no stale copy
+    for extra, name in ((ref, ANALOG_FILE), (build_weather_issues(warehouse, store_id, frame), WEATHER_FILE)):
+        if extra is not None:
+            write_features(extra, out_dir / name)
+        else:
+            (out_dir / name).unlink(missing_ok=True)
     write_features(frame, path)
     return FeatureSet(store_id, frame, path, features_version(path), dropped)
 

@@ -15,6 +15,7 @@ from retail_assets.core.forecast import gbm
 from retail_assets.core.forecast.backtest import ItemResult, ItemTask, pooled_wape
 from retail_assets.core.forecast.combine import add_combinations
 from retail_assets.core.forecast.fold_cache import digest
+from retail_assets.core.forecast.weather import StoreWeather
 
 
 def _rows(item_frame: pd.DataFrame, dates: list[str]) -> pd.DataFrame | None:
@@ -40,37 +41,48 @@ def _variant(by_variant: dict[str, dict], folds: dict, keys: list) -> tuple[str,
     return (min(finite, key=finite.get) if finite else next(iter(by_variant))), scores
 
 
-def _origin_key(tasks: list[ItemTask], start: str, cfg) -> str:
+def _origin_key(tasks: list[ItemTask], start: str, cfg, weather: StoreWeather | None = None) -> str:
     """Everything the store's LightGBM fits at `start` and their fold forecasts read (fold_cache.py): every
-    item's rows up to a fold after `start`, actuals before `start` only; the item set fixes the item codes.
-    One hash per origin; each variant's key adds its name (`digest([key, variant])`)."""
+    item's rows up to a fold after `start`, actuals before `start` only; the item set fixes the item codes; the
+    temperature observed before `start` and as known at `start` over the fold. One hash per origin; each
+    variant's key adds its name (`digest([key, variant])`)."""
     rows = []
     for t in sorted(tasks, key=lambda t: t.item_id):
         before = bisect.bisect_left(t.dates, start)
         stop = before + cfg.fold_horizon
         rows.append([t.item_id, t.dates[:stop], t.y[:before], t.open_day[:stop], t.promo[:stop], t.holiday[:stop]])
-    return digest({"salt": tasks[0].cache_salt if tasks else "", "start": start, "items": rows})
+    temps = None
+    if weather is not None:
+        days = pd.date_range(pd.Timestamp(start), periods=cfg.fold_horizon, freq="D")
+        seen = weather.observed[weather.observed.index < pd.Timestamp(start)]
+        temps = [np.round(seen.to_numpy(float), 3).tolist(), np.round(weather.as_of(start, days)[0], 3).tolist()]
+    return digest({"salt": tasks[0].cache_salt if tasks else "", "start": start, "items": rows, "temperature": temps})
 
 
-def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg,
-                     cache: dict | None = None) -> tuple[str | None, dict]:
+def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cache: dict | None = None,
+                     weather: StoreWeather | None = None) -> tuple[str | None, dict]:
     """Fit the store's LightGBM at each origin the items' folds use and on all history, add its forecasts
     and then every item's combination to `results`. Each variant of `cfg.gbm_variants` is fitted at every origin;
     a fold's `lightgbm` forecast comes from the variant that scored better on the folds ended before it began,
     the served model from the variant better on every fold. Returns the final booster's text (None when the
     store's history is too short) and figures: fits, seconds, the served variant and each variant's WAPE.
     `cache` (fold_cache.py: key -> {item: forecast}): origins found there are not refitted; on return it holds
-    this run's origins only."""
+    this run's origins only. `weather`: the store's temperature (core/forecast/weather.py): the trees learn on
+    the observed temperature, and each fold forecasts with the temperature as known at its origin."""
     if not cfg.zoo:
         return None, {}
     t0 = time.perf_counter()
     lag = max(cfg.horizon, cfg.fold_horizon)
     items = [{"item_id": t.item_id, "dates": t.dates, "y": t.y, "open_day": t.open_day, "promo": t.promo,
               "holiday": t.holiday, "n_history": t.n_history} for t in tasks]
+    first_future = min((t.dates[t.n_history] for t in tasks if t.n_history < len(t.dates)), default=None)
+    # observed before the forecast's first day, as known then from it on (no future rows: all observed)
+    origin = pd.Timestamp(first_future) if first_future else pd.Timestamp.max.normalize()
+    temperature = None if weather is None else (lambda dates: weather.column(dates, origin))
     frames, by_item = {}, {}
     for v in cfg.gbm_variants:
-        frames[v] = gbm.store_frame(items, lag=lag, window=2 * lag, year=cfg.year, variant=v).set_index(
-            "item_id", drop=False)
+        frames[v] = gbm.store_frame(items, lag=lag, window=2 * lag, year=cfg.year, variant=v,
+                                    temperature=temperature).set_index("item_id", drop=False)
         by_item[v] = {item: g for item, g in frames[v].groupby(level=0, sort=False)}
     folds = {(r.item_id, i): f for r in results for i, f in enumerate(r.folds)}
     by_variant: dict[str, dict] = {v: {} for v in cfg.gbm_variants}  # (item, fold index) -> forecast
@@ -78,7 +90,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg,
     starts = sorted({f.dates[0] for f in folds.values()})
     previous, used = (cache or {}), {}
     for start in starts:
-        origin = _origin_key(tasks, start, cfg) if cache is not None else None
+        origin = _origin_key(tasks, start, cfg, weather) if cache is not None else None
         for v in cfg.gbm_variants:
             key = digest([origin, v]) if origin else None
             forecasts = previous.get(key) if key else None
@@ -89,6 +101,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg,
                     fits += 1
                     for (item, i), f in folds.items():
                         if f.dates[0] == start and (rows := _rows(by_item[v][item], f.dates)) is not None:
+                            if weather is not None:  # the fold's days as known at its origin, never observed
+                                rows = rows.assign(**{gbm.TEMPERATURE: weather.as_of(start, f.dates)[0]})
                             forecasts[item] = gbm.predict(booster, rows).tolist()
             else:
                 cached += 1
@@ -123,8 +137,17 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg,
                 r.gbm_state = {"item_code": int(rows["item_code"].iloc[0]), "variant": served,
                                "level_path": [float(v) if np.isfinite(v) else 0.0 for v in rows["level"]],
                                "last_year_path": [float(v) for v in rows["last_year"]]}
+                if gbm.TEMPERATURE in rows:  # what the served forecast assumed: the edge can take a newer one
+                    r.gbm_state["temperature_path"] = [float(v) for v in rows[gbm.TEMPERATURE]]
     for r in results:
         r.weights = add_combinations(r.folds, r.future_yhat)
-    return text, {"gbm_fits": fits, "gbm_origins_cached": cached, "gbm_seconds": time.perf_counter() - t0,
+    outlook = None
+    if weather is not None and len(future):  # the temperature the served forecast assumes, and where it came from
+        days = sorted(future["ds"].unique())
+        temp, source = weather.as_of(days[0], days)
+        outlook = {"dates": [pd.Timestamp(d).strftime("%Y-%m-%d") for d in days],
+                   "temperature_c": [round(float(v), 3) for v in temp], "source": source.tolist(),
+                   "issued_at": weather.latest_issue(days[0])}
+    return text, {"temperature_outlook": outlook, "gbm_fits": fits, "gbm_origins_cached": cached, "gbm_seconds": time.perf_counter() - t0,
                   "gbm_variant": served,
                   "gbm_variant_wape": {v: (w if np.isfinite(w) else None) for v, w in scores.items()}}

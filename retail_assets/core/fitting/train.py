@@ -13,6 +13,7 @@ import pandas as pd
 
 from retail_assets.core.fitting.champion import decide
 from retail_assets.core.fitting.store_models import add_store_models
+from retail_assets.core.forecast.weather import StoreWeather
 from retail_assets.core.fitting.pool import (
     FitPool,
     build_tasks,
@@ -53,12 +54,23 @@ def previous_inits(mv: ModelVersion | None) -> dict[str, dict]:
     return inits
 
 
+def store_weather(features: pd.DataFrame, issues: pd.DataFrame | None) -> StoreWeather | None:
+    """The store's observed daily temperature (its features' history) and issued forecasts, or None."""
+    if "temperature_c" not in features:
+        return None
+    hist = features[~features["is_future"]].drop_duplicates("date")
+    return StoreWeather.build(hist["date"], hist["temperature_c"], issues)
+
+
 def train_store(features: pd.DataFrame, models_root: Path, features_version: str, cfg: TrainConfig,
                 workers: int = 2, warm_start: bool = True, progress: Callable[[str], None] | None = None,
                 engine: str = "processes", scheduler_address: str | None = None, pool: FitPool | None = None,
-                analog_reference: pd.DataFrame | None = None) -> ModelVersion:
+                analog_reference: pd.DataFrame | None = None,
+                weather_issues: pd.DataFrame | None = None) -> ModelVersion:
     """Train (or reuse) the store's models. Same features, code and config as the live version: reused.
-    Where the fits run (`engine`, `scheduler_address`, or an open `pool`) never changes the models."""
+    Where the fits run (`engine`, `scheduler_address`, or an open `pool`) never changes the models.
+    `weather_issues`: the store's issued weather forecasts (features/grid.py), with the temperature observed
+    in its features the store's LightGBM temperature regressor (core/forecast/weather.py)."""
     store_id = validate_store_id(str(features["store_id"].iloc[0]))
     if pool is None:
         validate_fit_engine(engine, scheduler_address)
@@ -80,11 +92,14 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     results = run_items(tasks, workers, progress, engine, scheduler_address, pool)
     t2 = time.perf_counter()
     store_cache = cached["store"] if cached is not None else None
-    gbm_text, store_figures = add_store_models(tasks, results, cfg, store_cache)
+    weather = store_weather(features, weather_issues)
+    gbm_text, store_figures = add_store_models(tasks, results, cfg, store_cache, weather)
     if cached is not None:  # what this training used or made: the next one after a new day reads it
         fold_cache.save(cache_file, cache_salt, {r.item_id: r.fold_cache for r in results}, store_cache)
     training = decide(store_id, results, cfg, gbm_text)
     training.summary.update(store_figures)
+    training.summary["temperature_regressor"] = None if weather is None else {
+        "observed_days": int(weather.observed.notna().sum()), "forecast_issues": int(weather.issues["issued_at"].nunique())}
     training.summary["folds_cached"] = int(sum(r.cached_folds for r in results))
     training.summary["folds_total"] = int(sum(len(r.folds) for r in results))
     # where the time went (not part of the version: the same models whatever the engine or the machine)

@@ -3,10 +3,11 @@ forecast needs a lagged value the horizon has not seen. Pure: no Dagster, no fil
 
 Each row is an item-day. Features: the item (a categorical feature), the calendar (day of week and year, week,
 month, year, days to Christmas and from Thanksgiving: fixed retail dates known from the date alone), the
-holiday flag, the promotion, the item's level: its mean open-day demand over `window` periods ending `lag`
-periods earlier, where `lag` is the forecast horizon, so every forecast day's level lies in the history at the
-origin; and its demand around the same day a year earlier over that level (the item's own yearly shape, also in
-the history for every forecast day). The target is demand over (level + 1), weighted by (level + 1): the trees
+holiday flag, the promotion, the store's temperature where it has any (observed in history, as known at the
+origin ahead: core/forecast/weather.py), the item's level: its mean open-day demand over `window` periods
+ending `lag` periods earlier, where `lag` is the forecast horizon, so every forecast day's level lies in the
+history at the origin; and its demand around the same day a year earlier over that level (the item's own
+yearly shape, also in the history for every forecast day). The target is demand over (level + 1), weighted by (level + 1): the trees
 learn shapes, the level carries trend, and squared errors count in units. The `calendar` variant (VARIANTS)
 fixes the level at 0: units straight from item x calendar x year. Stored in LightGBM's own text format.
 """
@@ -20,7 +21,8 @@ import pandas as pd
 
 CALENDAR_FEATURES = ("day_of_week", "day_of_year", "week_of_year", "month", "day_of_month", "days_to_christmas",
                      "days_from_thanksgiving", "year")
-FEATURES = ("item_code", *CALENDAR_FEATURES, "is_holiday", "promo", "level", "last_year")
+TEMPERATURE = "temperature"  # the store's temperature, as-of (core/forecast/weather.py); last, and only with data
+FEATURES = ("item_code", *CALENDAR_FEATURES, "is_holiday", "promo", "level", "last_year", TEMPERATURE)
 CALENDAR_INPUTS = (*CALENDAR_FEATURES, "is_holiday")  # the edge graph's `calendar` input, per day
 PARAMS = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31,
           "feature_fraction": 0.9, "lambda_l2": 1.0, "seed": 7, "deterministic": True, "force_col_wise": True,
@@ -91,9 +93,12 @@ def last_year_ratio(y: np.ndarray, open_day: np.ndarray, level: np.ndarray, year
     return np.where(np.isfinite(ratio), ratio, -1.0)
 
 
-def store_frame(items: list[dict], lag: int, window: int, year: int, variant: str = "level") -> pd.DataFrame:
+def store_frame(items: list[dict], lag: int, window: int, year: int, variant: str = "level",
+                temperature=None) -> pd.DataFrame:
     """All items' rows with their features. `items`: dicts with item_id, dates, y (None ahead), open_day, promo,
-    holiday (name or None), n_history; item codes follow the sorted item ids. `variant`: one of VARIANTS."""
+    holiday (name or None), n_history; item codes follow the sorted item ids. `variant`: one of VARIANTS.
+    `temperature`: date -> degC (observed in history, as-of ahead), or None: a store without temperature data
+    trains without the feature."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown LightGBM variant {variant!r}; expected one of {VARIANTS}")
     frames = []
@@ -109,6 +114,8 @@ def store_frame(items: list[dict], lag: int, window: int, year: int, variant: st
             frame["last_year"] = last_year_ratio(y, open_day, frame["level"].to_numpy(), year)
         else:
             frame["level"], frame["last_year"] = 0.0, -1.0
+        if temperature is not None:
+            frame[TEMPERATURE] = temperature(it["dates"])
         frame["item_id"] = it["item_id"]
         frame["ds"] = pd.to_datetime(it["dates"])
         frame["y"] = y
@@ -127,12 +134,18 @@ def fit(frame: pd.DataFrame, cutoff: pd.Timestamp, rounds: int):
     if len(rows) < 200:
         return None
     scale = rows["level"].to_numpy() + 1.0
-    data = lgb.Dataset(rows[list(FEATURES)].to_numpy(float), label=rows["y"].to_numpy() / scale, weight=scale,
-                       feature_name=list(FEATURES), categorical_feature=["item_code"], free_raw_data=True)
+    names = frame_features(frame)
+    data = lgb.Dataset(rows[names].to_numpy(float), label=rows["y"].to_numpy() / scale, weight=scale,
+                       feature_name=names, categorical_feature=["item_code"], free_raw_data=True)
     # leaves of 40 rows on a daily store's tens of thousands; down to 10 on a few thousand weekly rows, where
     # a series' holiday week occurs two or three times in all
     return lgb.train({**PARAMS, "min_data_in_leaf": int(np.clip(len(rows) // 200, 10, 40))}, data,
                      num_boost_round=rounds)
+
+
+def frame_features(frame: pd.DataFrame) -> list[str]:
+    """The FEATURES a frame has, in order (the temperature only where the store has temperature data)."""
+    return [f for f in FEATURES if f in frame.columns]
 
 
 def predict(booster, rows: pd.DataFrame) -> np.ndarray:

@@ -46,6 +46,8 @@ def predict_artifact(mv: ModelVersion, model: str, text: str, future: pd.DataFra
         rows["promo"] = future["promo"].to_numpy(float)
         rows["level"] = _along(state["level_path"], h + offset)
         rows["last_year"] = _along(state["last_year_path"], h + offset)
+        if "temperature_path" in state:  # the temperature the version was served with (core/forecast/weather.py)
+            rows[gbm.TEMPERATURE] = _along(state["temperature_path"], h + offset)
         rows["open"] = True
         return gbm.predict(booster, rows)
     return _along(state["path"], h + offset)  # a classic model's path from its anchor

@@ -64,6 +64,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         "create table if not exists raw_iot (recorded_at_utc varchar, store_id varchar, device_id varchar,"
         " sku varchar, metric varchar, value varchar, _file varchar, _line bigint)"
     )
+    con.execute(
+        "create table if not exists raw_weather (issued_at varchar, store_id varchar, region varchar, date varchar,"
+        " temperature_min_c varchar, temperature_max_c varchar, temperature_mean_c varchar,"
+        " precipitation_mm varchar, _file varchar, _line bigint)"
+    )
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, batch: pa.Table) -> None:

@@ -69,7 +69,8 @@ class LoadReport:
         return len(self.rejected)
 
 
-SOURCE_NAMES = tuple(f"pos_{r.lower()}" for r in POS_CONVENTIONS) + ("ecommerce", "iot", "telemetry", "reference")
+SOURCE_NAMES = tuple(f"pos_{r.lower()}" for r in POS_CONVENTIONS) + ("ecommerce", "iot", "weather", "telemetry",
+                                                                       "reference")
 
 
 def validate_encodings(encodings: Mapping[str, str] | None) -> dict[str, str]:
@@ -93,6 +94,8 @@ def discover_sources(landing: Path) -> list[Source]:
                       separator=c.separator) for c in POS_CONVENTIONS.values()]
     sources.append(Source("ecommerce", "raw_ecommerce", "ecommerce", ".jsonl"))
     sources.append(Source("iot", "raw_iot", "iot", ".csv"))
+    # issued weather forecasts per store or region (the temperature the forecast can know in advance)
+    sources.append(Source("weather", "raw_weather", "weather", ".csv"))
     # edge devices' telemetry, one record per forecast, any folder depth (a shipper may group by store or host)
     sources.append(Source("telemetry", "raw_edge_telemetry", "telemetry", ".jsonl", recursive=True))
     return sources

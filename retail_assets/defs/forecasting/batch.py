@@ -10,6 +10,7 @@ import dagster as dg
 
 from retail_assets.defs.edge.bundles import bundle_metadata
 from retail_assets.defs.forecasting.assets import forecast_metadata, model_metadata
+from retail_assets.defs.inventory.assets import cover_check_result, cover_metadata
 from retail_assets.defs.results import gate_check_result
 from retail_assets.defs.stores.assets import STORE_FEATURES, features_metadata
 from retail_assets.core import pipeline
@@ -24,11 +25,13 @@ class RetrainConfig(dg.Config):
     reason: str = "manual"
 
 
-@dg.op(description="Features, gate, model, forecast and bundle for each store of the batch, in turn.")
+@dg.op(description="Features, gate, model, forecast, inventory cover and bundle for each store of the batch, "
+                   "in turn.")
 def retrain_stores_op(context: dg.OpExecutionContext, config: RetrainConfig, data_root: RetailDataRoot,
                       settings: ForecastSettings, edge_signing: EdgeSigning) -> dict:
     metadata_of = {"store_features": features_metadata, "demand_model": lambda r: model_metadata(r, settings),
                    "demand_forecast": lambda r: forecast_metadata(r, settings),
+                   "store_inventory_cover": lambda r: cover_metadata(r, settings),
                    "edge_bundle": lambda r: bundle_metadata(r, settings)}
 
     def record(step: str, store: str, result) -> None:
@@ -41,6 +44,11 @@ def retrain_stores_op(context: dg.OpExecutionContext, config: RetrainConfig, dat
             return
         context.log_event(dg.AssetMaterialization(asset_key=step, partition=store, metadata=metadata_of[step](result),
                                                   tags={DATA_VERSION_TAG: result.version}))
+        if step == "store_inventory_cover":  # and its warning check, as the asset reports it
+            check = cover_check_result(result)
+            context.log_event(dg.AssetCheckEvaluation(
+                asset_key=check.asset_key, check_name=check.check_name, passed=check.passed,
+                metadata=check.metadata, severity=check.severity, partition=store))
 
     outcomes = pipeline.run_stores(data_root.layout, settings, edge_signing.load(data_root), config.stores,
                                    run_id=context.run_id, say=context.log.info, on_step=record)

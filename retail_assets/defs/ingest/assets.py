@@ -13,6 +13,7 @@ RAW_TABLES = {
     "raw_pos_de": "German point-of-sale lines as sent (`;`, decimal commas, German column names).",
     "raw_ecommerce": "E-commerce order lines, one JSON document per line, UTC timestamps.",
     "raw_iot": "Store IoT readings: hourly temperature, shelf units per item.",
+    "raw_weather": "Issued weather forecasts per store or region: issue time, day, temperatures, precipitation.",
     "raw_edge_telemetry": "Edge devices' telemetry, one JSON record per forecast (what is actually serving).",
     "raw_malformed": "CSV lines the parser could not split; they reach quarantine.",
     "ingest_files": "One row per landing file loaded: SHA-256, rows read, header.",
@@ -47,7 +48,8 @@ def raw_landing(context: dg.AssetExecutionContext, data_root: RetailDataRoot, du
             "select sha256(string_agg(file || ':' || sha256, ',' order by file)) from _ingest_files"
         ).fetchone()[0]
     source_of = {"raw_pos_us": "pos_us", "raw_pos_uk": "pos_uk", "raw_pos_de": "pos_de",
-                 "raw_ecommerce": "ecommerce", "raw_iot": "iot", "raw_edge_telemetry": "telemetry"}
+                 "raw_ecommerce": "ecommerce", "raw_iot": "iot", "raw_weather": "weather",
+                 "raw_edge_telemetry": "telemetry"}
     for name in RAW_TABLES:
         metadata = {
             "dagster/row_count": dg.MetadataValue.int(int(table_rows[name])),

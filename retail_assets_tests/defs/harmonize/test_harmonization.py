@@ -43,6 +43,7 @@ def test_duplicates_match_resent_rows(ingested, warehouse):
         " from ingest_reconciliation group by 1").fetchall())
     assert dup["pos"] == truth["counts"]["pos"]["duplicate"]
     assert dup["ecommerce"] == truth["counts"]["ecommerce"]["duplicate"]
+    assert dup["weather"] == truth["counts"]["weather"]["duplicate"] > 0
 
 
 def test_rows_reconcile_per_file_and_in_total(ingested, warehouse):
@@ -52,7 +53,7 @@ def test_rows_reconcile_per_file_and_in_total(ingested, warehouse):
     read = dict(warehouse.execute(
         "select case when source like 'pos_%' then 'pos' else source end, sum(rows_read)"
         " from ingest_reconciliation group by 1").fetchall())
-    for src in ("pos", "ecommerce", "iot"):
+    for src in ("pos", "ecommerce", "iot", "weather"):
         assert read[src] == truth["counts"][src]["rows_written"], src
 
 
@@ -164,3 +165,24 @@ def test_holiday_flags_and_promotions_reach_the_marts(warehouse):
         "select is_holiday_us from dim_calendar where calendar_date = date '2023-11-23'"  # Thanksgiving
     ).fetchone() == (True,)
     assert warehouse.execute("select count(*) from fct_daily_demand where promo_planned").fetchone()[0] > 0
+
+
+def test_weather_forecasts_per_store_day_and_issue_with_their_lead(ingested, warehouse):
+    root, truth, _ = ingested
+    stores = warehouse.execute("select count(*) from dim_store").fetchone()[0]
+    per_issue = warehouse.execute(
+        "select store_id, issued_at, count(*), min(lead_days), max(lead_days) from fct_weather_forecast"
+        " group by all").fetchall()
+    assert {r[0] for r in per_issue} <= {r[0] for r in warehouse.execute("select store_id from dim_store").fetchall()}
+    assert len({r[0] for r in per_issue}) == stores
+    # every issue covers the day it is issued and the nine after, but where a defect row was quarantined
+    quarantined = sum(v for k, v in truth["counts"]["weather"].items() if k.startswith("quarantine:"))
+    incomplete = [r for r in per_issue if not (r[2] == 10 and r[3] == 0 and r[4] == 9)]
+    assert len(incomplete) <= quarantined and all(r[2] == 9 for r in incomplete)
+    bad = warehouse.execute("select count(*) from fct_weather_forecast where temperature_min_c > temperature_max_c"
+                            " or temperature_mean_c is null").fetchone()[0]
+    assert bad == 0
+    n = warehouse.execute("select count(*) from fct_weather_forecast").fetchone()[0]
+    accepted = truth["counts"]["weather"]["rows_written"] - truth["counts"]["weather"]["duplicate"] - sum(
+        v for k, v in truth["counts"]["weather"].items() if k.startswith("quarantine:"))
+    assert n == accepted

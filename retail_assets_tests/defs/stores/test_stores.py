@@ -60,7 +60,8 @@ def test_feature_gates_pass_on_demo_data(stores_run):
     _root, _instance, results = stores_run
     for store, result in results.items():
         evaluations = [e.asset_check_evaluation_data for e in result.all_events
-                       if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+                       if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                       and e.asset_check_evaluation_data.check_name == "gx_store_features"]
         assert [(e.check_name, e.passed) for e in evaluations] == [("gx_store_features", True)], store
         assert evaluations[0].metadata["expectations_run"].value == 8  # 3 history + 3 item + 2 store expectations
 
@@ -122,8 +123,25 @@ def test_models_and_forecasts_per_store(stores_run, warehouse):
         assert exports
         csv = pd.read_csv(exports[-1], dtype={"store_id": str})
         assert list(csv.columns) == ["store_id", "item_id", "date", "fiscal_year", "fiscal_week", "forecast_units",
-                                     "lower_units", "upper_units", "model_version", "history_stage"]
+                                     "lower_units", "upper_units", "model_version", "history_stage", "on_hand_units",
+                                     "weeks_of_cover", "stockout_risk", "category_overstock"]
         total += len(forecast)
+        # inventory cover from the shelf sensors' last reading and this forecast, with its warning check
+        cover = result.asset_materializations_for_node("store_inventory_cover")[0].metadata
+        table = pd.read_parquet(cover["path"].value)
+        features = pd.read_parquet(root / "features" / f"store={store}" / "features.parquet")
+        last = features[~features["is_future"] & features["on_hand_units"].notna()].sort_values("date")
+        last = last.groupby("item_id").tail(1).merge(
+            forecast.groupby("item_id")["yhat"].mean().rename("daily").reset_index(), on="item_id")
+        expected = last.groupby("category").apply(lambda g: g["on_hand_units"].sum() / (7 * g["daily"].sum()))
+        got = table.set_index("category")["weeks_of_cover"]
+        assert cover["items_with_stock_reading"].value == len(last) > 0
+        pd.testing.assert_series_equal(got.sort_index(), expected.clip(upper=99).sort_index(), check_names=False)
+        assert set(csv.loc[csv["on_hand_units"].notna(), "item_id"]) == set(last["item_id"])
+        check = result.get_asset_check_evaluations()
+        flags = [e for e in check if e.check_name == "inventory_cover_flags"]
+        assert len(flags) == 1 and flags[0].passed == (not table["overstock"].any() and not csv["stockout_risk"].any())
+        assert "data:image/png;base64," in cover["cover_plot"].value
         edge = result.asset_materializations_for_node("edge_bundle")[0].metadata
         assert edge["verification_max_rel_error"].value < 1e-5  # float32 trees (core/edge/bundle.py)
         assert edge["size_bytes"].value < 1_000_000

@@ -1,0 +1,93 @@
+"""Temperature as a regressor, as-of: what a forecast made at an origin could know about each day's weather.
+
+History rows use the temperature observed that day (the store's IoT sensor, `temperature_c` in its features).
+A day on or after the origin uses the latest weather forecast issued before the origin for that day; beyond the
+forecasts' reach, climatology: the mean temperature observed in the same ISO week before the origin (earlier
+years'), else the mean of the week before the origin. A backtest fold at an origin therefore never reads a
+forecast issued after it, nor the temperature observed on its own days. Pure: no Dagster, no files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+ISSUE_COLUMNS = ("forecast_date", "issued_at", "temperature_mean_c")
+GRID = 64  # temperatures on a 1/64 degC grid: exact in float32, so the edge's float32 trees split as LightGBM does
+
+
+def on_grid(values) -> np.ndarray:
+    return np.round(np.asarray(values, dtype=float) * GRID) / GRID
+
+
+@dataclass(frozen=True)
+class StoreWeather:
+    """A store's observed daily temperature (date -> degC) and its issued forecasts (`ISSUE_COLUMNS`)."""
+
+    observed: pd.Series
+    issues: pd.DataFrame
+
+    @classmethod
+    def build(cls, dates, observed, issues: pd.DataFrame | None) -> "StoreWeather | None":
+        """From the features' history dates and their observed temperature, and the store's issues; None when
+        the store has neither (no temperature to learn from)."""
+        obs = pd.Series(np.asarray(observed, dtype=float), index=pd.DatetimeIndex(pd.to_datetime(dates))).sort_index()
+        obs = obs[~obs.index.duplicated()]
+        issues = issues if issues is not None else pd.DataFrame(columns=list(ISSUE_COLUMNS))
+        if obs.isna().all() and issues.empty:
+            return None
+        iss = issues[list(ISSUE_COLUMNS)].copy()
+        iss["forecast_date"] = pd.to_datetime(iss["forecast_date"])
+        iss["issued_at"] = pd.to_datetime(iss["issued_at"], utc=True)
+        return cls(obs, iss.sort_values("issued_at").reset_index(drop=True))
+
+    def history(self, dates) -> np.ndarray:
+        """Observed temperature on `dates` (days before an origin); a day the sensor missed is filled from its
+        neighbours (then from climatology of all observed days): the trees train on no invented gaps."""
+        filled = self.observed.interpolate(limit_direction="both")
+        if filled.isna().all():
+            filled = filled.fillna(0.0)
+        idx = pd.DatetimeIndex(pd.to_datetime(dates))
+        out = filled.reindex(idx).to_numpy(float)
+        return on_grid(np.where(np.isfinite(out), out, float(filled.mean())))
+
+    def as_of(self, origin, dates) -> tuple[np.ndarray, np.ndarray]:
+        """(temperature, source) for `dates` (on or after `origin`) as known before `origin`: the latest issue
+        before the origin's midnight (UTC), else climatology (module docstring). `source` per date:
+        'forecast' or 'climatology'."""
+        origin = pd.Timestamp(origin)
+        idx = pd.DatetimeIndex(pd.to_datetime(dates))
+        cutoff = pd.Timestamp(origin.date(), tz="UTC")
+        known = self.issues[(self.issues["issued_at"] < cutoff) & self.issues["forecast_date"].isin(idx)]
+        latest = known.drop_duplicates("forecast_date", keep="last").set_index("forecast_date")["temperature_mean_c"]
+        temp = latest.reindex(idx).to_numpy(float)
+        source = np.where(np.isfinite(temp), "forecast", "climatology")
+        if (~np.isfinite(temp)).any():
+            temp = np.where(np.isfinite(temp), temp, self.climatology(origin, idx))
+        return on_grid(temp), source
+
+    def latest_issue(self, origin) -> str | None:
+        """When the newest forecast issued before `origin` was issued (ISO 8601 UTC), or None."""
+        cutoff = pd.Timestamp(pd.Timestamp(origin).date(), tz="UTC")
+        before = self.issues.loc[self.issues["issued_at"] < cutoff, "issued_at"]
+        return before.max().strftime("%Y-%m-%dT%H:%M:%SZ") if len(before) else None
+
+    def climatology(self, origin: pd.Timestamp, dates: pd.DatetimeIndex) -> np.ndarray:
+        before = self.observed[self.observed.index < origin].dropna()
+        if before.empty:
+            return np.zeros(len(dates))
+        weekly = before.groupby(before.index.isocalendar().week.to_numpy()).mean()
+        recent = float(before.iloc[-7:].mean())
+        weeks = dates.isocalendar().week.to_numpy()
+        return np.array([float(weekly.get(w, recent)) for w in weeks])
+
+    def column(self, dates, origin) -> np.ndarray:
+        """The regressor for `dates`: observed before `origin`, as-of from it on."""
+        idx = pd.DatetimeIndex(pd.to_datetime(dates))
+        out = self.history(idx)
+        ahead = idx >= pd.Timestamp(origin)
+        if ahead.any():
+            out[ahead] = self.as_of(origin, idx[ahead])[0]
+        return out

@@ -1,0 +1,120 @@
+"""Temperature as-of: a fold (or a served forecast) reads only forecasts issued before its origin, and never the
+temperature observed on its own days; beyond the forecasts' reach, climatology of the same weeks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from retail_assets.core.fitting.store_models import add_store_models
+from retail_assets.core.forecast.backtest import FoldForecast, ItemResult, ItemTask
+from retail_assets.core.forecast.models import TrainConfig
+from retail_assets.core.forecast.weather import StoreWeather, on_grid
+
+DAYS = pd.date_range("2023-01-01", periods=500, freq="D")
+SEASONAL = 12 - 10 * np.cos(2 * np.pi * (DAYS.dayofyear.to_numpy() - 15) / 365.25)
+
+
+def _issues(days, value_of, issued_offset_hours=-19, lead=range(1, 10)) -> pd.DataFrame:
+    """One issue per day at 05:00 UTC (the day before the first forecast day, by default) for `lead` days."""
+    rows = []
+    for d in days:
+        issued = d + pd.Timedelta(hours=24 + issued_offset_hours)  # 05:00 of day d
+        for k in lead:
+            rows.append({"forecast_date": d + pd.Timedelta(days=k), "issued_at": issued.tz_localize("UTC"),
+                         "temperature_mean_c": value_of(d, k)})
+    return pd.DataFrame(rows)
+
+
+def test_as_of_takes_the_latest_issue_before_the_origin_then_climatology():
+    observed = pd.Series(SEASONAL, index=DAYS)
+    issues = _issues(DAYS[400:430], lambda d, k: 100.0 + d.day + k / 100)
+    weather = StoreWeather.build(DAYS, observed.to_numpy(), issues)
+    origin = DAYS[420]
+    dates = pd.date_range(origin, periods=15, freq="D")
+    temp, source = weather.as_of(origin, dates)
+    # issued at 05:00 on the day before the origin (DAYS[419]) covers origin .. origin + 8; nothing later is read
+    latest = DAYS[419]
+    assert list(source[:9]) == ["forecast"] * 9 and list(source[9:]) == ["climatology"] * 6
+    np.testing.assert_allclose(temp[:9], on_grid([100.0 + latest.day + k / 100 for k in range(1, 10)]))
+    # climatology: the mean observed in the same ISO week before the origin (a year earlier here)
+    week = dates[12].isocalendar().week
+    same = observed[(observed.index < origin) & (observed.index.isocalendar().week == week)]
+    assert temp[12] == pytest.approx(on_grid(same.mean()), abs=1 / 64)
+    assert weather.latest_issue(origin) == f"{latest:%Y-%m-%d}T05:00:00Z"
+
+
+@settings(max_examples=25, deadline=None)
+@given(origin=st.integers(380, 470), seed=st.integers(0, 10_000))
+def test_a_forecast_issued_on_or_after_the_origin_is_never_read(origin, seed):
+    rng = np.random.default_rng(seed)
+    base = _issues(DAYS[360:480], lambda d, k: float(rng.normal(10, 5)))
+    later = base[base["issued_at"] >= pd.Timestamp(DAYS[origin]).tz_localize("UTC")]
+    changed = pd.concat([base.drop(later.index), later.assign(temperature_mean_c=999.0)])
+    dates = pd.date_range(DAYS[origin], periods=20, freq="D")
+    a = StoreWeather.build(DAYS, SEASONAL, base).as_of(DAYS[origin], dates)
+    b = StoreWeather.build(DAYS, SEASONAL, changed).as_of(DAYS[origin], dates)
+    np.testing.assert_array_equal(a[0], b[0])
+    # and the observed temperature on or after the origin is never read either
+    observed = SEASONAL.copy()
+    observed[origin:] = -50.0
+    c = StoreWeather.build(DAYS, observed, base).as_of(DAYS[origin], dates)
+    np.testing.assert_array_equal(a[0], c[0])
+
+
+def _store(temps: np.ndarray, issues: pd.DataFrame, n_history: int, horizon: int = 14):
+    """Three temperature-sensitive items, their tasks and results with recent folds of 14 days."""
+    cfg = dataclasses.replace(TrainConfig(horizon=horizon, folds=3, fold_horizon=14, min_train_days=42),
+                              gbm_rounds=60)
+    rng = np.random.default_rng(3)
+    dates = [d.strftime("%Y-%m-%d") for d in DAYS[: n_history + horizon]]
+    tasks, results = [], []
+    for i in range(3):
+        y = rng.poisson((4 + 3 * i) * np.exp(0.06 * (SEASONAL[:n_history] - 12))).astype(float)
+        task = ItemTask(store_id="0001", item_id=f"SKU-{i}", dates=dates, y=[*y, *[None] * horizon],
+                        open_day=[True] * len(dates), promo=[0.0] * len(dates), holiday=[None] * len(dates),
+                        n_history=n_history, cfg=cfg)
+        r = ItemResult("0001", task.item_id)
+        for k in range(3):
+            start = n_history - (3 - k) * 14
+            r.folds.append(FoldForecast(fold=k, kind="recent", dates=dates[start:start + 14],
+                                        y=y[start:start + 14].tolist(), open_day=[True] * 14, yhat={},
+                                        raw_lower=None, raw_upper=None, scale=1.0))
+        r.future_dates = dates[n_history:]
+        tasks.append(task)
+        results.append(r)
+    frame = pd.DataFrame({"date": DAYS[:n_history], "temperature_c": temps[:n_history]})
+    weather = StoreWeather.build(frame["date"], frame["temperature_c"], issues)
+    return tasks, results, cfg, weather
+
+
+def _lightgbm_folds(temps, issues, n_history=420):
+    tasks, results, cfg, weather = _store(temps, issues, n_history)
+    _text, figures = add_store_models(tasks, results, cfg, weather=weather)
+    return {(r.item_id, f.fold): f.yhat["lightgbm"] for r in results for f in r.folds}, figures
+
+
+def test_the_store_trees_fold_forecasts_read_only_what_was_known_at_each_origin():
+    issues = _issues(DAYS[300:440], lambda d, k: float(SEASONAL[min(d.dayofyear + k, 499) % 500]) + 0.5)
+    folds, figures = _lightgbm_folds(SEASONAL, issues)
+    assert figures["temperature_outlook"]["source"][:9] == ["forecast"] * 9
+    # the last fold starts at day 406: observed temperatures from then on, and forecasts issued from then on,
+    # changed beyond recognition, leave its forecasts as they were (earlier folds' too)
+    temps = SEASONAL.copy()
+    temps[406:] += 40.0
+    late = issues["issued_at"] >= pd.Timestamp(DAYS[406]).tz_localize("UTC")
+    changed = issues.assign(temperature_mean_c=np.where(late, 60.0, issues["temperature_mean_c"]))
+    again, _ = _lightgbm_folds(temps, changed)
+    for key in folds:
+        np.testing.assert_array_equal(folds[key], again[key], err_msg=str(key))
+    # a forecast issued before the last fold's origin does move it: the trees read the temperature
+    early = (issues["issued_at"] < pd.Timestamp(DAYS[406]).tz_localize("UTC")) & (
+        issues["issued_at"] >= pd.Timestamp(DAYS[404]).tz_localize("UTC"))
+    moved, _ = _lightgbm_folds(SEASONAL, issues.assign(
+        temperature_mean_c=np.where(early, -30.0, issues["temperature_mean_c"])))
+    assert any(not np.array_equal(folds[(i, 2)], moved[(i, 2)]) for i in ("SKU-0", "SKU-1", "SKU-2"))
