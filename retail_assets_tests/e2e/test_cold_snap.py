@@ -21,7 +21,7 @@ from retail_assets.resources import DriftSettings, RetailDataRoot
 from retail_assets_tests.helpers import materialize_ingest, run_store_pipeline
 
 SNAP = GeneratorConfig(stores=7, items=16, days=400, start=dt.date(2024, 6, 20), seed=3, scenario="cold_snap",
-                       channels=("pos", "iot"))
+                       channels=("pos", "iot", "weather"))
 TRAIN = {"min_history_days": 100, "fold_days": 28, "backtest_folds": 3, "min_train_days": 56}
 SENSITIVE = ("patio", "ice_cream", "beverages")
 
@@ -46,7 +46,8 @@ def test_cold_snap_retrains_exactly_the_cold_stores(tmp_path):
     cold = set(truth["counts"]["cold_snap"]["stores"].split(","))
     first = dt.date.fromisoformat(truth["counts"]["cold_snap"]["first_day"])
     held = tmp_path / "held"
-    for path in list((root / "landing" / "pos").rglob("*.csv")) + list((root / "landing" / "iot").glob("*.csv")):
+    for path in [*(root / "landing" / "pos").rglob("*.csv"), *(root / "landing" / "iot").glob("*.csv"),
+                 *(root / "landing" / "weather").glob("*.csv")]:
         if _day(path) >= first:
             target = held / path.relative_to(root / "landing")
             target.parent.mkdir(parents=True, exist_ok=True)

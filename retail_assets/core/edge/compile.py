@@ -107,8 +107,9 @@ def _gbm_nodes(N, trees: onnx.ModelProto | None, with_temperature: bool = False)
         N("Unsqueeze", ["temperature", "axes0"], ["temp_row"]), N("Unsqueeze", ["temp_row", "axes2"], ["temp3_1"]),
         N("Add", ["temp3_1", "zeros_IT1"], ["temp3"]),                      # [I, T, 1]
     ] if with_temperature else []
-    return [*temperature,
+    return [
         N("Unsqueeze", ["zeros_IT", "axes2"], ["zeros_IT1"]),                # [I, T, 1]
+        *temperature,
         N("Unsqueeze", ["calendar", "axes0"], ["cal3"]),                     # [1, T, K]
         N("Add", ["cal3", "zeros_IT1"], ["cal_b"]), N("Add", ["item_code", "zeros_IT1"], ["code_b"]),
         N("Unsqueeze", ["promo", "axes2"], ["promo3"]), N("Unsqueeze", ["gbm_level", "axes2"], ["level3"]),

@@ -4,6 +4,9 @@ temperature observed on its own days; beyond the forecasts' reach, climatology o
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import json
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -118,3 +121,54 @@ def test_the_store_trees_fold_forecasts_read_only_what_was_known_at_each_origin(
     moved, _ = _lightgbm_folds(SEASONAL, issues.assign(
         temperature_mean_c=np.where(early, -30.0, issues["temperature_mean_c"])))
     assert any(not np.array_equal(folds[(i, 2)], moved[(i, 2)]) for i in ("SKU-0", "SKU-1", "SKU-2"))
+
+
+def test_the_edge_graph_takes_the_temperature_and_a_device_a_newer_forecast(tmp_path):
+    from retail_assets.core.edge.bundle import build_bundle, load_private_key
+    from retail_assets.core.edge.keys import ensure_dev_keys
+    from retail_assets.core.fitting.train import train_store
+    from retail_assets.edge import runner
+    from retail_assets.edge import telemetry as tel
+    from retail_assets_tests.helpers import synthetic_store
+
+    n, horizon = 400, 14
+    rng = np.random.default_rng(5)
+    items = {f"SKU-{i}": rng.poisson((5 + 4 * i) * np.exp(0.08 * (SEASONAL[:n] - 12))).astype(float)
+             for i in range(3)}
+    store = synthetic_store(items, start=str(DAYS[0].date()), horizon=horizon)
+    store["temperature_c"] = np.where(store["is_future"], np.nan, SEASONAL[(store["date"] - DAYS[0]).dt.days])
+    issues = _issues(DAYS[n - 40:n], lambda d, k: float(SEASONAL[(d - DAYS[0]).days + k]))
+    cfg = dataclasses.replace(TrainConfig(horizon=horizon, folds=2, fold_horizon=14, min_train_days=42),
+                              gbm_rounds=60)
+    mv = train_store(store, tmp_path / "models", "weather-test", cfg, workers=1, weather_issues=issues)
+    outlook = mv.manifest["summary"]["temperature_outlook"]
+    assert outlook["source"] == ["forecast"] * 9 + ["climatology"] * 5
+    assert outlook["issued_at"] == f"{DAYS[n - 1]:%Y-%m-%d}T05:00:00Z"
+    served_gbm = [i for i, info in mv.manifest["items"].items() if info["champion"] in ("lightgbm", "combination")]
+    assert served_gbm, mv.manifest["summary"]["champion_mix"]
+    priv, pub = ensure_dev_keys(tmp_path / "keys")
+    # publishing verifies the graph against the served forecast, item by item and day by day
+    published = build_bundle(mv, store, horizon, load_private_key(priv.read_bytes()), tmp_path / "bundles", "t")
+    calendar = json.loads(zipfile.ZipFile(published.path).read("calendar.json"))
+    np.testing.assert_allclose(calendar["temperature"], outlook["temperature_c"])
+    # a device with a newer forecast: 25 degC colder on the first five days
+    first = calendar["dates"][0]
+    newer = tmp_path / "weather_newer.csv"
+    lines = ["issued_at,store_id,region,date,temperature_mean_c"]
+    lines += [f"{first}T05:00:00Z,0001,,{d},{t - 25:.1f}" for d, t in zip(calendar["dates"][:5], calendar["temperature"])]
+    lines += [f"{first}T05:00:00Z,0002,,{calendar['dates'][6]},-40"]  # another store's row: not read
+    newer.write_text("\n".join(lines) + "\n")
+    log = tmp_path / "telemetry.jsonl"
+    now = dt.datetime.fromisoformat(f"{first}T12:00:00+00:00")
+    kw = dict(public_key=pub, start=first, store_id="0001", state=tmp_path / "state.json", now=now)
+    base = pd.DataFrame(runner.serve_once(published.path, telemetry=tel.TelemetryWriter(log), **kw))
+    cold = pd.DataFrame(runner.serve_once(published.path, telemetry=tel.TelemetryWriter(log), weather=newer, **kw))
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["weather_source"], r["weather_issued_at"]) for r in records] == [
+        ("bundle", outlook["issued_at"]), ("device file", f"{first}T05:00:00Z")]
+    moved = cold.merge(base, on=["item_id", "date"], suffixes=("_cold", "_base"))
+    gbm_rows = moved[moved["item_id"].isin(served_gbm)]
+    first5 = pd.to_datetime(gbm_rows["date"]) < pd.Timestamp(calendar["dates"][5])
+    # the trees' forecast moves on the days the newer forecast covers, and only there
+    assert not np.allclose(gbm_rows.loc[first5, "yhat_cold"], gbm_rows.loc[first5, "yhat_base"])
+    np.testing.assert_allclose(gbm_rows.loc[~first5, "yhat_cold"], gbm_rows.loc[~first5, "yhat_base"])
