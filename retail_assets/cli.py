@@ -82,7 +82,8 @@ def generate(data_dir, stores, items, days, start, seed, scenario) -> None:
     click.echo(
         f"landing zone written to {layout.landing} in {time.perf_counter() - t0:.1f}s: "
         f"{counts['pos']['rows_written']:,} POS rows, {counts['ecommerce']['rows_written']:,} e-commerce lines, "
-        f"{counts['iot']['rows_written']:,} IoT readings; injected defects in {layout.landing / '_truth/defects.json'}"
+        f"{counts['iot']['rows_written']:,} IoT readings, {counts.get('weather', {}).get('rows_written', 0):,} "
+        f"weather forecast rows; injected defects in {layout.landing / '_truth/defects.json'}"
     )
 
 

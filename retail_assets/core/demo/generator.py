@@ -173,7 +173,8 @@ def generate_landing_zone(
                                else None)
         write_iot(root, cfg, stores, items, temps, open_mask, stockout, units, stock, defects, rng, truth, say)
     if "weather" in cfg.channels:
-        write_weather(root, cfg, stores, temps, defects, truth, say)
+        surprise = (warm, cfg.days - COLD_SNAP_DAYS, COLD_SNAP_DROP_C) if cfg.scenario == "cold_snap" else None
+        write_weather(root, cfg, stores, temps, defects, truth, say, surprise)
 
     sidecar = {
         "config": truth.config,

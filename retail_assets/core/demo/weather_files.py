@@ -24,10 +24,12 @@ def lead_error_sd(lead: np.ndarray) -> np.ndarray:
     return 0.8 + 0.35 * lead
 
 
-def write_weather(root, cfg, stores, temps: np.ndarray, defects: dict, truth, say) -> None:
+def write_weather(root, cfg, stores, temps: np.ndarray, defects: dict, truth, say,
+                  surprise: tuple[list[int], int, float] | None = None) -> None:
     """Forecasts issued each day of history for that day and the next WEATHER_HORIZON_DAYS - 1, per store, from
     the temperatures the demand was simulated with (`temps`, the cold snap included). Days past the end of
-    history follow their own simulated weather, continued from the last day's (a cold snap lasts)."""
+    history follow their own simulated weather, continued from the last day's (a cold snap lasts). `surprise`
+    (store indices, first day, drop in degC): a freak cold no forecast issued before its first day saw coming."""
     rng = np.random.default_rng([cfg.seed, 20_260_226])
     ahead = dataclasses.replace(cfg, start=cfg.end, days=max(WEATHER_HORIZON_DAYS, 14))  # 14: a config's minimum
     after = daily_temperatures(ahead, stores, rng)[:, :WEATHER_HORIZON_DAYS]
@@ -43,7 +45,10 @@ def write_weather(root, cfg, stores, temps: np.ndarray, defects: dict, truth, sa
         for s, store in enumerate(stores):
             if day < store.opened_on - dt.timedelta(days=WEATHER_HORIZON_DAYS):
                 continue
-            mean = full[s, d + lead] + rng.normal(0, lead_error_sd(lead))
+            truth_ahead = full[s, d + lead]
+            if surprise and s in surprise[0] and d < surprise[1]:  # issued before the freak cold: not foreseen
+                truth_ahead = truth_ahead + np.where(d + lead >= surprise[1], surprise[2], 0.0)
+            mean = truth_ahead + rng.normal(0, lead_error_sd(lead))
             spread = 3.0 + np.abs(rng.normal(0, 1.0, len(lead)))
             rain = np.where(rng.random(len(lead)) < 0.4, rng.exponential(4.0, len(lead)), 0.0)
             for k in lead:
