@@ -106,6 +106,9 @@ def _gbm_nodes(N, trees: onnx.ModelProto | None, with_temperature: bool = False)
     temperature = [
         N("Unsqueeze", ["temperature", "axes0"], ["temp_row"]), N("Unsqueeze", ["temp_row", "axes2"], ["temp3_1"]),
         N("Add", ["temp3_1", "zeros_IT1"], ["temp3"]),                      # [I, T, 1]
+        # against the level window's mean temperature (a stored path, like the level): the anomaly
+        N("GatherElements", ["window_temperature_path", "steps"], ["gbm_window_temp"], axis=1),
+        N("Unsqueeze", ["gbm_window_temp", "axes2"], ["window_temp3"]), N("Sub", ["temp3", "window_temp3"], ["anomaly3"]),
     ] if with_temperature else []
     return [
         N("Unsqueeze", ["zeros_IT", "axes2"], ["zeros_IT1"]),                # [I, T, 1]
@@ -115,8 +118,8 @@ def _gbm_nodes(N, trees: onnx.ModelProto | None, with_temperature: bool = False)
         N("Unsqueeze", ["promo", "axes2"], ["promo3"]), N("Unsqueeze", ["gbm_level", "axes2"], ["level3"]),
         N("GatherElements", ["last_year_path", "steps"], ["gbm_last_year"], axis=1),
         N("Unsqueeze", ["gbm_last_year", "axes2"], ["last_year3"]),
-        N("Concat", ["code_b", "cal_b", "promo3", "level3", "last_year3", *(["temp3"] if with_temperature else [])],
-          ["gbm_x3"], axis=2),
+        N("Concat", ["code_b", "cal_b", "promo3", "level3", "last_year3",
+                     *(["temp3", "anomaly3"] if with_temperature else [])], ["gbm_x3"], axis=2),
         N("Reshape", ["gbm_x3", "gbm_shape"], ["gbm_X"]),
         *trees.graph.node,
         N("Cast", ["gbm_variable"], ["gbm_ratio_col"], to=TensorProto.DOUBLE),
@@ -180,7 +183,7 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
     horizon = max([len(st.get("path", st.get("level_path", []))) for st in states.values()] + [1])
     w = {m: np.zeros((n, 1)) for m in ("prophet", "naive", "flat", "gbm")}
     path = np.zeros((n, horizon)); level_path = np.zeros((n, horizon)); item_code = np.zeros((n, 1, 1))
-    last_year_path = np.zeros((n, horizon))
+    last_year_path = np.zeros((n, horizon)); window_temperature_path = np.zeros((n, horizon))  # noqa: E702
     for i, item in enumerate(ids):
         for model, (weight, artifact) in parts[item].items():
             if model == "prophet":
@@ -217,6 +220,8 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
                 item_code[i] = state["item_code"]
                 level_path[i, : len(state["level_path"])] = state["level_path"]
                 last_year_path[i, : len(state["last_year_path"])] = state["last_year_path"]
+                window = state.get("window_temperature_path", [])
+                window_temperature_path[i, : len(window)] = window
             else:  # a classic model: its path, weighted in (sums of paths are one path)
                 path[i, : len(state["path"])] += weight * np.asarray(state["path"], dtype=float)
 
@@ -239,6 +244,8 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
     tree_features = gbm.booster_from_text(booster_text).feature_name() if with_trees else []
     with_temperature = gbm.TEMPERATURE in tree_features
     consts["gbm_shape"] = np.array([-1, len(tree_features)], dtype=np.int64)
+    if with_temperature:
+        consts["window_temperature_path"] = window_temperature_path
     if not with_trees:  # no item serves the store's LightGBM model: no tree inputs in the graph
         for name in ("gbm_shape", "item_code", "shape_IT", "last_year_path"):
             consts.pop(name)

@@ -102,7 +102,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
                     for (item, i), f in folds.items():
                         if f.dates[0] == start and (rows := _rows(by_item[v][item], f.dates)) is not None:
                             if weather is not None:  # the fold's days as known at its origin, never observed
-                                rows = rows.assign(**{gbm.TEMPERATURE: weather.as_of(start, f.dates)[0]})
+                                rows = gbm.with_temperature(rows, weather.as_of(start, f.dates)[0])
                             forecasts[item] = gbm.predict(booster, rows).tolist()
             else:
                 cached += 1
@@ -139,6 +139,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
                                "last_year_path": [float(v) for v in rows["last_year"]]}
                 if gbm.TEMPERATURE in rows:  # what the served forecast assumed: the edge can take a newer one
                     r.gbm_state["temperature_path"] = [float(v) for v in rows[gbm.TEMPERATURE]]
+                    r.gbm_state["window_temperature_path"] = [float(v) for v in rows[gbm.WINDOW_TEMPERATURE]]
     for r in results:
         r.weights = add_combinations(r.folds, r.future_yhat)
     outlook = None

@@ -22,7 +22,12 @@ import pandas as pd
 CALENDAR_FEATURES = ("day_of_week", "day_of_year", "week_of_year", "month", "day_of_month", "days_to_christmas",
                      "days_from_thanksgiving", "year")
 TEMPERATURE = "temperature"  # the store's temperature, as-of (core/forecast/weather.py); last, and only with data
-FEATURES = ("item_code", *CALENDAR_FEATURES, "is_holiday", "promo", "level", "last_year", TEMPERATURE)
+# the day's temperature against the mean over the item level's window (observed, before the origin): how much
+# warmer or colder than the weeks the level was taken from, the same in every season (a cold July is not January)
+TEMPERATURE_ANOMALY = "temperature_anomaly"
+WINDOW_TEMPERATURE = "window_temperature"  # that window's mean: a helper column, not a feature
+FEATURES = ("item_code", *CALENDAR_FEATURES, "is_holiday", "promo", "level", "last_year", TEMPERATURE,
+            TEMPERATURE_ANOMALY)
 CALENDAR_INPUTS = (*CALENDAR_FEATURES, "is_holiday")  # the edge graph's `calendar` input, per day
 PARAMS = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31,
           "feature_fraction": 0.9, "lambda_l2": 1.0, "seed": 7, "deterministic": True, "force_col_wise": True,
@@ -73,6 +78,20 @@ that scored better on folds ended before the forecast (core/fitting/store_models
 LEVEL_GRID = 64  # levels on a 1/64-unit grid: exact in float32, so the edge's float32 trees split them as LightGBM does
 
 
+def window_means(observed: np.ndarray, lag: int, window: int) -> np.ndarray:
+    """Per period t: the mean observed temperature over the level's window [t - lag - window + 1, t - lag]
+    (in the history at every origin, like the level), on the 1/64 grid; the first value where too early."""
+    s = pd.Series(np.asarray(observed, dtype=float))
+    out = s.shift(lag).rolling(window, min_periods=1).mean().bfill().fillna(0.0).to_numpy()
+    return np.round(out * LEVEL_GRID) / LEVEL_GRID
+
+
+def with_temperature(rows: pd.DataFrame, temperature) -> pd.DataFrame:
+    """`rows` with the day's temperature replaced (an as-of forecast) and its anomaly recomputed."""
+    temps = np.asarray(temperature, dtype=float)
+    return rows.assign(**{TEMPERATURE: temps, TEMPERATURE_ANOMALY: temps - rows[WINDOW_TEMPERATURE].to_numpy()})
+
+
 def item_levels(y: np.ndarray, open_day: np.ndarray, lag: int, window: int) -> np.ndarray:
     """Per period t: the mean open-period demand over [t - lag - window + 1, t - lag]; NaN where that
     window holds fewer than a quarter of its periods. Rounded to LEVEL_GRID: every feature of the trees is
@@ -97,8 +116,8 @@ def store_frame(items: list[dict], lag: int, window: int, year: int, variant: st
                 temperature=None) -> pd.DataFrame:
     """All items' rows with their features. `items`: dicts with item_id, dates, y (None ahead), open_day, promo,
     holiday (name or None), n_history; item codes follow the sorted item ids. `variant`: one of VARIANTS.
-    `temperature`: date -> degC (observed in history, as-of ahead), or None: a store without temperature data
-    trains without the feature."""
+    `temperature`: dates -> (degC as the forecast may know it: observed in history, as-of ahead; the observed
+    degC, which the level window's mean reads), or None: a store without temperature data trains without it."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown LightGBM variant {variant!r}; expected one of {VARIANTS}")
     frames = []
@@ -115,7 +134,10 @@ def store_frame(items: list[dict], lag: int, window: int, year: int, variant: st
         else:
             frame["level"], frame["last_year"] = 0.0, -1.0
         if temperature is not None:
-            frame[TEMPERATURE] = temperature(it["dates"])
+            temps, observed = temperature(it["dates"])
+            frame[TEMPERATURE] = temps
+            frame[WINDOW_TEMPERATURE] = window_means(observed, lag, window)
+            frame[TEMPERATURE_ANOMALY] = frame[TEMPERATURE] - frame[WINDOW_TEMPERATURE]
         frame["item_id"] = it["item_id"]
         frame["ds"] = pd.to_datetime(it["dates"])
         frame["y"] = y

@@ -47,7 +47,8 @@ def predict_artifact(mv: ModelVersion, model: str, text: str, future: pd.DataFra
         rows["level"] = _along(state["level_path"], h + offset)
         rows["last_year"] = _along(state["last_year_path"], h + offset)
         if "temperature_path" in state:  # the temperature the version was served with (core/forecast/weather.py)
-            rows[gbm.TEMPERATURE] = _along(state["temperature_path"], h + offset)
+            rows[gbm.WINDOW_TEMPERATURE] = _along(state["window_temperature_path"], h + offset)
+            rows = gbm.with_temperature(rows, _along(state["temperature_path"], h + offset))
         rows["open"] = True
         return gbm.predict(booster, rows)
     return _along(state["path"], h + offset)  # a classic model's path from its anchor

@@ -83,11 +83,13 @@ class StoreWeather:
         weeks = dates.isocalendar().week.to_numpy()
         return np.array([float(weekly.get(w, recent)) for w in weeks])
 
-    def column(self, dates, origin) -> np.ndarray:
-        """The regressor for `dates`: observed before `origin`, as-of from it on."""
+    def column(self, dates, origin) -> tuple[np.ndarray, np.ndarray]:
+        """(the regressor for `dates`: observed before `origin`, as-of from it on; the observed series on the
+        same dates, for the level window's mean, which only ever reads days before an origin)."""
         idx = pd.DatetimeIndex(pd.to_datetime(dates))
-        out = self.history(idx)
+        observed = self.history(idx)
+        out = observed.copy()
         ahead = idx >= pd.Timestamp(origin)
         if ahead.any():
             out[ahead] = self.as_of(origin, idx[ahead])[0]
-        return out
+        return out, observed
