@@ -194,8 +194,11 @@ def test_batch_retrain_records_each_store_partition(stores_run):
     assert result.output_for_node("retrain_stores_op") == {"0001": "ok", "0002": "ok"}
     mats = [(m.asset_key.to_user_string(), m.partition) for m in result.asset_materializations_for_node("retrain_stores_op")]
     for store in ("0001", "0002"):
-        for asset in ("store_features", "demand_model", "demand_forecast", "edge_bundle"):
+        for asset in ("store_features", "demand_model", "demand_forecast", "store_inventory_cover", "edge_bundle"):
             assert (asset, store) in mats
     checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert {(c.partition, c.passed) for c in checks} == {("0001", True), ("0002", True)}
+    assert {(c.partition, c.passed) for c in checks if c.check_name == "gx_store_features"} == {
+        ("0001", True), ("0002", True)}
+    # the inventory cover's warning check, recorded per store partition as the asset reports it
+    assert {c.partition for c in checks if c.check_name == "inventory_cover_flags"} == {"0001", "0002"}
 

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY_YAML = REPO / "deploy" / "dagster.yaml"
 STORES = ["0001", "0002"]
-PER_STORE_ASSETS = ["store_features", "demand_model", "demand_forecast", "edge_bundle"]
+PER_STORE_ASSETS = ["store_features", "demand_model", "demand_forecast", "store_inventory_cover", "edge_bundle"]
 INSTALL_HINT = ("install Debian's postgresql package: `make system-deps` "
                 "(or `sudo apt-get install -y postgresql`)")
 

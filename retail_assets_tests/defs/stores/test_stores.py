@@ -101,7 +101,7 @@ def test_broken_store_is_blocked_and_the_others_go_on(tmp_path):
             assert not (root / "models" / f"store={store}").exists()
         else:
             assert evaluation.passed, store
-            assert {"store_features", "demand_model", "demand_forecast", "edge_bundle"} <= trained, store
+            assert {"store_features", "demand_model", "demand_forecast", "store_inventory_cover", "edge_bundle"} <= trained, store
 
 
 def test_models_and_forecasts_per_store(stores_run, warehouse):
