@@ -380,7 +380,9 @@ def browse(base: str, backfill_id: str, stores: list[str], out: Path) -> None:
             page.locator("button:has([aria-label='settings'])").last.click()  # the graph's own settings
             page.get_by_role("menuitem", name="Expand all groups").click()
             page.keyboard.press("Escape")
-            for asset in ["store_registry", *PER_STORE_ASSETS, "forecasts_view"]:
+            # (store_inventory_cover is drawn under a name shortened in its middle: its partitions are checked
+            # through GraphQL above)
+            for asset in ["store_registry", *(a for a in PER_STORE_ASSETS if len(a) < 20), "forecasts_view"]:
                 expect(page.get_by_text(asset, exact=True).first).to_be_visible()
             page.wait_for_timeout(500)
             page.screenshot(path=out / "ui_1_asset_graph.png")

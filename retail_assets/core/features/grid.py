@@ -85,7 +85,7 @@ order by i.item_id, d.calendar_date
 """
 
 
-NEW_STORE_ASSORTMENT_DAYS = 28
+NEW_STORE_ASSORTMENT_DAYS = 28  # a store without sales yet is ranged with what the chain sold in these days
 
 
 @dataclass(frozen=True)

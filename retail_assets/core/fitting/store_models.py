@@ -149,6 +149,6 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
         outlook = {"dates": [pd.Timestamp(d).strftime("%Y-%m-%d") for d in days],
                    "temperature_c": [round(float(v), 3) for v in temp], "source": source.tolist(),
                    "issued_at": weather.latest_issue(days[0])}
-    return text, {"temperature_outlook": outlook, "gbm_fits": fits, "gbm_origins_cached": cached, "gbm_seconds": time.perf_counter() - t0,
-                  "gbm_variant": served,
+    return text, {"temperature_outlook": outlook, "gbm_fits": fits, "gbm_origins_cached": cached,
+                  "gbm_seconds": time.perf_counter() - t0, "gbm_variant": served,
                   "gbm_variant_wape": {v: (w if np.isfinite(w) else None) for v, w in scores.items()}}

@@ -44,9 +44,10 @@ class StoreWeather:
         return cls(obs, iss.sort_values("issued_at").reset_index(drop=True))
 
     def history(self, dates) -> np.ndarray:
-        """Observed temperature on `dates` (days before an origin); a day the sensor missed is filled from its
-        neighbours (then from climatology of all observed days): the trees train on no invented gaps."""
-        filled = self.observed.interpolate(limit_direction="both")
+        """Observed temperature on `dates` (days before an origin); a day the sensor missed takes the last day
+        before it that was observed (never a later one: a fold's training rows read nothing after its origin;
+        only a gap at the very start takes the first observation)."""
+        filled = self.observed.ffill().bfill()
         if filled.isna().all():
             filled = filled.fillna(0.0)
         idx = pd.DatetimeIndex(pd.to_datetime(dates))
