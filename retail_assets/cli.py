@@ -495,11 +495,15 @@ def _store_line(layout: DataLayout, store: str, outcome: str, seconds: float) ->
 
 
 def _store_outcome(result) -> str:
-    """'ok', or which blocking check stopped the store, in a few words."""
+    """'ok', or which blocking check stopped the store, in a few words. A failed warning check (the inventory
+    cover's flags) stops nothing: the store is ok."""
+    import dagster as dg
+
     failed_checks = [
         e.asset_check_evaluation_data.check_name
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+        and e.asset_check_evaluation_data.severity == dg.AssetCheckSeverity.ERROR
     ]
     if failed_checks:
         return "blocked by " + ", ".join(failed_checks)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -119,6 +120,9 @@ def reference(tmp_path_factory):
     proc = _start(root, base / "tmp", uuid.uuid4().hex)
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
+    # both stores trained and said so: a warning check (the inventory cover's flags) blocks nothing
+    lines = [line for line in out.splitlines() if re.match(r"\s+\[\d+/\d+\] store \d+: ", line)]
+    assert len(lines) == TINY.stores and not any("blocked" in x or "failed" in x for x in lines), out
     return landing, _live_versions(root), time.monotonic() - t0
 
 
