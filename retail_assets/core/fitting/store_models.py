@@ -78,11 +78,25 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     first_future = min((t.dates[t.n_history] for t in tasks if t.n_history < len(t.dates)), default=None)
     # observed before the forecast's first day, as known then from it on (no future rows: all observed)
     origin = pd.Timestamp(first_future) if first_future else pd.Timestamp.max.normalize()
-    temperature = None if weather is None else (lambda dates: weather.column(dates, origin))
+    # one look-up per distinct date list and origin, not one per item and variant (items share their dates)
+    memo: dict = {}
+
+    def temperature(dates):
+        key = ("column", tuple(dates))
+        if key not in memo:
+            memo[key] = weather.column(dates, origin)
+        return memo[key]
+
+    def as_of(start, dates):
+        key = (start, tuple(dates))
+        if key not in memo:
+            memo[key] = weather.as_of(start, dates)[0]
+        return memo[key]
     frames, by_item = {}, {}
     for v in cfg.gbm_variants:
         frames[v] = gbm.store_frame(items, lag=lag, window=2 * lag, year=cfg.year, variant=v,
-                                    temperature=temperature).set_index("item_id", drop=False)
+                                    temperature=temperature if weather is not None else None).set_index(
+            "item_id", drop=False)
         by_item[v] = {item: g for item, g in frames[v].groupby(level=0, sort=False)}
     folds = {(r.item_id, i): f for r in results for i, f in enumerate(r.folds)}
     by_variant: dict[str, dict] = {v: {} for v in cfg.gbm_variants}  # (item, fold index) -> forecast
@@ -102,7 +116,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
                     for (item, i), f in folds.items():
                         if f.dates[0] == start and (rows := _rows(by_item[v][item], f.dates)) is not None:
                             if weather is not None:  # the fold's days as known at its origin, never observed
-                                rows = gbm.with_temperature(rows, weather.as_of(start, f.dates)[0])
+                                rows = gbm.with_temperature(rows, as_of(start, f.dates))
                             forecasts[item] = gbm.predict(booster, rows).tolist()
             else:
                 cached += 1
