@@ -350,6 +350,8 @@ def inputs_for(bundle: Bundle, start: str | None = None, horizon: int | None = N
         newer = (weather or {}).get("temperature", {})
         temps = [newer.get(day, cal["temperature"][first + j]) for j, day in enumerate(dates[span])]
         feeds["temperature"] = np.round(np.array(temps, dtype=np.float64) * TEMPERATURE_GRID) / TEMPERATURE_GRID
+    if "temperature_normal" in graph_inputs:  # climatology: the weather factor's reference, from the bundle
+        feeds["temperature_normal"] = np.array(cal["temperature_normal"][span], dtype=np.float64)
     return feeds, first, n
 
 

@@ -102,8 +102,11 @@ def _temperature(mv: ModelVersion, dates: list[str]) -> dict:
         return {}
     by_date = dict(zip(outlook["dates"], outlook["temperature_c"]))
     source = dict(zip(outlook["dates"], outlook["source"]))
+    normal = dict(zip(outlook["dates"], outlook.get("normal_c", [])))
     return {"temperature": [by_date.get(d) for d in dates], "temperature_source": [source.get(d) for d in dates],
-            "temperature_issued_at": outlook["issued_at"]}
+            "temperature_issued_at": outlook["issued_at"],
+            # climatology per day: the weather factor of the items it moves is temperature against this
+            **({"temperature_normal": [normal.get(d) for d in dates]} if normal else {})}
 
 
 def _item_artifacts(mv: ModelVersion) -> tuple[dict, dict]:
@@ -118,7 +121,8 @@ def _item_artifacts(mv: ModelVersion) -> tuple[dict, dict]:
                 f"store {mv.store_id}: {mv.path / info['file']} has SHA-256 {hashes[item][:16]}..., the model "
                 f"manifest records {str(info['sha256'])[:16]}...: the model file changed after training; retrain "
                 "or restore it (not published)")
-        items[item] = {"champion": info["champion"], "artifact": raw.decode("utf-8")}
+        items[item] = {"champion": info["champion"], "artifact": raw.decode("utf-8"),
+                       "temperature_slope": info.get("temperature_slope") or 0.0}
     return items, hashes
 
 

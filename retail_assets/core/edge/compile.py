@@ -100,11 +100,12 @@ def _prophet_terms(model) -> dict:
 def _gbm_nodes(N, trees: onnx.ModelProto | None, with_temperature: bool = False) -> list:
     """The store's LightGBM model on each item-day: features assembled in FEATURES order, the trees (`trees`,
     from `_tree_graph`: gbm_X -> gbm_variable), the ratio clipped at 0 and scaled by the level + 1. With
-    `with_temperature` the day's temperature (the graph input `temperature`, degC per day) is the last feature."""
+    `with_temperature` the day's temperature (the graph input `temperature`, degC per day) is the last feature,
+    and the units are multiplied by exp(slope x anomaly) with each item's `temp_slope`."""
     if trees is None:
         return [N("Mul", ["zeros_IT", "zero"], ["gbm_yhat"])]
-    temperature = [
-        N("Unsqueeze", ["temperature", "axes0"], ["temp_row"]), N("Unsqueeze", ["temp_row", "axes2"], ["temp3_1"]),
+    temperature = [  # temp_row: the `temperature` input as [1, T] (compile_store adds it)
+        N("Unsqueeze", ["temp_row", "axes2"], ["temp3_1"]),
         N("Add", ["temp3_1", "zeros_IT1"], ["temp3"]),                      # [I, T, 1]
         # against the level window's mean temperature (a stored path, like the level): the anomaly
         N("GatherElements", ["window_temperature_path", "steps"], ["gbm_window_temp"], axis=1),
@@ -125,7 +126,12 @@ def _gbm_nodes(N, trees: onnx.ModelProto | None, with_temperature: bool = False)
         N("Cast", ["gbm_variable"], ["gbm_ratio_col"], to=TensorProto.DOUBLE),
         N("Reshape", ["gbm_ratio_col", "shape_IT"], ["gbm_ratio"]),
         N("Max", ["gbm_ratio", "zero"], ["gbm_ratio_pos"]),
-        N("Add", ["gbm_level", "one"], ["level_p1"]), N("Mul", ["gbm_ratio_pos", "level_p1"], ["gbm_yhat"]),
+        N("Add", ["gbm_level", "one"], ["level_p1"]),
+        *([N("Mul", ["gbm_ratio_pos", "level_p1"], ["gbm_yhat_normal"]),
+           # times exp(slope x anomaly): the item's log-linear temperature response (gbm.temperature_slopes)
+           N("Sub", ["temp_row", "gbm_window_temp"], ["anomaly2"]), N("Mul", ["anomaly2", "temp_slope"], ["log_factor"]),
+           N("Exp", ["log_factor"], ["temp_factor"]), N("Mul", ["gbm_yhat_normal", "temp_factor"], ["gbm_yhat"])]
+          if with_temperature else [N("Mul", ["gbm_ratio_pos", "level_p1"], ["gbm_yhat"])]),
     ]
 
 
@@ -184,7 +190,9 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
     w = {m: np.zeros((n, 1)) for m in ("prophet", "naive", "flat", "gbm")}
     path = np.zeros((n, horizon)); level_path = np.zeros((n, horizon)); item_code = np.zeros((n, 1, 1))
     last_year_path = np.zeros((n, horizon)); window_temperature_path = np.zeros((n, horizon))  # noqa: E702
+    temp_slope = np.zeros((n, 1)); adj_slope = np.zeros((n, 1))  # noqa: E702
     for i, item in enumerate(ids):
+        adj_slope[i] = items[item].get("temperature_slope") or 0.0
         for model, (weight, artifact) in parts[item].items():
             if model == "prophet":
                 t = parsed[item]
@@ -222,6 +230,7 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
                 last_year_path[i, : len(state["last_year_path"])] = state["last_year_path"]
                 window = state.get("window_temperature_path", [])
                 window_temperature_path[i, : len(window)] = window
+                temp_slope[i] = state.get("temperature_slope", 0.0)
             else:  # a classic model: its path, weighted in (sums of paths are one path)
                 path[i, : len(state["path"])] += weight * np.asarray(state["path"], dtype=float)
 
@@ -246,6 +255,12 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
     consts["gbm_shape"] = np.array([-1, len(tree_features)], dtype=np.int64)
     if with_temperature:
         consts["window_temperature_path"] = window_temperature_path
+        consts["temp_slope"] = temp_slope
+    # every other model's forecast moved by the forecast temperature against climatology (store_models.py)
+    adjusted = bool(adj_slope.any())
+    if adjusted:
+        consts["adj_slope"] = adj_slope
+    weather_input = with_temperature or adjusted
     if not with_trees:  # no item serves the store's LightGBM model: no tree inputs in the graph
         for name in ("gbm_shape", "item_code", "shape_IT", "last_year_path"):
             consts.pop(name)
@@ -296,13 +311,18 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
         N("Cast", ["steps_f"], ["steps"], to=TensorProto.INT64),
         N("GatherElements", ["path", "steps"], ["path_yhat"], axis=1),
         N("GatherElements", ["level_path", "steps"], ["gbm_level"], axis=1),
+        *([N("Unsqueeze", ["temperature", "axes0"], ["temp_row"])] if weather_input else []),  # [1, T]
         *_gbm_nodes(N, trees, with_temperature),
         # each item's served mix: sum over parts of weight x max(part, 0)
         N("Max", ["prophet_yhat", "zero"], ["prophet_pos"]), N("Mul", ["prophet_pos", "w_prophet"], ["wp"]),
         N("Mul", ["naive", "w_naive"], ["wn"]), N("Mul", ["flat", "w_flat"], ["wf"]),
         N("Mul", ["gbm_yhat", "w_gbm"], ["wg"]),
-        N("Add", ["wp", "wn"], ["s1"]), N("Add", ["s1", "wf"], ["s2"]), N("Add", ["s2", "wg"], ["s3"]),
-        N("Add", ["s3", "path_yhat"], ["raw"]),
+        N("Add", ["wp", "wn"], ["s1"]), N("Add", ["s1", "wf"], ["s2"]), N("Add", ["s2", "path_yhat"], ["others"]),
+        *([N("Unsqueeze", ["temperature_normal", "axes0"], ["normal_row"]),
+           N("Sub", ["temp_row", "normal_row"], ["departure"]), N("Mul", ["departure", "adj_slope"], ["log_adj"]),
+           N("Exp", ["log_adj"], ["adj_factor"]), N("Mul", ["others", "adj_factor"], ["others_w"])]
+          if adjusted else [N("Identity", ["others"], ["others_w"])]),
+        N("Add", ["others_w", "wg"], ["raw"]),
         N("Max", ["raw", "zero"], ["nonneg"]),
         N("Unsqueeze", ["open", "axes0"], ["open_row"]),
         N("Mul", ["nonneg", "open_row"], ["yhat"]),
@@ -316,7 +336,8 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
             helper.make_tensor_value_info("open", TensorProto.DOUBLE, ["T"]),
             *([helper.make_tensor_value_info("calendar", TensorProto.DOUBLE, ["T", len(gbm.CALENDAR_INPUTS)])]
               if trees is not None else []),
-            *([helper.make_tensor_value_info("temperature", TensorProto.DOUBLE, ["T"])] if with_temperature else []),
+            *([helper.make_tensor_value_info("temperature", TensorProto.DOUBLE, ["T"])] if weather_input else []),
+            *([helper.make_tensor_value_info("temperature_normal", TensorProto.DOUBLE, ["T"])] if adjusted else []),
         ],
         outputs=[helper.make_tensor_value_info("yhat", TensorProto.DOUBLE, [n, "T"])],
         initializer=initializers,

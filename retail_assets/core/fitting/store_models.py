@@ -15,7 +15,7 @@ from retail_assets.core.forecast import gbm
 from retail_assets.core.forecast.backtest import ItemResult, ItemTask, pooled_wape
 from retail_assets.core.forecast.combine import add_combinations
 from retail_assets.core.forecast.fold_cache import digest
-from retail_assets.core.forecast.weather import StoreWeather
+from retail_assets.core.forecast.weather import StoreWeather, weather_factor
 
 
 def _rows(item_frame: pd.DataFrame, dates: list[str]) -> pd.DataFrame | None:
@@ -59,8 +59,38 @@ def _origin_key(tasks: list[ItemTask], start: str, cfg, weather: StoreWeather | 
     return digest({"salt": tasks[0].cache_salt if tasks else "", "start": start, "items": rows, "temperature": temps})
 
 
+def weather_adjust(results: list[ItemResult], codes: dict[str, float], slopes, weather: StoreWeather,
+                   served: dict, outlook: dict | None) -> int:
+    """Every model's forecast but the trees' (which read the temperature themselves) times `weather_factor`
+    for items whose demand the weather moves: in each fold with the slope and temperature as known at its
+    origin (the selection judges what would have been served), ahead with the served slope and outlook (also
+    recorded per item, so serving and the edge graph apply the same factor). Returns how many items moved."""
+    moved, seen = 0, {}  # (origin, dates) -> (temperature as known then, normal): items share their dates
+    for r in results:
+        code = codes[r.item_id]
+        for f in r.folds:
+            slope = slopes(f.dates[0]).get(code, 0.0)
+            if slope:
+                key = (f.dates[0], tuple(f.dates))
+                if key not in seen:
+                    seen[key] = (weather.as_of(f.dates[0], f.dates)[0], weather.normal(f.dates[0], f.dates))
+                factor = weather_factor(slope, *seen[key])
+                f.yhat = {m: v if m == "lightgbm" else (np.asarray(v, dtype=float) * factor).tolist()
+                          for m, v in f.yhat.items()}
+        r.temperature_slope = float(served.get(code, 0.0))
+        if r.temperature_slope and outlook:
+            by_date = dict(zip(outlook["dates"], zip(outlook["temperature_c"], outlook["normal_c"])))
+            temp, normal = np.array([by_date.get(d, (0.0, 0.0)) for d in r.future_dates]).T.reshape(2, -1)
+            factor = weather_factor(r.temperature_slope, temp, normal)
+            r.future_yhat = {m: v if m == "lightgbm" else (np.asarray(v, dtype=float) * factor).tolist()
+                             for m, v in r.future_yhat.items()}
+            moved += 1
+    return moved
+
+
 def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cache: dict | None = None,
-                     weather: StoreWeather | None = None) -> tuple[str | None, dict]:
+                     weather: StoreWeather | None = None,
+                     categories: dict[str, str] | None = None) -> tuple[str | None, dict]:
     """Fit the store's LightGBM at each origin the items' folds use and on all history, add its forecasts
     and then every item's combination to `results`. Each variant of `cfg.gbm_variants` is fitted at every origin;
     a fold's `lightgbm` forecast comes from the variant that scored better on the folds ended before it began,
@@ -68,7 +98,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     store's history is too short) and figures: fits, seconds, the served variant and each variant's WAPE.
     `cache` (fold_cache.py: key -> {item: forecast}): origins found there are not refitted; on return it holds
     this run's origins only. `weather`: the store's temperature (core/forecast/weather.py): the trees learn on
-    the observed temperature, and each fold forecasts with the temperature as known at its origin."""
+    the observed temperature, and each fold forecasts with the temperature as known at its origin.
+    `categories` (item -> category): the items of a category share one temperature slope."""
     if not cfg.zoo:
         return None, {}
     t0 = time.perf_counter()
@@ -103,6 +134,15 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     fits = cached = 0
     starts = sorted({f.dates[0] for f in folds.values()})
     previous, used = (cache or {}), {}
+    slopes_at: dict = {}
+    codes = {item: float(i) for i, item in enumerate(sorted(t.item_id for t in tasks))}  # as gbm.store_frame's
+    groups = {codes[i]: c for i, c in (categories or {}).items() if i in codes} or None
+
+    def slopes(cutoff) -> dict:
+        """The items' temperature slopes on the history before `cutoff` (the same in every variant)."""
+        if cutoff not in slopes_at:
+            slopes_at[cutoff] = gbm.temperature_slopes(frames[cfg.gbm_variants[0]], pd.Timestamp(cutoff), groups)
+        return slopes_at[cutoff]
     for start in starts:
         origin = _origin_key(tasks, start, cfg, weather) if cache is not None else None
         for v in cfg.gbm_variants:
@@ -110,14 +150,14 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
             forecasts = previous.get(key) if key else None
             if forecasts is None:
                 forecasts = {}
-                booster = gbm.fit(frames[v], pd.Timestamp(start), cfg.gbm_rounds)
+                booster = gbm.fit(frames[v], pd.Timestamp(start), cfg.gbm_rounds, slopes(start))
                 if booster is not None:
                     fits += 1
                     for (item, i), f in folds.items():
                         if f.dates[0] == start and (rows := _rows(by_item[v][item], f.dates)) is not None:
                             if weather is not None:  # the fold's days as known at its origin, never observed
                                 rows = gbm.with_temperature(rows, as_of(start, f.dates))
-                            forecasts[item] = gbm.predict(booster, rows).tolist()
+                            forecasts[item] = gbm.predict(booster, rows, slopes(start)).tolist()
             else:
                 cached += 1
             if key:
@@ -135,11 +175,12 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
             if f.dates[0] == start and k in by_variant[variant]:
                 f.yhat["lightgbm"] = by_variant[variant][k]
     served, scores = _variant(by_variant, folds, list(folds))
-    text = None
+    text, served_slopes = None, {}
     frame = frames[served]
     future = frame[~frame["history"]]
     if len(future):
-        booster = gbm.fit(frame, future["ds"].min(), cfg.gbm_rounds)
+        served_slopes = slopes(future["ds"].min())
+        booster = gbm.fit(frame, future["ds"].min(), cfg.gbm_rounds, served_slopes)
         if booster is not None:
             fits += 1
             text = booster.model_to_string()
@@ -147,22 +188,32 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
                 rows = _rows(by_item[served][r.item_id], r.future_dates)
                 if rows is None:
                     continue
-                r.future_yhat["lightgbm"] = gbm.predict(booster, rows).tolist()
-                r.gbm_state = {"item_code": int(rows["item_code"].iloc[0]), "variant": served,
+                r.future_yhat["lightgbm"] = gbm.predict(booster, rows, served_slopes).tolist()
+                code = int(rows["item_code"].iloc[0])
+                r.gbm_state = {"item_code": code, "variant": served,
                                "level_path": [float(v) if np.isfinite(v) else 0.0 for v in rows["level"]],
                                "last_year_path": [float(v) for v in rows["last_year"]]}
                 if gbm.TEMPERATURE in rows:  # what the served forecast assumed: the edge can take a newer one
                     r.gbm_state["temperature_path"] = [float(v) for v in rows[gbm.TEMPERATURE]]
                     r.gbm_state["window_temperature_path"] = [float(v) for v in rows[gbm.WINDOW_TEMPERATURE]]
-    for r in results:
-        r.weights = add_combinations(r.folds, r.future_yhat)
+                    r.gbm_state["temperature_slope"] = served_slopes.get(float(code), 0.0)
     outlook = None
     if weather is not None and len(future):  # the temperature the served forecast assumes, and where it came from
         days = sorted(future["ds"].unique())
         temp, source = weather.as_of(days[0], days)
         outlook = {"dates": [pd.Timestamp(d).strftime("%Y-%m-%d") for d in days],
-                   "temperature_c": [round(float(v), 3) for v in temp], "source": source.tolist(),
+                   # on the 1/64 degC grid (exact: what the trees, serving and a device read)
+                   "temperature_c": [float(v) for v in temp], "source": source.tolist(),
+                   "normal_c": [float(v) for v in weather.normal(days[0], days)],
                    "issued_at": weather.latest_issue(days[0])}
+    if weather is not None:
+        adjusted = weather_adjust(results, codes, slopes, weather, served_slopes if outlook else {}, outlook)
+    for r in results:
+        r.weights = add_combinations(r.folds, r.future_yhat)
     return text, {"temperature_outlook": outlook, "gbm_fits": fits, "gbm_origins_cached": cached,
                   "gbm_seconds": time.perf_counter() - t0, "gbm_variant": served,
+                  "weather_adjusted_items": adjusted if weather is not None else 0,
+                  # items whose demand the weather moves (log-units per degC), as the served trees use them
+                  "temperature_slopes": {r.item_id: r.gbm_state["temperature_slope"] for r in results
+                                         if r.gbm_state.get("temperature_slope")},
                   "gbm_variant_wape": {v: (w if np.isfinite(w) else None) for v, w in scores.items()}}

@@ -93,7 +93,9 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     t2 = time.perf_counter()
     store_cache = cached["store"] if cached is not None else None
     weather = store_weather(features, weather_issues)
-    gbm_text, store_figures = add_store_models(tasks, results, cfg, store_cache, weather)
+    categories = (features.drop_duplicates("item_id").set_index("item_id")["category"].astype(str).to_dict()
+                  if "category" in features.columns else None)
+    gbm_text, store_figures = add_store_models(tasks, results, cfg, store_cache, weather, categories)
     if cached is not None:  # what this training used or made: the next one after a new day reads it
         fold_cache.save(cache_file, cache_salt, {r.item_id: r.fold_cache for r in results}, store_cache)
     training = decide(store_id, results, cfg, gbm_text)

@@ -96,6 +96,9 @@ class ItemResult:
     future_paths: dict[str, list[float]] = field(default_factory=dict)  # classic models, before closed days
     weights: dict[str, float] = field(default_factory=dict)  # the served combination's weights
     gbm_state: dict = field(default_factory=dict)  # item code and level path for the store's LightGBM model
+    # d log(demand) / d degC (gbm.temperature_slopes): every other model's forecast is moved by the forecast
+    # temperature's departure from climatology (core/fitting/store_models.py `weather_adjust`); 0: not moved
+    temperature_slope: float = 0.0
     fold_cache: dict = field(default_factory=dict)  # the folds this run used or made, by key (fold_cache.py)
     cached_folds: int = 0  # folds read from the cache instead of fitted
     fitted_here: bool = False  # in the training's own process, not a pool worker (FitPool.run)

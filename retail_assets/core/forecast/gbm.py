@@ -10,6 +10,11 @@ history at the origin; and its demand around the same day a year earlier over th
 yearly shape, also in the history for every forecast day). The target is demand over (level + 1), weighted by (level + 1): the trees
 learn shapes, the level carries trend, and squared errors count in units. The `calendar` variant (VARIANTS)
 fixes the level at 0: units straight from item x calendar x year. Stored in LightGBM's own text format.
+
+Trees cannot extrapolate: past the coldest anomaly they saw their response is flat. Where the store has
+temperature data, each item's demand therefore also gets a log-linear temperature response (`temperature_slopes`,
+a Poisson GLM by statsmodels on day-to-day weather): the trees learn demand over (level + 1) x exp(slope x
+anomaly), and every forecast multiplies it back, so a freak cold snap moves the forecast as far as the slope says.
 """
 
 from __future__ import annotations
@@ -147,15 +152,90 @@ def store_frame(items: list[dict], lag: int, window: int, year: int, variant: st
     return pd.concat(frames, ignore_index=True)
 
 
-def fit(frame: pd.DataFrame, cutoff: pd.Timestamp, rounds: int):
-    """A booster on the history before `cutoff` (open periods with a level); None with too few rows."""
+SLOPE_MIN_Z = 3.0  # a slope the weather's day-to-day noise does not show this clearly is taken as 0
+SLOPE_BOUND = 0.25  # log-units per degC either way: beyond it a slope is an artefact, not a response
+SLOPE_SMOOTH_DAYS = 15  # the centred window that splits the weather (and demand) from the season
+SLOPE_MIN_DAYS = 120  # open days with a temperature an item needs before its slope is estimated
+
+
+def _weather_days(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """One item's days for `temperature_slopes`: (units, weather, mean units around, day of week) on its open
+    days with a temperature; None when its history has gaps or is too short."""
+    g = g.sort_values("ds")
+    if len(g) < SLOPE_MIN_DAYS or (g["ds"].diff().dt.days.dropna() != 1).any():
+        return None
+    k = SLOPE_SMOOTH_DAYS
+    temp, sold = g[TEMPERATURE].astype(float), g["y"].where(g["open"].astype(bool))
+
+    def around(s: pd.Series) -> np.ndarray:
+        """The centred mean of the k days around each day, the day itself left out (NaN when too few)."""
+        total = s.fillna(0.0).rolling(k, center=True, min_periods=1).sum() - s.fillna(0.0)
+        count = s.notna().astype(float).rolling(k, center=True, min_periods=1).sum() - s.notna()
+        return (total / count.where(count >= k // 2)).to_numpy()
+    weather, level = temp.to_numpy() - around(temp), around(sold)
+    use = sold.notna().to_numpy() & np.isfinite(weather) & np.isfinite(level) & (level > 0)
+    if use.sum() < SLOPE_MIN_DAYS:
+        return None
+    return sold.to_numpy()[use], weather[use], level[use], g["day_of_week"].to_numpy()[use].astype(int)
+
+
+def temperature_slopes(frame: pd.DataFrame, cutoff: pd.Timestamp,
+                       groups: dict[float, str] | None = None) -> dict[float, float]:
+    """Per item code: d log(demand) / d degC, estimated on the history before `cutoff` from day-to-day weather
+    only: a Poisson GLM (statsmodels) of the day's demand on the observed temperature minus its centred
+    SLOPE_SMOOTH_DAYS mean, with the item's own centred mean demand (the day itself left out) as the offset and
+    the day of week as factors, so the season, trend and level drop out and what is left is the weather's
+    effect. `groups` (item code -> group, such as the category) pools the items of a group into one slope (a
+    slow item alone rarely shows its response clearly); without it, one slope per item. A slope below
+    SLOPE_MIN_Z standard errors is 0; bounded by SLOPE_BOUND. Empty without temperature (daily data only: on
+    weekly data the weather averages out)."""
+    if TEMPERATURE not in frame.columns:
+        return {}
+    import statsmodels.api as sm
+
+    hist = frame[frame["history"] & (frame["ds"] < cutoff)]
+    days: dict[str, list] = {}
+    out: dict[float, float] = {}
+    for code, g in hist.groupby("item_code", sort=True):
+        out[float(code)] = 0.0
+        got = _weather_days(g)
+        if got is not None:
+            days.setdefault(groups.get(float(code), str(code)) if groups else str(code), []).append((float(code), got))
+    for members in days.values():
+        sold, weather, level, dow = (np.concatenate([m[1][i] for m in members]) for i in range(4))
+        if np.std(weather) < 0.5:
+            continue
+        dummies = pd.get_dummies(dow, prefix="d", drop_first=True, dtype=float).to_numpy()
+        exog = np.column_stack([np.ones(len(sold)), dummies, weather])
+        try:
+            res = sm.GLM(sold, exog, family=sm.families.Poisson(), offset=np.log(level)).fit()
+            slope, se = float(res.params[-1]), float(res.bse[-1])
+        except (ValueError, np.linalg.LinAlgError):  # degenerate demand (constant): no slope
+            continue
+        if np.isfinite(slope) and np.isfinite(se) and se > 0 and abs(slope) >= SLOPE_MIN_Z * se:
+            for code, _ in members:
+                out[code] = float(np.clip(slope, -SLOPE_BOUND, SLOPE_BOUND))
+    return out
+
+
+def temperature_factor(rows: pd.DataFrame, slopes: dict[float, float] | None) -> np.ndarray:
+    """exp(slope x temperature anomaly) per row: 1 without slopes or temperature."""
+    if not slopes or TEMPERATURE_ANOMALY not in rows.columns:
+        return np.ones(len(rows))
+    slope = rows["item_code"].map(lambda c: slopes.get(float(c), 0.0)).to_numpy(float)
+    return np.exp(slope * rows[TEMPERATURE_ANOMALY].to_numpy(float))
+
+
+def fit(frame: pd.DataFrame, cutoff: pd.Timestamp, rounds: int, slopes: dict[float, float] | None = None):
+    """A booster on the history before `cutoff` (open periods with a level); None with too few rows. With
+    `slopes` (temperature_slopes at the same cutoff) the trees learn demand over the temperature's factor."""
     import lightgbm as lgb
 
     rows = frame[frame["history"] & (frame["ds"] < cutoff) & frame["open"] & frame["y"].notna()
                  & frame["level"].notna()]
     if len(rows) < 200:
         return None
-    scale = rows["level"].to_numpy() + 1.0
+    scale = (rows["level"].to_numpy() + 1.0) * temperature_factor(rows, slopes)
     names = frame_features(frame)
     data = lgb.Dataset(rows[names].to_numpy(float), label=rows["y"].to_numpy() / scale, weight=scale,
                        feature_name=names, categorical_feature=["item_code"], free_raw_data=True)
@@ -170,13 +250,14 @@ def frame_features(frame: pd.DataFrame) -> list[str]:
     return [f for f in FEATURES if f in frame.columns]
 
 
-def predict(booster, rows: pd.DataFrame) -> np.ndarray:
-    """Units for `rows` (features as in `store_frame`), never negative, 0 where closed or without a level."""
+def predict(booster, rows: pd.DataFrame, slopes: dict[float, float] | None = None) -> np.ndarray:
+    """Units for `rows` (features as in `store_frame`), never negative, 0 where closed or without a level;
+    times the temperature's factor with the `slopes` the booster was fitted with."""
     if not len(rows):
         return np.zeros(0)
     # the booster's own feature list: a version trained before a feature was added still serves
     ratio = booster.predict(rows[booster.feature_name()].to_numpy(float), num_threads=1)
-    yhat = np.clip(ratio, 0, None) * (rows["level"].to_numpy() + 1.0)
+    yhat = np.clip(ratio, 0, None) * (rows["level"].to_numpy() + 1.0) * temperature_factor(rows, slopes)
     return np.where(rows["open"].to_numpy(bool) & np.isfinite(yhat), yhat, 0.0)
 
 

@@ -13,13 +13,35 @@ import pandas as pd
 from retail_assets.core.features.grid import promo_regressor
 from retail_assets.core.forecast import gbm
 from retail_assets.core.forecast.calibration import CalibrationSet
+from retail_assets.core.forecast.weather import on_grid, weather_factor as _weather_factor
 
 from retail_assets.core.forecast.models import quiet_prophet
 from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion, read_booster_text
 
 
-def predict_artifact(mv: ModelVersion, model: str, text: str, future: pd.DataFrame) -> np.ndarray:
-    """Raw forecast of one served model from its artifact over `future` (ds, promo, is_holiday), unclipped."""
+def weather_factor(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.ndarray | None:
+    """The item's weather factor on `future`'s days (core/fitting/store_models.py `weather_factor`: its slope,
+    the served outlook's temperature against climatology); None where the weather does not move the item."""
+    slope = mv.manifest["items"][item_id].get("temperature_slope") or 0.0
+    outlook = mv.manifest.get("summary", {}).get("temperature_outlook") or {}
+    if not slope or "normal_c" not in outlook:
+        return None
+    by_date = dict(zip(outlook["dates"], zip(outlook["temperature_c"], outlook["normal_c"])))
+    days = pd.to_datetime(future["ds"]).dt.strftime("%Y-%m-%d")
+    missing = sorted(set(days) - set(by_date))
+    if missing:
+        raise ValueError(f"{item_id}: days {missing[0]}..{missing[-1]} are outside the version's weather outlook: "
+                         "retrain for this horizon")
+    temp, normal = np.array([by_date[d] for d in days], dtype=float).reshape(-1, 2).T
+    return _weather_factor(slope, on_grid(temp), normal)  # on the grid a device feeds (edge/runner.py)
+
+
+def predict_artifact(mv: ModelVersion, model: str, text: str, future: pd.DataFrame,
+                     weather: np.ndarray | None = None) -> np.ndarray:
+    """Raw forecast of one served model from its artifact over `future` (ds, promo, is_holiday), unclipped;
+    times `weather` (the item's weather factor) unless it is the store's trees, which read the temperature."""
+    if weather is not None and model not in ("lightgbm", "combination"):
+        return predict_artifact(mv, model, text, future) * weather
     if model == "prophet":
         quiet_prophet()
         from prophet.serialize import model_from_json
@@ -29,7 +51,7 @@ def predict_artifact(mv: ModelVersion, model: str, text: str, future: pd.DataFra
         return fitted.predict(future[["ds", "promo"]])["yhat"].to_numpy()
     state = json.loads(text)
     if model == "combination":
-        parts = {m: np.clip(predict_artifact(mv, m, part, future), 0, None)
+        parts = {m: np.clip(predict_artifact(mv, m, part, future, weather), 0, None)
                  for m, part in state["parts"].items()}
         return np.sum([w * parts[m] for m, w in state["weights"].items()], axis=0)
     h = np.arange(len(future))
@@ -50,7 +72,7 @@ def predict_artifact(mv: ModelVersion, model: str, text: str, future: pd.DataFra
             rows[gbm.WINDOW_TEMPERATURE] = _along(state["window_temperature_path"], h + offset)
             rows = gbm.with_temperature(rows, _along(state["temperature_path"], h + offset))
         rows["open"] = True
-        return gbm.predict(booster, rows)
+        return gbm.predict(booster, rows, {float(state["item_code"]): state.get("temperature_slope", 0.0)})
     return _along(state["path"], h + offset)  # a classic model's path from its anchor
 
 
@@ -78,7 +100,8 @@ def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.nda
     """Point forecast of one item over `future` (ds, promo, is_holiday, is_open_day), never negative, 0 on closed
     days."""
     info = mv.manifest["items"][item_id]
-    yhat = predict_artifact(mv, info["champion"], (mv.path / info["file"]).read_text(), future)
+    yhat = predict_artifact(mv, info["champion"], (mv.path / info["file"]).read_text(), future,
+                            weather_factor(mv, item_id, future))
     return np.where(future["is_open_day"].to_numpy(bool), np.clip(yhat, 0, None), 0.0)
 
 

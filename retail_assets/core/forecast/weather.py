@@ -2,8 +2,8 @@
 
 History rows use the temperature observed that day (the store's IoT sensor, `temperature_c` in its features).
 A day on or after the origin uses the latest weather forecast issued before the origin for that day; beyond the
-forecasts' reach, climatology: the mean temperature observed in the same ISO week before the origin (earlier
-years'), else the mean of the week before the origin. A backtest fold at an origin therefore never reads a
+forecasts' reach, climatology: the mean temperature observed in the same ISO week of earlier years, else the
+mean of the four weeks before the origin. A backtest fold at an origin therefore never reads a
 forecast issued after it, nor the temperature observed on its own days. Pure: no Dagster, no files.
 """
 
@@ -15,7 +15,15 @@ import numpy as np
 import pandas as pd
 
 ISSUE_COLUMNS = ("forecast_date", "issued_at", "temperature_mean_c")
+CLIMATE_GAP_DAYS = 180  # climatology reads earlier years only: days this far before the origin
+RECENT_DAYS = 28  # climatology's fallback without an earlier year: the mean of these days before the origin
 GRID = 64  # temperatures on a 1/64 degC grid: exact in float32, so the edge's float32 trees split as LightGBM does
+
+
+def weather_factor(slope: float, temperature, normal) -> np.ndarray:
+    """exp(slope x (forecast temperature - climatology)): how far the weather moves a model that forecasts
+    the season's normal weather (every model but the store's trees, which read the temperature themselves)."""
+    return np.exp(slope * (np.asarray(temperature, dtype=float) - np.asarray(normal, dtype=float)))
 
 
 def on_grid(values) -> np.ndarray:
@@ -76,13 +84,24 @@ class StoreWeather:
         return before.max().strftime("%Y-%m-%dT%H:%M:%SZ") if len(before) else None
 
     def climatology(self, origin: pd.Timestamp, dates: pd.DatetimeIndex) -> np.ndarray:
+        """The mean observed temperature of each date's ISO week in earlier years (days at least
+        CLIMATE_GAP_DAYS before the origin, so this year's weather, a cold snap included, is never its own
+        normal); where no earlier year was observed, the mean of the RECENT_DAYS before the origin (the weather a
+        model that tracks the recent level implicitly assumes)."""
         before = self.observed[self.observed.index < origin].dropna()
         if before.empty:
             return np.zeros(len(dates))
+        recent = float(before.iloc[-RECENT_DAYS:].mean())
+        before = before[before.index < origin - pd.Timedelta(days=CLIMATE_GAP_DAYS)]
         weekly = before.groupby(before.index.isocalendar().week.to_numpy()).mean()
-        recent = float(before.iloc[-7:].mean())
         weeks = dates.isocalendar().week.to_numpy()
         return np.array([float(weekly.get(w, recent)) for w in weeks])
+
+    def normal(self, origin, dates) -> np.ndarray:
+        """The season's normal temperature on `dates` as known at `origin` (the climatology `as_of` falls back
+        to, on the same grid): what a model without the temperature implicitly forecasts."""
+        origin = pd.Timestamp(origin)
+        return on_grid(self.climatology(origin, pd.DatetimeIndex(pd.to_datetime(dates))))
 
     def column(self, dates, origin) -> tuple[np.ndarray, np.ndarray]:
         """(the regressor for `dates`: observed before `origin`, as-of from it on; the observed series on the

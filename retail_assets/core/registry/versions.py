@@ -163,6 +163,7 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
                     "prophet_fit_optimizers": dict(sorted(r.fit_optimizers.items())), "prophet_spec": r.spec,
                     "intermittent": r.intermittent, "combination_weights": r.weights,
                     "history_stage": r.stage, "analog_stores": r.analog_stores, "analog_rule": r.analog_rule,
+                    "temperature_slope": r.temperature_slope,
                     "interval_pool": t.calibration.key(d.champion, r.level)}
         for r, d in zip(t.results, t.decisions)
     }

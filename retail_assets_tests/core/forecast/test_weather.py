@@ -177,6 +177,78 @@ def test_the_edge_graph_takes_the_temperature_and_a_device_a_newer_forecast(tmp_
     moved = cold.merge(base, on=["item_id", "date"], suffixes=("_cold", "_base"))
     gbm_rows = moved[moved["item_id"].isin(served_gbm)]
     first5 = pd.to_datetime(gbm_rows["date"]) < pd.Timestamp(calendar["dates"][5])
-    # the trees' forecast moves on the days the newer forecast covers, and only there
+    # the trees' forecast moves on the days the newer forecast covers, and only there; as far as the items'
+    # slopes say (demand here falls exp(-0.1 x 25) = 8 % of normal): far past anything the trees saw
+    slopes = mv.manifest["summary"]["temperature_slopes"]
+    assert set(slopes) == set(items) and all(0.06 < s < 0.14 for s in slopes.values()), slopes
+    trees_only = gbm_rows["item_id"].isin([i for i in served_gbm if mv.manifest["items"][i]["champion"] == "lightgbm"])
+    fell = gbm_rows[first5 & trees_only]
+    assert len(fell) and fell["yhat_cold"].sum() < 0.3 * fell["yhat_base"].sum(), fell
     assert not np.allclose(gbm_rows.loc[first5, "yhat_cold"], gbm_rows.loc[first5, "yhat_base"])
+    # every model an item may serve is moved by the weather (its slope, temperature against climatology), not
+    # only the trees: each item falls on the colder days, as the graph and the served model agree (verified)
+    factors = {i: info["temperature_slope"] for i, info in mv.manifest["items"].items()}
+    assert all(0.06 < f < 0.14 for f in factors.values()), factors
+    assert "normal_c" in outlook and calendar["temperature_normal"] == outlook["normal_c"]
+    cold5 = moved[pd.to_datetime(moved["date"]) < pd.Timestamp(calendar["dates"][5])]
+    assert (cold5.groupby("item_id")["yhat_cold"].sum() < 0.5 * cold5.groupby("item_id")["yhat_base"].sum()).all()
     np.testing.assert_allclose(gbm_rows.loc[~first5, "yhat_cold"], gbm_rows.loc[~first5, "yhat_base"])
+
+
+def test_a_cold_the_trees_never_saw_moves_the_forecast_as_far_as_the_item_slope_says():
+    """Trees are flat past the coldest anomaly they learned from; the item's log-linear slope, estimated on
+    day-to-day weather only, carries a freak cold snap (-18 degC) into the forecast. An item the weather does
+    not move gets no slope."""
+    from retail_assets.core.forecast import gbm
+
+    rng = np.random.default_rng(11)
+    weather = np.zeros(len(DAYS))
+    for t in range(1, len(DAYS)):
+        weather[t] = 0.8 * weather[t - 1] + rng.normal(0, 2.0)
+    temps = SEASONAL + weather
+    n = 470
+    season = 0.3 * np.sin(2 * np.pi * DAYS.dayofyear.to_numpy() / 365.25)  # the same shape for both items
+    sold = {"SKU-0": rng.poisson(6 * np.exp(season[:n] + 0.07 * (temps[:n] - 12))),  # ice cream: 0.07 / degC
+            "SKU-1": rng.poisson(6 * np.exp(season[:n]))}                              # the weather does not move it
+    dates = [d.strftime("%Y-%m-%d") for d in DAYS]
+    items = [{"item_id": k, "dates": dates, "y": [*v.astype(float), *[None] * (len(DAYS) - n)],
+              "open_day": [True] * len(DAYS), "promo": [0.0] * len(DAYS), "holiday": [None] * len(DAYS),
+              "n_history": n} for k, v in sold.items()]
+    cold = temps.copy()
+    cold[n:] -= 18.0  # the forecast days: a snap 18 degC below anything the history held
+
+    frame = gbm.store_frame(items, lag=28, window=56, year=364, temperature=lambda d: (cold, temps))
+    cutoff = pd.Timestamp(DAYS[n])
+    slopes = gbm.temperature_slopes(frame, cutoff)
+    assert 0.05 < slopes[0.0] < 0.10, slopes  # the weather's slope, not the season's
+    assert slopes[1.0] == 0.0, slopes
+    booster = gbm.fit(frame, cutoff, 80, slopes)
+    ahead = frame[(~frame["history"]) & (frame["ds"] < cutoff + pd.Timedelta(days=14))]
+    normal = gbm.with_temperature(ahead, ahead[gbm.WINDOW_TEMPERATURE] + 0.0)
+    snap = gbm.with_temperature(ahead, ahead[gbm.WINDOW_TEMPERATURE] - 18.0)
+    ratio = {code: gbm.predict(booster, snap[snap["item_code"] == code], slopes).sum()
+             / gbm.predict(booster, normal[normal["item_code"] == code], slopes).sum() for code in (0.0, 1.0)}
+    assert abs(ratio[0.0] - np.exp(-0.07 * 18)) < 0.12, ratio  # 0.28: what the world does to ice cream
+    assert ratio[1.0] > 0.8, ratio  # the other item barely moves (the trees alone, no slope)
+    # without the slopes the trees alone stay near their coldest leaf: far above what the cold sells
+    alone = gbm.fit(frame, cutoff, 80)
+    flat = gbm.predict(alone, snap[snap["item_code"] == 0.0]).sum() / gbm.predict(
+        alone, normal[normal["item_code"] == 0.0]).sum()
+    assert flat > ratio[0.0] + 0.15, (flat, ratio)
+
+
+def test_a_cold_snap_is_never_its_own_normal():
+    """Climatology (what a model without the temperature assumes) reads earlier years' same weeks, not this
+    year's cold days in the same week; without an earlier year, the four weeks before the origin."""
+    days = pd.date_range("2023-01-01", periods=560, freq="D")
+    temps = 12 - 10 * np.cos(2 * np.pi * (days.dayofyear.to_numpy() - 15) / 365.25)
+    cold = temps.copy()
+    cold[-6:] -= 18.0  # the snap's first six days, in this year's week of the origin
+    origin = days[-1] + pd.Timedelta(days=1)
+    ahead = pd.date_range(origin, periods=3, freq="D")
+    weather = StoreWeather.build(days, cold, None)
+    year_ago = [temps[days.get_loc(d - pd.Timedelta(days=364))] for d in ahead]
+    np.testing.assert_allclose(weather.normal(origin, ahead), on_grid(year_ago), atol=1.5)  # not the snap's 4 degC
+    assert (weather.normal(origin, ahead) - cold[-1] > 12).all()
+    young = StoreWeather.build(days[-100:], cold[-100:], None)  # less than a year observed
+    np.testing.assert_allclose(young.normal(origin, ahead), on_grid(cold[-28:].mean()), atol=1 / 64)
