@@ -105,7 +105,8 @@ def swap_pointer(fs, path: str, data: dict, expected: Pointer) -> Pointer:
         else:
             out = fs.pipe_file(path, body, IfMatch=expected.etag)
     except OSError as exc:
-        if _lost(exc):
+        # a pointer deleted since it was read: AWS answers If-Match with 404, SeaweedFS with 412
+        if _lost(exc) or (isinstance(exc, FileNotFoundError) and expected.etag is not None):
             raise PointerConflict(f"{path}: changed by another writer since it was read") from exc
         raise
     etag = out.get("ETag") if isinstance(out, dict) else None

@@ -20,7 +20,7 @@ from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion, rea
 
 
 def weather_factor(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.ndarray | None:
-    """The item's weather factor on `future`'s days (core/fitting/store_models.py `weather_factor`: its slope,
+    """The item's weather factor on `future`'s days (core/forecast/weather.py `weather_factor`: its slope,
     the served outlook's temperature against climatology); None where the weather does not move the item."""
     slope = mv.manifest["items"][item_id].get("temperature_slope") or 0.0
     outlook = mv.manifest.get("summary", {}).get("temperature_outlook") or {}
