@@ -19,6 +19,7 @@ def default_data_dir() -> Path:
 
 
 FEATURES_FILE = "features.parquet"
+CLIMATE_FILE = "climate.parquet"  # a young store's climate zone's daily temperature: its normal (core/forecast/weather.py)
 WEATHER_FILE = "weather.parquet"  # a store's issued weather forecasts, beside its features (core/forecast/weather.py)
 COVER_FILE = "cover.parquet"  # a store's inventory cover per category (core/inventory/cover.py)
 ANALOG_FILE = "analog.parquet"  # a young store's analog reference, beside its features (core/forecast/analog.py)

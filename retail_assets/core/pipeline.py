@@ -30,13 +30,14 @@ from retail_assets.core.features.grid import (
     features_version,
     materialize_store_features,
     read_analog_reference,
+    read_climate,
     read_weather_issues,
     summarize,
 )
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.inventory import cover
 from retail_assets.core.forecast.serving import forecast_store
-from retail_assets.core.fitting.train import train_store
+from retail_assets.core.fitting.train import analog_slopes, train_store
 from retail_assets.core.registry.versions import ModelVersion, live_version
 from retail_assets.core.quality.gx import SuiteOutcome, validate_frame
 from retail_assets.settings import COVER_FILE
@@ -210,10 +211,12 @@ def train_model(layout, settings, store_id: str, say: Say = _quiet, pool=None) -
     store_id = validate_store_id(store_id)
     path = features_path(layout, store_id)
     features = read_features(layout, store_id)
+    analog = read_analog_reference(path)
     mv = train_store(features, layout.models, features_version(path), settings.train_config(),
                      workers=settings.fit_workers, warm_start=settings.warm_start, progress=say,
                      engine=settings.fit_engine, scheduler_address=settings.dask_scheduler_address, pool=pool,
-                     analog_reference=read_analog_reference(path), weather_issues=read_weather_issues(path))
+                     analog_reference=analog, weather_issues=read_weather_issues(path),
+                     climate=read_climate(path), borrowed_slopes=analog_slopes(layout.models, analog, features))
     registry.record_model(layout.models, mv)
     say(f"store {store_id}: version {mv.version}" + (" (reused: inputs unchanged)" if mv.reused else ""))
     return ModelResult(store_id, mv, features)

@@ -22,7 +22,7 @@ from retail_assets.core.forecast import analog
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.ingest.load import table_exists
 from retail_assets.core.warehouse import connect_readonly
-from retail_assets.settings import ANALOG_FILE, FEATURES_FILE, WEATHER_FILE
+from retail_assets.settings import ANALOG_FILE, CLIMATE_FILE, FEATURES_FILE, WEATHER_FILE
 
 FEATURES_SQL = """
 with store as (
@@ -251,11 +251,48 @@ def build_weather_issues(warehouse: Path, store_id: str, frame: pd.DataFrame) ->
     return issues if len(issues) else None
 
 
+CLIMATE_SQL = """
+select c.business_date as date, avg(c.temperature_mean_c) as temperature_c, count(distinct c.store_id) as stores
+from fct_store_conditions c join dim_store s using (store_id)
+where s.climate_zone = (select climate_zone from dim_store where store_id = ?) and c.store_id <> ?
+  and c.temperature_mean_c is not null and c.business_date <= ?
+group by 1 order by 1
+"""
+OWN_CLIMATE_DAYS = 365  # a store with this many days of its own temperature is its own climatology
+
+
+def build_climate(warehouse: Path, store_id: str, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """A young store's normal weather: the daily mean temperature observed by the other stores of its climate
+    zone up to its last history day (core/forecast/weather.py reads their earlier years' weeks where the store
+    has none of its own). None for a store with a year of its own temperature, or without any to borrow."""
+    if frame.empty or "temperature_c" not in frame:
+        return None
+    hist = frame[~frame["is_future"] & frame["temperature_c"].notna()]
+    last = frame.loc[~frame["is_future"], "date"].max()
+    if len(hist) and (last - hist["date"].min()).days >= OWN_CLIMATE_DAYS:
+        return None
+    with connect_readonly(warehouse) as con:
+        if not table_exists(con, "fct_store_conditions"):
+            return None
+        zone = con.execute(CLIMATE_SQL, [store_id, store_id, last.date()]).df()
+    if zone.empty:
+        return None
+    zone["date"] = pd.to_datetime(zone["date"])
+    zone["temperature_c"] = zone["temperature_c"].astype(float)
+    return zone
+
+
+def read_climate(features_path: Path) -> pd.DataFrame | None:
+    path = features_path.with_name(CLIMATE_FILE)
+    return pd.read_parquet(path) if path.exists() else None
+
+
 def features_version(path: Path) -> str:
     """The features' data version: the SHA-256 of the features file, and of the files beside it that decide
-    the store's models too (a young store's analog reference, the weather forecasts)."""
+    the store's models too (a young store's analog reference and climate, the weather forecasts)."""
     digest = sha256_file(path)
-    extra = [f for f in (path.with_name(ANALOG_FILE), path.with_name(WEATHER_FILE)) if f.exists()]
+    extra = [f for f in (path.with_name(ANALOG_FILE), path.with_name(WEATHER_FILE), path.with_name(CLIMATE_FILE))
+             if f.exists()]
     if not extra:
         return digest
     return hashlib.sha256("\n".join([digest, *(f"{f.name}:{sha256_file(f)}" for f in extra)]).encode()).hexdigest()
@@ -277,7 +314,8 @@ def materialize_store_features(warehouse: Path, out_dir: Path, store_id: str, ho
     ref = build_analog_reference(warehouse, store_id, frame)
     # written first: the features file is the one a reader waits for; a file no longer needed (a store that
     # matured, lost its analogs or its weather feed) leaves no stale copy
-    for extra, name in ((ref, ANALOG_FILE), (build_weather_issues(warehouse, store_id, frame), WEATHER_FILE)):
+    for extra, name in ((ref, ANALOG_FILE), (build_weather_issues(warehouse, store_id, frame), WEATHER_FILE),
+                        (build_climate(warehouse, store_id, frame), CLIMATE_FILE)):
         if extra is not None:
             write_features(extra, out_dir / name)
         else:

@@ -90,7 +90,8 @@ def weather_adjust(results: list[ItemResult], codes: dict[str, float], slopes, w
 
 def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cache: dict | None = None,
                      weather: StoreWeather | None = None,
-                     categories: dict[str, str] | None = None) -> tuple[str | None, dict]:
+                     categories: dict[str, str] | None = None,
+                     borrowed_slopes: dict[str, float] | None = None) -> tuple[str | None, dict]:
     """Fit the store's LightGBM at each origin the items' folds use and on all history, add its forecasts
     and then every item's combination to `results`. Each variant of `cfg.gbm_variants` is fitted at every origin;
     a fold's `lightgbm` forecast comes from the variant that scored better on the folds ended before it began,
@@ -99,7 +100,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     `cache` (fold_cache.py: key -> {item: forecast}): origins found there are not refitted; on return it holds
     this run's origins only. `weather`: the store's temperature (core/forecast/weather.py): the trees learn on
     the observed temperature, and each fold forecasts with the temperature as known at its origin.
-    `categories` (item -> category): the items of a category share one temperature slope."""
+    `categories` (item -> category): the items of a category share one temperature slope; `borrowed_slopes`
+    (category -> slope): a young store's analog stores' slopes, used where its own history shows none."""
     if not cfg.zoo:
         return None, {}
     t0 = time.perf_counter()
@@ -141,7 +143,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     def slopes(cutoff) -> dict:
         """The items' temperature slopes on the history before `cutoff` (the same in every variant)."""
         if cutoff not in slopes_at:
-            slopes_at[cutoff] = gbm.temperature_slopes(frames[cfg.gbm_variants[0]], pd.Timestamp(cutoff), groups)
+            slopes_at[cutoff] = gbm.temperature_slopes(frames[cfg.gbm_variants[0]], pd.Timestamp(cutoff), groups,
+                                                       borrowed_slopes)
         return slopes_at[cutoff]
     for start in starts:
         origin = _origin_key(tasks, start, cfg, weather) if cache is not None else None
@@ -178,8 +181,11 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     text, served_slopes = None, {}
     frame = frames[served]
     future = frame[~frame["history"]]
+    estimates: dict = {}  # per category: the served cutoff's slope estimate and standard error, kept or not
     if len(future):
         served_slopes = slopes(future["ds"].min())
+        if groups and weather is not None:
+            gbm.temperature_slopes(frames[cfg.gbm_variants[0]], future["ds"].min(), groups, estimates=estimates)
         booster = gbm.fit(frame, future["ds"].min(), cfg.gbm_rounds, served_slopes)
         if booster is not None:
             fits += 1
@@ -213,6 +219,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     return text, {"temperature_outlook": outlook, "gbm_fits": fits, "gbm_origins_cached": cached,
                   "gbm_seconds": time.perf_counter() - t0, "gbm_variant": served,
                   "weather_adjusted_items": adjusted if weather is not None else 0,
+                  "temperature_slopes_borrowed": borrowed_slopes or None,  # per category, from the analog stores
+                  "temperature_slope_estimates": estimates or None,  # per category, what a young store borrows
                   # items whose demand the weather moves (log-units per degC), as the served trees use them
                   "temperature_slopes": {r.item_id: r.gbm_state["temperature_slope"] for r in results
                                          if r.gbm_state.get("temperature_slope")},

@@ -23,6 +23,7 @@ from retail_assets.core.fitting.pool import (
 from retail_assets.core.forecast import fold_cache
 from retail_assets.core.forecast.models import TrainConfig
 from retail_assets.core.ids import validate_store_id
+from retail_assets.core.forecast.analog import MATURE_DAYS
 from retail_assets.core.registry.versions import (
     ModelVersion,
     code_version,
@@ -54,23 +55,62 @@ def previous_inits(mv: ModelVersion | None) -> dict[str, dict]:
     return inits
 
 
-def store_weather(features: pd.DataFrame, issues: pd.DataFrame | None) -> StoreWeather | None:
-    """The store's observed daily temperature (its features' history) and issued forecasts, or None."""
+def store_weather(features: pd.DataFrame, issues: pd.DataFrame | None,
+                  climate: pd.DataFrame | None = None) -> StoreWeather | None:
+    """The store's observed daily temperature (its features' history), issued forecasts and (a young store) its
+    climate zone's temperature, or None."""
     if "temperature_c" not in features:
         return None
     hist = features[~features["is_future"]].drop_duplicates("date")
-    return StoreWeather.build(hist["date"], hist["temperature_c"], issues)
+    return StoreWeather.build(hist["date"], hist["temperature_c"], issues, climate)
+
+
+def analog_slopes(models_root: Path, analog_reference: pd.DataFrame | None,
+                  features: pd.DataFrame) -> dict[str, float] | None:
+    """A young store's temperature slope per category, borrowed from its analog stores' live versions: the mean
+    of their estimates for the category, kept or not (`summary.temperature_slope_estimates`; an older version
+    without them: its kept slopes, a category without one counting as 0): a few months of
+    its own history rarely show a slope clearly. None for a store without analogs (core/forecast/analog.py) and
+    for a mature store (a year of its own history: a slope it does not show is not there), young items or not."""
+    if analog_reference is None or "category" not in features.columns:
+        return None
+    hist = pd.to_datetime(features.loc[~features["is_future"], "date"])
+    if len(hist) and (hist.max() - hist.min()).days >= MATURE_DAYS:
+        return None
+    stores = sorted({s for names in analog_reference["analog_stores"].dropna().unique() for s in str(names).split(",") if s})
+    category = features.drop_duplicates("item_id").set_index("item_id")["category"].astype(str)
+    per_store = []
+    for store in stores:
+        mv = live_version(models_root, store)
+        if mv is None:
+            continue
+        estimates = mv.manifest.get("summary", {}).get("temperature_slope_estimates")
+        if estimates:  # every category's estimate, kept or not (an unbiased mean)
+            per_store.append({c: float(e["slope"]) for c, e in estimates.items()})
+            continue
+        slopes: dict[str, float] = {}  # a version before estimates were recorded: its kept slopes
+        for item, info in mv.manifest["items"].items():
+            if item in category.index and info.get("temperature_slope"):
+                slopes.setdefault(category[item], float(info["temperature_slope"]))
+        per_store.append(slopes)
+    if not per_store:
+        return None
+    cats = sorted({c for s in per_store for c in s})
+    return {c: float(np.mean([s.get(c, 0.0) for s in per_store])) for c in cats} or None
 
 
 def train_store(features: pd.DataFrame, models_root: Path, features_version: str, cfg: TrainConfig,
                 workers: int = 2, warm_start: bool = True, progress: Callable[[str], None] | None = None,
                 engine: str = "processes", scheduler_address: str | None = None, pool: FitPool | None = None,
                 analog_reference: pd.DataFrame | None = None,
-                weather_issues: pd.DataFrame | None = None) -> ModelVersion:
+                weather_issues: pd.DataFrame | None = None, climate: pd.DataFrame | None = None,
+                borrowed_slopes: dict[str, float] | None = None) -> ModelVersion:
     """Train (or reuse) the store's models. Same features, code and config as the live version: reused.
     Where the fits run (`engine`, `scheduler_address`, or an open `pool`) never changes the models.
     `weather_issues`: the store's issued weather forecasts (features/grid.py), with the temperature observed
-    in its features the store's LightGBM temperature regressor (core/forecast/weather.py)."""
+    in its features the store's LightGBM temperature regressor (core/forecast/weather.py); `climate`: a young
+    store's climate zone's temperature, its normal (features/grid.py `build_climate`); `borrowed_slopes`: a
+    young store's analog stores' temperature slopes per category (`analog_slopes`)."""
     store_id = validate_store_id(str(features["store_id"].iloc[0]))
     if pool is None:
         validate_fit_engine(engine, scheduler_address)
@@ -92,10 +132,11 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     results = run_items(tasks, workers, progress, engine, scheduler_address, pool)
     t2 = time.perf_counter()
     store_cache = cached["store"] if cached is not None else None
-    weather = store_weather(features, weather_issues)
+    weather = store_weather(features, weather_issues, climate)
     categories = (features.drop_duplicates("item_id").set_index("item_id")["category"].astype(str).to_dict()
                   if "category" in features.columns else None)
-    gbm_text, store_figures = add_store_models(tasks, results, cfg, store_cache, weather, categories)
+    gbm_text, store_figures = add_store_models(tasks, results, cfg, store_cache, weather, categories,
+                                               borrowed_slopes if weather is not None else None)
     if cached is not None:  # what this training used or made: the next one after a new day reads it
         fold_cache.save(cache_file, cache_salt, {r.item_id: r.fold_cache for r in results}, store_cache)
     training = decide(store_id, results, cfg, gbm_text)

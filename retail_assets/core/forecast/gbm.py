@@ -179,16 +179,19 @@ def _weather_days(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return sold.to_numpy()[use], weather[use], level[use], g["day_of_week"].to_numpy()[use].astype(int)
 
 
-def temperature_slopes(frame: pd.DataFrame, cutoff: pd.Timestamp,
-                       groups: dict[float, str] | None = None) -> dict[float, float]:
+def temperature_slopes(frame: pd.DataFrame, cutoff: pd.Timestamp, groups: dict[float, str] | None = None,
+                       borrowed: dict[str, float] | None = None,
+                       estimates: dict | None = None) -> dict[float, float]:
     """Per item code: d log(demand) / d degC, estimated on the history before `cutoff` from day-to-day weather
     only: a Poisson GLM (statsmodels) of the day's demand on the observed temperature minus its centred
     SLOPE_SMOOTH_DAYS mean, with the item's own centred mean demand (the day itself left out) as the offset and
     the day of week as factors, so the season, trend and level drop out and what is left is the weather's
     effect. `groups` (item code -> group, such as the category) pools the items of a group into one slope (a
     slow item alone rarely shows its response clearly); without it, one slope per item. A slope below
-    SLOPE_MIN_Z standard errors is 0; bounded by SLOPE_BOUND. Empty without temperature (daily data only: on
-    weekly data the weather averages out)."""
+    SLOPE_MIN_Z standard errors is 0, or the group's `borrowed` slope (a young store's: its analog stores');
+    bounded by SLOPE_BOUND. Empty without temperature (daily data only: on weekly data the weather averages out).
+    `estimates`, when given, receives every group's estimate and standard error, kept or not (what a young store
+    borrows: the mean of raw estimates is unbiased, the mean of thresholded ones is not)."""
     if TEMPERATURE not in frame.columns:
         return {}
     import statsmodels.api as sm
@@ -197,11 +200,11 @@ def temperature_slopes(frame: pd.DataFrame, cutoff: pd.Timestamp,
     days: dict[str, list] = {}
     out: dict[float, float] = {}
     for code, g in hist.groupby("item_code", sort=True):
-        out[float(code)] = 0.0
+        out[float(code)] = float((borrowed or {}).get(groups.get(float(code)), 0.0)) if groups else 0.0
         got = _weather_days(g)
         if got is not None:
             days.setdefault(groups.get(float(code), str(code)) if groups else str(code), []).append((float(code), got))
-    for members in days.values():
+    for group, members in days.items():
         sold, weather, level, dow = (np.concatenate([m[1][i] for m in members]) for i in range(4))
         if np.std(weather) < 0.5:
             continue
@@ -212,6 +215,8 @@ def temperature_slopes(frame: pd.DataFrame, cutoff: pd.Timestamp,
             slope, se = float(res.params[-1]), float(res.bse[-1])
         except (ValueError, np.linalg.LinAlgError):  # degenerate demand (constant): no slope
             continue
+        if estimates is not None and np.isfinite(slope) and np.isfinite(se):
+            estimates[group] = {"slope": float(np.clip(slope, -SLOPE_BOUND, SLOPE_BOUND)), "se": float(se)}
         if np.isfinite(slope) and np.isfinite(se) and se > 0 and abs(slope) >= SLOPE_MIN_Z * se:
             for code, _ in members:
                 out[code] = float(np.clip(slope, -SLOPE_BOUND, SLOPE_BOUND))

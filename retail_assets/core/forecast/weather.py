@@ -2,8 +2,8 @@
 
 History rows use the temperature observed that day (the store's IoT sensor, `temperature_c` in its features).
 A day on or after the origin uses the latest weather forecast issued before the origin for that day; beyond the
-forecasts' reach, climatology: the mean temperature observed in the same ISO week of earlier years, else the
-mean of the four weeks before the origin. A backtest fold at an origin therefore never reads a
+forecasts' reach, climatology: the mean temperature observed in the same ISO week of earlier years (a young
+store's own, else its climate zone's), else the mean of the four weeks before the origin. A backtest fold at an origin therefore never reads a
 forecast issued after it, nor the temperature observed on its own days. Pure: no Dagster, no files.
 """
 
@@ -36,11 +36,14 @@ class StoreWeather:
 
     observed: pd.Series
     issues: pd.DataFrame
+    zone: pd.Series | None = None  # a young store's climate zone's daily temperature (date -> degC), or None
 
     @classmethod
-    def build(cls, dates, observed, issues: pd.DataFrame | None) -> "StoreWeather | None":
+    def build(cls, dates, observed, issues: pd.DataFrame | None,
+              zone: pd.DataFrame | None = None) -> "StoreWeather | None":
         """From the features' history dates and their observed temperature, and the store's issues; None when
-        the store has neither (no temperature to learn from)."""
+        the store has neither (no temperature to learn from). `zone` (date, temperature_c): the climate zone's
+        temperature a young store takes its normal from (features/grid.py `build_climate`)."""
         obs = pd.Series(np.asarray(observed, dtype=float), index=pd.DatetimeIndex(pd.to_datetime(dates))).sort_index()
         obs = obs[~obs.index.duplicated()]
         issues = issues if issues is not None else pd.DataFrame(columns=list(ISSUE_COLUMNS))
@@ -49,7 +52,11 @@ class StoreWeather:
         iss = issues[list(ISSUE_COLUMNS)].copy()
         iss["forecast_date"] = pd.to_datetime(iss["forecast_date"])
         iss["issued_at"] = pd.to_datetime(iss["issued_at"], utc=True)
-        return cls(obs, iss.sort_values("issued_at").reset_index(drop=True))
+        zone_series = None
+        if zone is not None and len(zone):
+            zone_series = pd.Series(zone["temperature_c"].to_numpy(float),
+                                    index=pd.DatetimeIndex(pd.to_datetime(zone["date"]))).sort_index()
+        return cls(obs, iss.sort_values("issued_at").reset_index(drop=True), zone_series)
 
     def history(self, dates) -> np.ndarray:
         """Observed temperature on `dates` (days before an origin); a day the sensor missed takes the last day
@@ -86,14 +93,19 @@ class StoreWeather:
     def climatology(self, origin: pd.Timestamp, dates: pd.DatetimeIndex) -> np.ndarray:
         """The mean observed temperature of each date's ISO week in earlier years (days at least
         CLIMATE_GAP_DAYS before the origin, so this year's weather, a cold snap included, is never its own
-        normal); where no earlier year was observed, the mean of the RECENT_DAYS before the origin (the weather a
-        model that tracks the recent level implicitly assumes)."""
+        normal); a week the store has no earlier year of takes its climate zone's (`zone`: a young store); else
+        the mean of the RECENT_DAYS before the origin (the weather a model that tracks the recent level assumes)."""
         before = self.observed[self.observed.index < origin].dropna()
         if before.empty:
             return np.zeros(len(dates))
         recent = float(before.iloc[-RECENT_DAYS:].mean())
-        before = before[before.index < origin - pd.Timedelta(days=CLIMATE_GAP_DAYS)]
+        gap = origin - pd.Timedelta(days=CLIMATE_GAP_DAYS)
+        before = before[before.index < gap]
         weekly = before.groupby(before.index.isocalendar().week.to_numpy()).mean()
+        if self.zone is not None:  # weeks the store never saw in an earlier year: its climate zone's
+            zone = self.zone[self.zone.index < gap].dropna()
+            borrowed = zone.groupby(zone.index.isocalendar().week.to_numpy()).mean()
+            weekly = weekly.combine_first(borrowed)
         weeks = dates.isocalendar().week.to_numpy()
         return np.array([float(weekly.get(w, recent)) for w in weeks])
 

@@ -250,5 +250,41 @@ def test_a_cold_snap_is_never_its_own_normal():
     year_ago = [temps[days.get_loc(d - pd.Timedelta(days=364))] for d in ahead]
     np.testing.assert_allclose(weather.normal(origin, ahead), on_grid(year_ago), atol=1.5)  # not the snap's 4 degC
     assert (weather.normal(origin, ahead) - cold[-1] > 12).all()
-    young = StoreWeather.build(days[-100:], cold[-100:], None)  # less than a year observed
+    young = StoreWeather.build(days[-100:], cold[-100:], None)  # less than a year observed, nothing to borrow
     np.testing.assert_allclose(young.normal(origin, ahead), on_grid(cold[-28:].mean()), atol=1 / 64)
+    # ... and with its climate zone's temperature (features/grid.py build_climate): the zone's earlier year,
+    # never the zone's own snap days (they are within the gap too)
+    zone = pd.DataFrame({"date": days, "temperature_c": cold + 1.0})
+    borrowed = StoreWeather.build(days[-100:], cold[-100:], None, zone)
+    np.testing.assert_allclose(borrowed.normal(origin, ahead), on_grid(np.array(year_ago) + 1.0), atol=1.5)
+    assert (borrowed.normal(origin, ahead) - cold[-1] > 12).all()
+
+
+def test_a_young_store_borrows_its_analog_stores_category_slopes(tmp_path):
+    """A few months of a young store's own history rarely show the weather's slope: it takes the mean of its
+    analog stores' live slopes per category (a store whose weather showed none counts as 0)."""
+    from retail_assets.core.fitting.train import analog_slopes
+
+    # 0001: a version before estimates were recorded (its kept slopes); 0002: its estimate, not significant there
+    estimates = {"0002": {"ice_cream": {"slope": 0.02, "se": 0.01}, "grocery": {"slope": 0.001, "se": 0.004}}}
+    for store, slopes in (("0001", {"SKU-1": 0.06, "SKU-2": 0.06, "SKU-3": 0.0}), ("0002", {"SKU-1": 0.0})):
+        vdir = tmp_path / f"store={store}" / "v1"
+        vdir.mkdir(parents=True)
+        (vdir / "manifest.json").write_text(json.dumps({
+            "items": {i: {"temperature_slope": s} for i, s in slopes.items()},
+            "summary": {"temperature_slope_estimates": estimates.get(store)}}))
+        (vdir.parent / "live.json").write_text(json.dumps({"version": "v1"}))
+    ref = pd.DataFrame({"item_id": ["SKU-1"], "analog_stores": ["0001,0002,0003"]})  # 0003: no live version
+    features = pd.DataFrame({"item_id": ["SKU-1", "SKU-2", "SKU-3"], "category": ["ice_cream", "ice_cream", "grocery"],
+                             "date": pd.to_datetime(["2024-03-01", "2024-06-01", "2024-06-02"]), "is_future": False})
+    assert analog_slopes(tmp_path, ref, features) == {"ice_cream": pytest.approx(0.04), "grocery": pytest.approx(0.0005)}
+    assert analog_slopes(tmp_path, None, features) is None  # no analogs, nothing to borrow
+    mature = features.assign(date=pd.to_datetime(["2023-03-01", "2024-06-01", "2024-06-02"]))
+    assert analog_slopes(tmp_path, ref, mature) is None  # a year of its own history: a young item borrows no slope
+    # the young store's own history shows no slope: the borrowed one is used, per category
+    from retail_assets.core.forecast import gbm
+
+    frame = pd.DataFrame({"item_code": [0.0] * 10, "ds": pd.date_range("2024-01-01", periods=10), "history": True,
+                          "y": 1.0, "open": True, gbm.TEMPERATURE: 10.0, "day_of_week": 0.0})
+    assert gbm.temperature_slopes(frame, pd.Timestamp("2025-01-01"), {0.0: "ice_cream"}, {"ice_cream": 0.03}) == {0.0: 0.03}
+    assert gbm.temperature_slopes(frame, pd.Timestamp("2025-01-01"), {0.0: "grocery"}, {"ice_cream": 0.03}) == {0.0: 0.0}

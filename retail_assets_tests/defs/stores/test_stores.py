@@ -54,6 +54,18 @@ def test_features_per_store_file_with_targets_and_known_future(stores_run, wareh
         assert mat.metadata["data_version_sha256"].value == mat.tags["dagster/data_version"]
         assert mat.metadata["items"].value == frame["item_id"].nunique()
         assert "store_id" in mat.metadata["preview"].value and f"| {store} " in mat.metadata["preview"].value
+        # a store younger than a year borrows its normal weather from the other stores of its climate zone
+        zone = warehouse.execute(
+            "select avg(c.temperature_mean_c), count(*) from fct_store_conditions c join dim_store s using (store_id) "
+            "where s.climate_zone = (select climate_zone from dim_store where store_id = ?) and c.store_id <> ? "
+            "and c.temperature_mean_c is not null", [store, store]).fetchone()
+        climate = root / "features" / f"store={store}" / "climate.parquet"
+        assert climate.exists() == (zone[1] > 0), store
+        if zone[1]:
+            got = pd.read_parquet(climate)
+            assert (got["stores"] >= 1).all()
+            assert abs((got["temperature_c"] * got["stores"]).sum() / got["stores"].sum() - float(zone[0])) < 0.01
+    assert any((root / "features").glob("store=*/climate.parquet"))  # the small zone's stores share zones
 
 
 def test_feature_gates_pass_on_demo_data(stores_run):
