@@ -145,8 +145,11 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
     artifacts = {d.item_id: item_artifact(r, d, booster_sha) for r, d in zip(t.results, t.decisions)}
     item_hashes = {i: hashlib.sha256(a.encode()).hexdigest() for i, a in sorted(artifacts.items())}
     code = code_version()
+    # the weather factor's slopes decide the served forecast but live in the manifest, not in an artifact
+    weather = {r.item_id: r.temperature_slope for r in t.results if r.temperature_slope}
     identity = dumps({"features": features_version, "code": code, "config": t.cfg.to_json(),
-                         "items": item_hashes, "calibration": t.calibration.to_json(), "booster": booster_sha})
+                      "items": item_hashes, "calibration": t.calibration.to_json(), "booster": booster_sha,
+                      **({"temperature_slopes": weather} if weather else {})})
     version = "v" + hashlib.sha256(identity.encode()).hexdigest()[:12]
     vdir = store_dir / version
     files = {i: item_file(i) for i in artifacts}
