@@ -258,7 +258,7 @@ where s.climate_zone = (select climate_zone from dim_store where store_id = ?) a
   and c.temperature_mean_c is not null and c.business_date <= ?
 group by 1 order by 1
 """
-OWN_CLIMATE_DAYS = 365  # a store with this many days of its own temperature is its own climatology
+OWN_CLIMATE_DAYS = analog.MATURE_DAYS  # a store with a year of its own temperature is its own climatology
 
 
 def build_climate(warehouse: Path, store_id: str, frame: pd.DataFrame) -> pd.DataFrame | None:

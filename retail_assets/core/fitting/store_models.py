@@ -139,12 +139,14 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     slopes_at: dict = {}
     codes = {item: float(i) for i, item in enumerate(sorted(t.item_id for t in tasks))}  # as gbm.store_frame's
     groups = {codes[i]: c for i, c in (categories or {}).items() if i in codes} or None
+    estimates_at: dict = {}  # cutoff -> per category: the slope estimate and standard error, kept or not
 
     def slopes(cutoff) -> dict:
         """The items' temperature slopes on the history before `cutoff` (the same in every variant)."""
         if cutoff not in slopes_at:
+            estimates_at[cutoff] = {}
             slopes_at[cutoff] = gbm.temperature_slopes(frames[cfg.gbm_variants[0]], pd.Timestamp(cutoff), groups,
-                                                       borrowed_slopes)
+                                                       borrowed_slopes, estimates_at[cutoff])
         return slopes_at[cutoff]
     for start in starts:
         origin = _origin_key(tasks, start, cfg, weather) if cache is not None else None
@@ -184,8 +186,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     estimates: dict = {}  # per category: the served cutoff's slope estimate and standard error, kept or not
     if len(future):
         served_slopes = slopes(future["ds"].min())
-        if groups and weather is not None:
-            gbm.temperature_slopes(frames[cfg.gbm_variants[0]], future["ds"].min(), groups, estimates=estimates)
+        if groups:  # per category (one slope per item otherwise: nothing a young store could borrow by category)
+            estimates = estimates_at[future["ds"].min()]
         booster = gbm.fit(frame, future["ds"].min(), cfg.gbm_rounds, served_slopes)
         if booster is not None:
             fits += 1

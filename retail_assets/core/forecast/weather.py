@@ -2,9 +2,10 @@
 
 History rows use the temperature observed that day (the store's IoT sensor, `temperature_c` in its features).
 A day on or after the origin uses the latest weather forecast issued before the origin for that day; beyond the
-forecasts' reach, climatology: the mean temperature observed in the same ISO week of earlier years (a young
-store's own, else its climate zone's), else the mean of the four weeks before the origin. A backtest fold at an origin therefore never reads a
-forecast issued after it, nor the temperature observed on its own days. Pure: no Dagster, no files.
+forecasts' reach, climatology: the mean temperature observed in the same ISO week of earlier years (the store's
+own, else, for a young store, its climate zone's), else the mean of the four weeks before the origin. A backtest
+fold at an origin therefore never reads a forecast issued after it, nor the temperature observed on its own days.
+Pure: no Dagster, no files.
 """
 
 from __future__ import annotations
