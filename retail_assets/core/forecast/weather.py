@@ -3,7 +3,7 @@
 History rows use the temperature observed that day (the store's IoT sensor, `temperature_c` in its features).
 A day on or after the origin uses the latest weather forecast issued before the origin for that day; beyond the
 forecasts' reach, climatology: the mean temperature observed in the same ISO week of earlier years (the store's
-own, else, for a young store, its climate zone's), else the mean of the four weeks before the origin. A backtest
+own, else, for a young store, its climate zone's), else the median of the four weeks before the origin. A backtest
 fold at an origin therefore never reads a forecast issued after it, nor the temperature observed on its own days.
 Pure: no Dagster, no files.
 """
@@ -17,7 +17,7 @@ import pandas as pd
 
 ISSUE_COLUMNS = ("forecast_date", "issued_at", "temperature_mean_c")
 CLIMATE_GAP_DAYS = 180  # climatology reads earlier years only: days this far before the origin
-RECENT_DAYS = 28  # climatology's fallback without an earlier year: the mean of these days before the origin
+RECENT_DAYS = 28  # climatology's fallback without an earlier year: the median of these days before the origin
 GRID = 64  # temperatures on a 1/64 degC grid: exact in float32, so the edge's float32 trees split as LightGBM does
 
 
@@ -95,11 +95,12 @@ class StoreWeather:
         """The mean observed temperature of each date's ISO week in earlier years (days at least
         CLIMATE_GAP_DAYS before the origin, so this year's weather, a cold snap included, is never its own
         normal); a week the store has no earlier year of takes its climate zone's (`zone`: a young store); else
-        the mean of the RECENT_DAYS before the origin (the weather a model that tracks the recent level assumes)."""
+        the median of the RECENT_DAYS before the origin (the weather a model that tracks the recent level assumes;
+        the median, so the first days of a snap shorter than half of them do not make it its own normal)."""
         before = self.observed[self.observed.index < origin].dropna()
         if before.empty:
             return np.zeros(len(dates))
-        recent = float(before.iloc[-RECENT_DAYS:].mean())
+        recent = float(before.iloc[-RECENT_DAYS:].median())  # a snap shorter than half of it is not its own normal
         gap = origin - pd.Timedelta(days=CLIMATE_GAP_DAYS)
         before = before[before.index < gap]
         weekly = before.groupby(before.index.isocalendar().week.to_numpy()).mean()
