@@ -7,7 +7,9 @@ same features with the temperature column and the weather file removed). Prints 
 last recent fold, champions chosen on the earlier folds only) of the weather-sensitive categories and of the
 others, for the champion and for the store's LightGBM alone, and the time of each training.
 
-    .venv/bin/python bench/weather.py [--stores 2] [--items 30] [--days 1096] [--scenario demo]
+    .venv/bin/python bench/weather.py [--stores 2] [--items 30] [--days 1096] [--scenario demo] [--seeds 42]
+
+`--seeds 42,43,44` repeats it on zones generated from each seed (the spread says what is noise).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -53,18 +56,12 @@ def heldout(mv, categories: pd.Series) -> dict[str, float]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stores", type=int, default=2)
-    parser.add_argument("--items", type=int, default=30)
-    parser.add_argument("--days", type=int, default=1096)
-    parser.add_argument("--scenario", default="demo")
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
+def run_zone(args, seed: int) -> list[dict]:
+    """One generated zone: every mature store trained with and without the temperature."""
     root = Path(tempfile.mkdtemp(prefix="bench_weather_"))
     generate_landing_zone(root / "landing", GeneratorConfig(
         stores=args.stores, items=args.items, days=args.days, scenario=args.scenario,
-        channels=("pos", "iot", "weather")))
+        channels=("pos", "iot", "weather"), seed=seed))
     with duckdb.connect(str(root / "warehouse.duckdb")) as con:
         load_landing_zone(con, root / "landing")
     env = {**os.environ, "RETAIL_DATA_DIR": str(root)}
@@ -85,18 +82,39 @@ def main() -> None:
             mv = train_store(features, root / "models" / label.replace(" ", "_"), f"{store}-{label}", cfg,
                              workers=args.workers, analog_reference=None, weather_issues=weather)
             seconds = time.perf_counter() - t0
-            rows.append({"store": store, "run": label, "seconds": seconds, **heldout(mv, categories),
+            rows.append({"seed": seed, "store": store, "run": label, "seconds": seconds, **heldout(mv, categories),
                          "lightgbm_uses_temperature": bool(mv.manifest["summary"].get("temperature_regressor"))})
-            print(f"store {store} {label}: {seconds:.0f}s", flush=True)
+            print(f"seed {seed} store {store} {label}: {seconds:.0f}s", flush=True)
+    shutil.rmtree(root, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stores", type=int, default=2)
+    parser.add_argument("--items", type=int, default=30)
+    parser.add_argument("--days", type=int, default=1096)
+    parser.add_argument("--scenario", default="demo")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seeds", default="42", help="Comma-separated generator seeds, one zone each.")
+    args = parser.parse_args()
+    rows = []
+    for seed in [int(x) for x in args.seeds.split(",")]:
+        rows += run_zone(args, seed)
     table = pd.DataFrame(rows)
-    print(f"\n{args.stores} stores x {args.items} items x {args.days} days, scenario {args.scenario}; held-out "
+    print(f"\n{args.stores} stores x {args.items} items x {args.days} days, scenario {args.scenario}, seeds "
+          f"{args.seeds}; held-out "
           f"weighted WAPE (last fold), weather-sensitive categories: {', '.join(SENSITIVE)}")
     print(table.round(4).to_string(index=False))
     for group in ("sensitive", "other"):
         for who in ("champion", "lightgbm"):
             a = table[table["run"] == "with temperature"][f"{group} {who}"].mean()
             b = table[table["run"] == "without"][f"{group} {who}"].mean()
-            print(f"  {group:<9} {who:<8}: {a:.4f} with temperature vs {b:.4f} without ({a / b - 1:+.1%})")
+            w = table[table["run"] == "with temperature"][f"{group} {who}"].to_numpy()
+            o = table[table["run"] == "without"][f"{group} {who}"].to_numpy()
+            per = ", ".join(f"{x:+.1%}" for x in w / o - 1)
+            print(f"  {group:<9} {who:<8}: {a:.4f} with temperature vs {b:.4f} without ({a / b - 1:+.1%}; per store "
+                  f"and seed: {per})")
 
 
 if __name__ == "__main__":
