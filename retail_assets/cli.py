@@ -244,7 +244,13 @@ def models(data_dir, store, show_all, fmt) -> None:
     if show_all:
         for e in rows:
             what = e.get("bundle_version") or e["version"]
-            click.echo(f"{e['store_id']}  {e['kind']:<6} {what:<14} model {e['version']}  {e['created_at']}")
+            note = ""
+            if e["kind"] == "model" and "live" in e:
+                note = "  went live" if e["live"] else f"  HELD BACK: {e['promotion']['reason']}"
+            elif e["kind"] == "retrain":
+                note = (f"  {e['trigger']}: detected {e.get('detected_at') or '-'}, retrain started "
+                        f"{e['retrain_started_at']}, {e['outcome']} {e.get('live_at') or ''}")
+            click.echo(f"{e['store_id']}  {e['kind']:<7} {what:<14} model {e['version']}  {e['created_at']}{note}")
         return
     fmt3 = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     click.echo(f"{len(rows)} stores with a live model, {len({r['live_version'] for r in rows})} distinct live versions")
@@ -297,34 +303,92 @@ def _fleet_by_store(layout: DataLayout) -> dict[str, dict]:
 @click.option("--reason", default="manual rollback", show_default=True)
 def rollback(data_dir, store, version, reason) -> None:
     """Serve an earlier model version for one store, republish its edge bundle, audit it."""
-    import pandas as pd
+    _serve_by_hand(_layout(data_dir), store, version, "rollback", reason)
 
+
+@main.command()
+@click.option("--data-dir", default=None)
+@click.option("--store", required=True)
+@click.option("--version", required=True, help="A challenger the promotion gate held back (`retail models --all`).")
+@click.option("--reason", required=True, help="Why it goes live although the gate held it back (audit log).")
+def promote(data_dir, store, version, reason) -> None:
+    """Put a held-back challenger live by hand: verified and republished as a rollback is, audited."""
     from retail_assets.core.registry import records as registry
-    from retail_assets.core.atomic import sha256_file
-    from retail_assets.core.edge.bundle import BundleVerificationError, build_bundle
-    from retail_assets.core.registry.versions import code_version, live_version
-    from retail_assets.resources import EdgeSigning, RetailDataRoot
 
     layout = _layout(data_dir)
-    current = live_version(layout.models, store)
-    target = registry.verify_version(layout.models, store, version)
-    features = pd.read_parquet(layout.features_file(store))
+    held = {e["version"]: e for e in registry.challengers(layout.models, store)}
+    if version not in held:
+        _fail(f"store {store} has no challenger {version} (challengers: {', '.join(held) or 'none'}); "
+              "an earlier live version goes back with `retail rollback`")
+    _serve_by_hand(layout, store, version, "promote", reason,
+                   {"held_back_because": held[version]["promotion"]["reason"]})
+
+
+@main.command()
+@click.option("--data-dir", default=None)
+@click.option("--store", required=True)
+@click.argument("older")
+@click.argument("newer")
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]))
+def diff(data_dir, store, older, newer, fmt) -> None:
+    """What differs between two versions of a store: data, configuration, code, libraries, champions,
+    held-out accuracy, and the forecast that moved most."""
+    import json as _json
+
+    import pandas as pd
+
+    from retail_assets.core.registry import diff as differ
+    from retail_assets.core.registry import records as registry
+
+    layout = _layout(data_dir)
+    a, b = (registry.verify_version(layout.models, store, v) for v in (older, newer))
+    d = differ.diff_versions(a, b, pd.read_parquet(layout.features_file(store)))
+    click.echo(_json.dumps(d, indent=1, default=str) if fmt == "json" else differ.render(d))
+
+
+@main.command()
+@click.option("--data-dir", default=None)
+@click.option("--format", "fmt", default="md", type=click.Choice(["md", "json"]))
+def audit(data_dir, fmt) -> None:
+    """Answer an auditor's questions from the platform's records (the audit_report asset's markdown)."""
+    layout = _layout(data_dir)
+    os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    import dagster as dg
+
+    from retail_assets.core.registry import audit as auditing
+    from retail_assets.definitions import build_definitions
+    from retail_assets.defs.governance.audit import build
+    from retail_assets.resources import EdgeSigning, FleetSettings, RetailDataRoot, build_resources
+
+    resources = build_resources(str(layout.root))
+    with dg.DagsterInstance.get() as instance:
+        report = build(RetailDataRoot(data_dir=str(layout.root)), resources["settings"], FleetSettings(),
+                       EdgeSigning(), instance, build_definitions(resources={}))
+    click.echo(auditing.to_json(report) if fmt == "json" else auditing.markdown(report))
+
+
+def _serve_by_hand(layout: DataLayout, store: str, version: str, action: str, reason: str,
+                   extra: dict | None = None) -> None:
+    """Verify a stored version, build and verify its bundle, then make it live and audit who, when and why."""
+    from retail_assets.core.edge.bundle import BundleVerificationError
+    from retail_assets.core.registry.serve import serve_version
+    from retail_assets.resources import EdgeSigning, RetailDataRoot
+
     key = EdgeSigning().load(RetailDataRoot(data_dir=str(layout.root)))
-    try:  # the bundle first: a version that cannot be published is not made live
-        bundle = build_bundle(target, features, target.manifest["config"]["horizon"], key,
-                              layout.bundles, code_version())
+    try:
+        served = serve_version(layout, store, version, action, reason, key, extra)
     except BundleVerificationError as exc:
-        _fail(f"rollback refused: {exc}")
-    entry = registry.set_live(layout.models, target, "rollback", reason, current.version if current else None)
-    registry.record_bundle(layout.models, store, bundle.manifest, bundle.path, sha256_file(bundle.path))
-    _report_to_dagster(layout, store, entry, bundle.bundle_version)
-    click.echo(f"store {store}: live {entry['from']} -> {entry['to']}; bundle {bundle.bundle_version} republished "
-               f"(verified, max rel error {bundle.manifest['verification']['max_rel_error']:.1e}); "
+        _fail(f"{action} refused: {exc}")
+    entry = served.entry
+    _report_to_dagster(layout, store, entry, served.bundle_version)
+    click.echo(f"store {store}: live {entry['from']} -> {entry['to']} ({action}); bundle {served.bundle_version} "
+               f"republished (verified, max rel error {served.max_rel_error:.1e}); "
                f"audit entry by {entry['who']} at {entry['when']}")
 
 
 def _report_to_dagster(layout: DataLayout, store: str, entry: dict, bundle_version: str) -> None:
-    """The rollback as materializations of the store's model and bundle, so the UI shows it."""
+    """The rollback or promotion as materializations of the store's model and bundle, so the UI shows it."""
     os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     import dagster as dg
@@ -332,7 +396,7 @@ def _report_to_dagster(layout: DataLayout, store: str, entry: dict, bundle_versi
     with dg.DagsterInstance.get() as instance:
         if store not in instance.get_dynamic_partitions("stores"):
             instance.add_dynamic_partitions("stores", [store])
-        meta = {"action": "rollback", "from_version": str(entry["from"]), "model_version": entry["to"],
+        meta = {"action": entry["action"], "from_version": str(entry["from"]), "model_version": entry["to"],
                 "reason": entry["reason"], "who": entry["who"], "when": entry["when"]}
         instance.report_runless_asset_event(dg.AssetMaterialization("demand_model", partition=store, metadata=meta))
         instance.report_runless_asset_event(dg.AssetMaterialization(
@@ -488,10 +552,16 @@ def _store_line(layout: DataLayout, store: str, outcome: str, seconds: float) ->
     from retail_assets.core.pipeline import describe_store
     from retail_assets.core.registry.versions import live_version
 
+    from retail_assets.core.registry import records as registry
+
     mv = live_version(layout.models, store) if outcome == "ok" else None
     if mv is None:
         return f"store {store}: {outcome} ({seconds:.1f}s)"
-    return describe_store(mv, seconds=seconds)
+    trained = [e for e in registry.history(layout.models, store) if e["kind"] == "model"]
+    held = trained[-1] if trained and trained[-1].get("live") is False and trained[-1]["version"] != mv.version \
+        else None
+    return describe_store(mv, seconds=seconds) + (
+        f"; its newest training {held['version']} was HELD BACK: {held['promotion']['reason']}" if held else "")
 
 
 def _store_outcome(result) -> str:

@@ -94,6 +94,13 @@ class ForecastSettings(dg.ConfigurableResource):
     overstock_weeks: float = 6.0
     seasonal_categories: list[str] = ["patio", "ice_cream", "heating", "toys", "apparel"]
     replenishment_lead_days: int = 3
+    # the promotion gate (core/registry/promotion.py): a new version goes live only if, on the same held-out
+    # days, its WAPE is within promotion_tolerance (relative) of the live version's and it beats seasonal naive;
+    # fewer shared days than promotion_min_compare_days: it must beat seasonal naive; the stores listed in
+    # approval_required_stores never promote by themselves (`retail promote`)
+    promotion_tolerance: float = 0.02
+    promotion_min_compare_days: int = 7
+    approval_required_stores: list[str] = []
 
     @pydantic.model_validator(mode="after")
     def _known_fit_engine(self):
@@ -114,6 +121,12 @@ class ForecastSettings(dg.ConfigurableResource):
         return TrainConfig(horizon=self.horizon_days, folds=self.backtest_folds, fold_horizon=self.fold_days,
                            interval=self.interval, fit_timeout_s=self.fit_timeout_s, max_iter=self.max_iter,
                            min_train_days=self.min_train_days)
+
+    def promotion_policy(self):
+        from retail_assets.core.registry.promotion import PromotionPolicy
+
+        return PromotionPolicy(tolerance=self.promotion_tolerance, min_compare_days=self.promotion_min_compare_days,
+                               approval_stores=tuple(self.approval_required_stores))
 
     def cover_config(self):
         from retail_assets.core.inventory.cover import CoverConfig

@@ -153,12 +153,23 @@ def describe_store(mv: ModelVersion, bundle: BundleResult | None = None, seconds
     def f(x) -> str:
         return "n/a" if x is None else f"{x:.3f}"
 
-    return (f"store {mv.store_id}: gate passed, model {mv.version}{' (reused)' if mv.reused else ''}, "
+    return (f"store {mv.store_id}: gate passed, model {mv.version}{' (reused)' if mv.reused else ''}"
+            + (f" ({promotion_line(mv.promotion)})" if mv.promotion and not mv.promotion["promote"] else "") + ", "
             f"held-out WAPE {f(s['heldout_weighted_wape_champion'])} vs seasonal naive "
             f"{f(s['heldout_weighted_wape_seasonal_naive'])}, coverage {f(s['heldout_coverage_calibrated'])}"
             + (f", folds from the cache {s['folds_cached']}/{s['folds_total']}" if s.get("folds_total") else "")
             + (f", bundle {bundle.version}" if bundle is not None else "")
             + (f" in {seconds:.1f}s" if seconds is not None else ""))
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def promotion_line(decision: dict) -> str:
+    """The promotion gate's decision in one phrase (core/registry/promotion.py)."""
+    return ("live" if decision["promote"] else "HELD BACK as a challenger, the live version still serves") \
+        + f" [{decision['rule']}]: {decision['reason']}"
 
 
 # ---------------------------------------------------------------- the steps
@@ -206,9 +217,13 @@ def check_gate(layout, settings, store_id: str) -> GateResult:
     return gate
 
 
-def train_model(layout, settings, store_id: str, say: Say = _quiet, pool=None) -> ModelResult:
-    """Train (or reuse) one store's models and record the version. `pool`: a `FitPool` shared by a batch."""
+def train_model(layout, settings, store_id: str, say: Say = _quiet, pool=None,
+                trigger: dict | None = None) -> ModelResult:
+    """Train (or reuse) one store's models and record the version. `pool`: a `FitPool` shared by a batch.
+    `trigger` (kind, detected_at, detail: what asked for this retrain, from the run's tags): recorded with the
+    retrain's lags (`registry.record_retrain`)."""
     store_id = validate_store_id(store_id)
+    started = _now()
     path = features_path(layout, store_id)
     features = read_features(layout, store_id)
     analog = read_analog_reference(path)
@@ -216,9 +231,13 @@ def train_model(layout, settings, store_id: str, say: Say = _quiet, pool=None) -
                      workers=settings.fit_workers, warm_start=settings.warm_start, progress=say,
                      engine=settings.fit_engine, scheduler_address=settings.dask_scheduler_address, pool=pool,
                      analog_reference=analog, weather_issues=read_weather_issues(path),
-                     climate=read_climate(path), borrowed_slopes=analog_slopes(layout.models, analog, features))
+                     climate=read_climate(path), borrowed_slopes=analog_slopes(layout.models, analog, features),
+                     gate=settings.promotion_policy())
     registry.record_model(layout.models, mv)
-    say(f"store {store_id}: version {mv.version}" + (" (reused: inputs unchanged)" if mv.reused else ""))
+    if trigger:
+        registry.record_retrain(layout.models, mv, trigger, started, _now())
+    say(f"store {store_id}: version {mv.version}" + (" (reused: inputs unchanged)" if mv.reused else "")
+        + (f": {promotion_line(mv.promotion)}" if mv.promotion else ""))
     return ModelResult(store_id, mv, features)
 
 
@@ -293,7 +312,7 @@ def publish_bundle(layout, settings, signing_key, store_id: str, say: Say = _qui
 
 
 def run_store(layout, settings, signing_key, store_id: str, *, run_id: str, pool=None, say: Say = _quiet,
-              on_step: Callable[[str, str, object], None] | None = None) -> StoreOutcome:
+              on_step: Callable[[str, str, object], None] | None = None, trigger: dict | None = None) -> StoreOutcome:
     """Features, gate, model, forecast, inventory cover and bundle for one store; a failed gate stops the store
     before training. `on_step(step, store, result)` sees each result as it comes (the batch job records it)."""
     out, t0 = StoreOutcome(store_id), time.perf_counter()
@@ -310,7 +329,7 @@ def run_store(layout, settings, signing_key, store_id: str, *, run_id: str, pool
         if not gate.passed:
             out.status, out.reason = "blocked", "gx_store_features: " + ", ".join(gate.failed[:3])
         else:
-            step("demand_model", lambda: train_model(layout, settings, store_id, say, pool))
+            step("demand_model", lambda: train_model(layout, settings, store_id, say, pool, trigger))
             step("demand_forecast", lambda: publish_forecast(layout, settings, store_id, run_id))
             step("store_inventory_cover", lambda: publish_cover(layout, settings, store_id))
             step("edge_bundle", lambda: publish_bundle(layout, settings, signing_key, store_id, say))
@@ -323,8 +342,9 @@ def run_store(layout, settings, signing_key, store_id: str, *, run_id: str, pool
 
 
 def run_stores(layout, settings, signing_key, store_ids: list[str], *, run_id: str, say: Say = _quiet,
-               on_step: Callable[[str, str, object], None] | None = None) -> list[StoreOutcome]:
+               on_step: Callable[[str, str, object], None] | None = None,
+               trigger: dict | None = None) -> list[StoreOutcome]:
     """`run_store` for each store in turn, sharing one fit pool (its workers start once per batch)."""
     with settings.fit_pool() as pool:
-        return [run_store(layout, settings, signing_key, s, run_id=run_id, pool=pool, say=say, on_step=on_step)
-                for s in store_ids]
+        return [run_store(layout, settings, signing_key, s, run_id=run_id, pool=pool, say=say, on_step=on_step,
+                          trigger=trigger) for s in store_ids]

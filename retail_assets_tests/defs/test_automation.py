@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
+from retail_assets.core.registry import records as registry
+from retail_assets.core.registry.versions import live_version
+from retail_assets.definitions import build_definitions
 from retail_assets.defs.forecasting.batch import retrain_stores
 from retail_assets.defs.forecasting.schedules import (
     seasonal_retrain_schedule,
@@ -19,9 +24,11 @@ from retail_assets.defs.forecasting.sensors import drift_sensor, sales_spike_sen
 from retail_assets.defs.ingest.sensors import landing_files_sensor
 from retail_assets.defs.stores.sensors import new_stores_sensor
 from retail_assets.resources import DriftSettings, RetailDataRoot, build_resources
+from retail_assets.settings import DataLayout
 from retail_assets_tests.helpers import (
     FAST_SETTINGS,
     materialize_ingest,
+    retail_cli,
     run_store_pipeline,
 )
 
@@ -141,8 +148,8 @@ def test_drift_retrains_only_the_store_that_moved(drifted):
     # trained on 61 days with no Christmas in them, the December run-up is itself a (milder) drift: a stricter
     # category-bias ratio isolates the store whose sales quadrupled
     settings = DriftSettings(category_bias_ratio=2.0)
-    result = drift_sensor(dg.build_sensor_context(instance=instance,
-                                                  resources={**_root(root), "drift_settings": settings}))
+    tick = dg.build_sensor_context(instance=instance, resources={**_root(root), "drift_settings": settings})
+    result = drift_sensor(tick)
     assert [r.partition_key for r in result.run_requests] == ["0002"], [
         (e.partition, e.metadata["drift_reasons"].value) for e in result.asset_events]
     request = result.run_requests[0]
@@ -155,6 +162,63 @@ def test_drift_retrains_only_the_store_that_moved(drifted):
     spikes = sales_spike_sensor(ctx)
     assert [r.partition_key for r in spikes.run_requests] == ["0002"]
     assert spikes.run_requests[0].run_key == "spike-0002-2023-12-14" and ctx.cursor == "2023-12-14"
+
+    # a later tick that still sees the drift keeps its first detection time: the start of the drift-to-live lag
+    later = drift_sensor(dg.build_sensor_context(instance=instance, cursor=tick.cursor,
+                                                 resources={**_root(root), "drift_settings": settings}))
+    detected = request.tags["retail/detected_at"]
+    assert [r.tags["retail/detected_at"] for r in later.run_requests] == [detected]
+    # the run the daemon would launch: the retrain records when it was detected, started, and went live or not
+    before = live_version(DataLayout(root).models, "0002").version
+    job = build_definitions(build_resources(root, **FAST_SETTINGS)).resolve_job_def("store_pipeline")
+    assert job.execute_in_process(instance=instance, partition_key="0002", tags=request.tags).success
+    line = [e for e in registry.history(DataLayout(root).models, "0002") if e["kind"] == "retrain"][-1]
+    assert (line["trigger"], line["detected_at"]) == ("drift", detected)
+    assert detected <= line["retrain_started_at"] <= line["decided_at"]
+    live_now = live_version(DataLayout(root).models, "0002").version
+    if line["outcome"] == "live":
+        assert line["live_at"] == line["decided_at"] and live_now == line["version"] != before
+    else:
+        assert line["outcome"] == "held back" and line["live_at"] is None and live_now == before
+    lags = {r["version"]: r for r in registry.retrain_lag_rows(DataLayout(root).models)}
+    assert (lags[line["version"]]["detection_to_live_hours"] is None) == (line["outcome"] != "live")
+
+    # `retail audit` answers from those records, and each answer matches the records it cites
+    layout = DataLayout(root)
+    pointers = {s: (layout.models / f"store={s}" / "live.json").read_bytes() for s in registry.stores(layout.models)}
+    done = retail_cli("audit", "--format", "json", data_dir=root,
+                      env={"DAGSTER_HOME": str(root / "audit_home"), "RETAIL_AUTOMATION": ""})
+    assert done.returncode == 0, done.stderr
+    answers = {a["question"].split()[0] + str(i): a for i, a in enumerate(json.loads(done.stdout)["answers"])}
+    trace, rollback, lag, live, _edge, automation, targets = answers.values()
+    assert all(a["records"] and a["answer"] for a in answers.values())
+    t = trace["figures"]
+    served = pd.read_parquet(root / "forecasts" / f"store={t['store_id']}" / "forecast.parquet")
+    row = served[(served["item_id"] == t["item_id"]) & (pd.to_datetime(served["date"]).dt.date.astype(str) == t["date"])]
+    assert t["yhat"] == pytest.approx(float(row["yhat"].iloc[0])) and t["trace_seconds"] < 300
+    assert t["model_version"] == live_version(layout.models, t["store_id"]).version
+    r = rollback["figures"]
+    if "refusals" in r and "rollback_seconds" not in r:  # the earlier version's stored paths end before today
+        assert "outside the stored path" in r["refusals"][0] and "not measured" in rollback["answer"]
+    else:
+        assert r["real_store_untouched"] and r["from_version"] == live_version(layout.models, r["store_id"]).version
+        assert r["to_version"] in [e["version"] for e in registry.history(layout.models, r["store_id"])
+                                   if e["kind"] == "model"]
+    assert {s: (layout.models / f"store={s}" / "live.json").read_bytes() for s in pointers} == pointers
+    drift_lags = [x for x in registry.retrain_lag_rows(layout.models) if x["trigger"] in ("drift", "sales_spike")]
+    assert lag["figures"]["retrains_total"] == len(drift_lags)
+    assert lag["figures"]["lag_days_all"] == pytest.approx(
+        [x["detection_to_live_hours"] / 24 for x in drift_lags if x["detection_to_live_hours"] is not None])
+    assert live["figures"]["distinct_live_versions"] == sorted(
+        {live_version(layout.models, s).version for s in pointers})
+    assert all(v == "RUNNING" for v in automation["figures"]["automation"].values())
+    assert "drift_sensor" in automation["figures"]["automation"] and str(root) in targets["answer"]
+    # the audit_report asset: the same questions, as markdown in the UI and in exports/
+    from retail_assets.defs.governance.audit import audit_report
+
+    assert dg.materialize([audit_report], instance=instance, resources=build_resources(root, **FAST_SETTINGS)).success
+    report = (root / "exports" / "audit_report.md").read_text()
+    assert all(a["question"] in report for a in answers.values())
 
 
 def test_weekly_schedule_batches_stores_into_few_runs():

@@ -88,3 +88,20 @@ def test_cli_run_without_landing_zone_says_what_to_do(tmp_path):
     )
     assert proc.returncode != 0
     assert "retail generate" in proc.stderr
+
+
+def test_automation_starts_running_in_the_embedded_default_and_stopped_when_turned_off(monkeypatch):
+    """New data reaches a live version with no manual step: every sensor and schedule starts running, unless the
+    deployment says RETAIL_AUTOMATION=off (then each is turned on in the UI)."""
+    from retail_assets.definitions import build_definitions
+
+    monkeypatch.delenv("RETAIL_AUTOMATION", raising=False)
+    defs = build_definitions(resources={})
+    statuses = {s.name: s.default_status.value for s in [*defs.sensors, *defs.schedules]}
+    for name in ("landing_files_sensor", "new_stores_sensor", "drift_sensor", "sales_spike_sensor",
+                 "stale_bundle_sensor", "weekly_retrain_schedule", "seasonal_retrain_schedule"):
+        assert statuses[name] == "RUNNING", statuses
+    monkeypatch.setenv("RETAIL_AUTOMATION", "off")
+    off = build_definitions(resources={})
+    stopped = {s.name for s in [*off.sensors, *off.schedules] if s.default_status.value == "STOPPED"}
+    assert {"landing_files_sensor", "drift_sensor", "weekly_retrain_schedule"} <= stopped

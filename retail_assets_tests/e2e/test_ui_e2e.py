@@ -270,6 +270,8 @@ def dagster_dev(tmp_path):
         "DAGSTER_HOME": str(home),
         # 75 days of history: short folds and gates, one fit process per run (the machine has 2 cores)
         "RETAIL_FORECAST_SETTINGS": json.dumps(FAST_SETTINGS),
+        # the sensors and schedules start stopped here: this test launches its own runs and backfill
+        "RETAIL_AUTOMATION": "off",
     }
     out = artifacts_dir()
     server = DagsterDev(env, free_port(), out / "dagster_dev.log")

@@ -24,11 +24,15 @@ from retail_assets.core.forecast import fold_cache
 from retail_assets.core.forecast.models import TrainConfig
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.forecast.analog import MATURE_DAYS
+from retail_assets.core.registry import promotion
+from retail_assets.core.registry import records as registry
+from retail_assets.core.registry.promotion import PromotionPolicy
 from retail_assets.core.registry.versions import (
     ModelVersion,
     code_version,
     library_versions,
     live_version,
+    read_version,
     write_version,
 )
 
@@ -104,13 +108,16 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
                 engine: str = "processes", scheduler_address: str | None = None, pool: FitPool | None = None,
                 analog_reference: pd.DataFrame | None = None,
                 weather_issues: pd.DataFrame | None = None, climate: pd.DataFrame | None = None,
-                borrowed_slopes: dict[str, float] | None = None) -> ModelVersion:
+                borrowed_slopes: dict[str, float] | None = None,
+                gate: PromotionPolicy | None = None) -> ModelVersion:
     """Train (or reuse) the store's models. Same features, code and config as the live version: reused.
     Where the fits run (`engine`, `scheduler_address`, or an open `pool`) never changes the models.
     `weather_issues`: the store's issued weather forecasts (features/grid.py), with the temperature observed
     in its features the store's LightGBM temperature regressor (core/forecast/weather.py); `climate`: a young
     store's climate zone's temperature, its normal (features/grid.py `build_climate`); `borrowed_slopes`: a
-    young store's analog stores' temperature slopes per category (`analog_slopes`)."""
+    young store's analog stores' temperature slopes per category (`analog_slopes`). `gate`: the promotion
+    policy a new version must pass to go live (core/registry/promotion.py; its decision in `mv.promotion`);
+    None (a direct call of the core) puts it live ungated, as recorded."""
     store_id = validate_store_id(str(features["store_id"].iloc[0]))
     if pool is None:
         validate_fit_engine(engine, scheduler_address)
@@ -119,6 +126,11 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
             and live.manifest["code_version"] == code_version() and live.manifest["config"] == cfg.to_json():
         live.reused = True
         return live
+    held = same_inputs_challenger(models_root, store_id, features_version, cfg)
+    if held is not None and gate is not None:  # held back before with these very inputs: decided again, not refit
+        held.reused = True
+        held.promotion = promote_or_hold(models_root, held, live, features, gate)
+        return held
     inits = previous_inits(live) if warm_start else {}
     t0 = time.perf_counter()
     tasks = build_tasks(features, cfg, inits, analog_reference)
@@ -150,4 +162,30 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     training.summary["items_fitted_in_process"] = int(sum(r.fitted_here for r in results))
     training.summary["fit_wall_seconds"] = t2 - t1  # the fitting stage: pool start (unless reused) to last item
     training.summary["wall_seconds"] = time.perf_counter() - t0
-    return write_version(models_root, training, features_version, live.version if (live and inits) else None)
+    training.summary["history_end"] = str(pd.Timestamp(features.loc[~features["is_future"], "date"].max()).date())
+    mv = write_version(models_root, training, features_version, live.version if (live and inits) else None,
+                       go_live=gate is None)
+    mv.promotion = (promote_or_hold(models_root, mv, live, features, gate) if gate is not None
+                    else promotion.Decision(True, "ungated", promotion.RULES["ungated"]).to_json())
+    return mv
+
+
+def same_inputs_challenger(models_root: Path, store_id: str, features_version: str,
+                           cfg: TrainConfig) -> ModelVersion | None:
+    """The newest challenger trained from these features, code and configuration, if any."""
+    for entry in reversed(registry.challengers(models_root, store_id)):
+        mv = read_version(models_root, store_id, entry["version"])
+        if mv and mv.manifest["features_data_version"] == features_version \
+                and mv.manifest["code_version"] == code_version() and mv.manifest["config"] == cfg.to_json():
+            return mv
+    return None
+
+
+def promote_or_hold(models_root: Path, mv: ModelVersion, live: ModelVersion | None, features: pd.DataFrame,
+                    gate: PromotionPolicy) -> dict:
+    """The gate's decision; a promoted version goes live with an audit line, a held-back one stays a challenger."""
+    decision = promotion.decide(mv, live, features, gate)
+    if decision.promote:
+        registry.set_live(models_root, mv, "gate", decision.reason, live.version if live else None,
+                          {"rule": decision.rule})
+    return decision.to_json()

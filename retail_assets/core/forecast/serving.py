@@ -105,6 +105,13 @@ def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.nda
     return np.where(future["is_open_day"].to_numpy(bool), np.clip(yhat, 0, None), 0.0)
 
 
+def future_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """What a served model reads of an item's feature rows: ds, promo, is_holiday, is_open_day."""
+    return pd.DataFrame({"ds": pd.to_datetime(rows["date"]).values, "promo": promo_regressor(rows),
+                         "is_holiday": rows["holiday_name"].notna().values,
+                         "is_open_day": rows["is_open_day"].astype(bool).values})
+
+
 def forecast_store(mv: ModelVersion, features: pd.DataFrame, horizon: int) -> pd.DataFrame:
     calibration = CalibrationSet.from_json(mv.manifest["calibration"])
     frames = []
@@ -113,8 +120,7 @@ def forecast_store(mv: ModelVersion, features: pd.DataFrame, horizon: int) -> pd
         if item_id not in mv.manifest["items"]:
             continue
         g = g.head(horizon)
-        fut = pd.DataFrame({"ds": g["date"].values, "promo": promo_regressor(g),
-                            "is_holiday": g["holiday_name"].notna().values, "is_open_day": g["is_open_day"].values})
+        fut = future_frame(g)
         yhat = predict_item(mv, item_id, fut)
         info = mv.manifest["items"][item_id]
         lower, upper = calibration.bounds(yhat, info["scale"], info["level"], info["champion"])

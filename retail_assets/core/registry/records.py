@@ -53,7 +53,23 @@ def record_model(models_root: Path, mv: ModelVersion) -> None:
         "heldout_weighted_wape_champion": s["heldout_weighted_wape_champion"],
         "heldout_weighted_wape_seasonal_naive": s["heldout_weighted_wape_seasonal_naive"],
         "heldout_coverage_calibrated": s["heldout_coverage_calibrated"], "items": s["items"],
+        # the promotion gate's decision (core/registry/promotion.py): live, or a challenger with the reason
+        **({"live": mv.promotion["promote"], "promotion": mv.promotion} if mv.promotion else {}),
     }, unless=lambda entries: any(e["kind"] == "model" and e["version"] == mv.version for e in entries))
+
+
+def record_retrain(models_root: Path, mv: ModelVersion, trigger: dict, started_at: str, decided_at: str) -> dict:
+    """One line per triggered retrain (drift, sales spike, schedule): when the trigger was first detected, when
+    the retrain started, when its version went live, or that it was held back or reused (the live version's
+    inputs were unchanged): the lags an auditor asks for, from the records themselves."""
+    outcome = "reused" if mv.promotion is None else ("live" if mv.promotion["promote"] else "held back")
+    entry = {"kind": "retrain", "store_id": mv.store_id, "version": mv.version, "created_at": decided_at,
+             "trigger": trigger.get("kind", "manual"), "detected_at": trigger.get("detected_at"),
+             "trigger_detail": trigger.get("detail"), "retrain_started_at": started_at, "decided_at": decided_at,
+             "live_at": decided_at if outcome == "live" else None, "outcome": outcome,
+             "reason": mv.promotion["reason"] if mv.promotion else "inputs unchanged: the live version serves"}
+    _append(store_dir(models_root, mv.store_id) / REGISTRY, entry)
+    return entry
 
 
 def record_bundle(models_root: Path, store_id: str, manifest: dict, path: Path, zip_sha256: str) -> None:
@@ -135,11 +151,37 @@ def verify_version(models_root: Path, store_id: str, version: str) -> ModelVersi
     return ModelVersion(store_id, version, vdir, manifest)
 
 
-def set_live(models_root: Path, mv: ModelVersion, action: str, reason: str, previous: str | None) -> dict:
-    """Point the store at `mv` and write who/when/why to its audit log."""
+def set_live(models_root: Path, mv: ModelVersion, action: str, reason: str, previous: str | None,
+             extra: dict | None = None) -> dict:
+    """Point the store at `mv` and write who/when/why to its audit log (`action`: rollback, promote by hand,
+    or gate when the promotion gate put a new training live)."""
     sdir = store_dir(models_root, mv.store_id)
     write_live_pointer(mv)
     entry = {"action": action, "store_id": mv.store_id, "from": previous, "to": mv.version, "reason": reason,
-             "who": getpass.getuser(), "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+             "who": getpass.getuser(), "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+             **(extra or {})}
     _append(sdir / AUDIT, entry)
     return entry
+
+
+def challengers(models_root: Path, store_id: str) -> list[dict]:
+    """The store's versions the promotion gate held back and that never went live since, newest last."""
+    entries = history(models_root, store_id)
+    went_live = {e["to"] for e in audit_log(models_root, store_id)}
+    return [e for e in entries if e["kind"] == "model" and e.get("live") is False and e["version"] not in went_live]
+
+
+def retrain_lag_rows(models_root: Path) -> list[dict]:
+    """Every triggered retrain of every store, with the hours from first detection to live (None when held
+    back, reused, or the trigger has no detection time)."""
+    rows = []
+    for s in stores(models_root):
+        for e in history(models_root, s):
+            if e["kind"] != "retrain":
+                continue
+            hours = None
+            if e.get("detected_at") and e.get("live_at"):
+                hours = (dt.datetime.fromisoformat(e["live_at"]) - dt.datetime.fromisoformat(e["detected_at"])
+                         ).total_seconds() / 3600
+            rows.append({**e, "detection_to_live_hours": hours})
+    return rows

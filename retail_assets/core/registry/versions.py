@@ -70,6 +70,7 @@ class ModelVersion:
     path: Path
     manifest: dict
     reused: bool = False
+    promotion: dict | None = None  # the gate's decision (core/registry/promotion.py); None: reused as it was
 
 
 BOOSTER_FILE = "lightgbm.txt"  # the store's LightGBM model in LightGBM's own text format, beside the items
@@ -136,8 +137,9 @@ def item_file(item_id: str) -> str:
 
 
 def write_version(models_root: Path, t: StoreTraining, features_version: str,
-                  warm_started_from: str | None = None) -> ModelVersion:
-    """Write every item artifact and the manifest into a new version directory, then flip `live.json`."""
+                  warm_started_from: str | None = None, go_live: bool = True) -> ModelVersion:
+    """Write every item artifact and the manifest into a new version directory, then (`go_live`) flip
+    `live.json`; the promotion gate (core/registry/promotion.py) writes without flipping and decides."""
     store_id = validate_store_id(t.store_id)
     store_dir = store_partition(models_root, store_id)
     booster = t.gbm_text.encode() if t.gbm_text else None
@@ -191,7 +193,8 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
     manifest["files"]["backtest.parquet"] = hashlib.sha256(backtest_bytes).hexdigest()
     atomic_write_text(vdir / "manifest.json", dumps(manifest))
     mv = ModelVersion(store_id, version, vdir, manifest)
-    write_live_pointer(mv)
+    if go_live:
+        write_live_pointer(mv)
     return mv
 
 
@@ -201,6 +204,14 @@ def write_live_pointer(mv: ModelVersion) -> None:
         "version": mv.version, "manifest_sha256": sha256_file(mv.path / "manifest.json"),
         "features_data_version": mv.manifest["features_data_version"], "code_version": mv.manifest["code_version"],
     }))
+
+
+def read_version(models_root: Path, store_id: str, version: str) -> ModelVersion | None:
+    """A stored version by name (no hash check: `records.verify_version` does that before serving one)."""
+    vdir = store_partition(models_root, store_id) / version
+    if not version.startswith("v") or not version[1:].isalnum() or not (vdir / "manifest.json").exists():
+        return None
+    return ModelVersion(store_id, version, vdir, json.loads((vdir / "manifest.json").read_text()))
 
 
 def live_version(models_root: Path, store_id: str) -> ModelVersion | None:

@@ -15,6 +15,9 @@ from retail_assets.defs.stores.assets import STORE_FEATURES
 from retail_assets.resources import ForecastSettings, RetailDataRoot
 
 
+PROMOTION_CHECK = "promotion_gate"
+
+
 def _fmt(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.3f}"
 
@@ -24,6 +27,10 @@ def _fmt(x) -> str:
     deps=[STORE_FEATURES],
     group_name="forecasting",
     kinds={"prophet", "json"},
+    check_specs=[dg.AssetCheckSpec(PROMOTION_CHECK, asset="demand_model",
+                                   description="Warns when the new version was held back as a challenger (worse "
+                                               "than the live version on the same held-out days, or than seasonal "
+                                               "naive, or awaiting approval): the store keeps serving the live one.")],
     description="One model per item of the store: the model zoo (Prophet, baselines, ETS, Theta, LightGBM, for a "
                 "young store its analog stores' forecast) judged on rolling folds, with intervals calibrated to the "
                 "`interval` setting. Stored as Prophet JSON, LightGBM text and JSON, with a manifest.",
@@ -31,8 +38,33 @@ def _fmt(x) -> str:
 def demand_model(
     context: dg.AssetExecutionContext, data_root: RetailDataRoot, settings: ForecastSettings
 ) -> dg.MaterializeResult:
-    r = pipeline.train_model(data_root.layout, settings, context.partition_key, context.log.info)
-    return dg.MaterializeResult(metadata=model_metadata(r, settings), data_version=dg.DataVersion(r.version))
+    r = pipeline.train_model(data_root.layout, settings, context.partition_key, context.log.info,
+                             trigger=run_trigger(context.run.tags))
+    return dg.MaterializeResult(metadata=model_metadata(r, settings), data_version=dg.DataVersion(r.version),
+                                check_results=[promotion_check_result(r)])
+
+
+
+def run_trigger(tags) -> dict | None:
+    """What asked for this run (the sensors' `retail/trigger`, `retail/detected_at` tags), or None by hand."""
+    if "retail/trigger" not in tags:
+        return None
+    return {"kind": tags["retail/trigger"], "detected_at": tags.get("retail/detected_at"),
+            "detail": tags.get("retail/drift_reasons") or tags.get("retail/spikes")}
+
+
+def promotion_check_result(r: pipeline.ModelResult) -> dg.AssetCheckResult:
+    """Passed when the store serves this training (promoted, or the live version reused unchanged)."""
+    d = r.mv.promotion
+    meta = {"model_version": r.mv.version}
+    if d is None:
+        meta["decision"] = "the live version, reused: its inputs are unchanged"
+    else:
+        meta |= {"decision": pipeline.promotion_line(d), "rule": d["rule"],
+                 "figures": dg.MetadataValue.json({k: v for k, v in d["figures"].items() if v is not None})}
+    return dg.AssetCheckResult(asset_key="demand_model", check_name=PROMOTION_CHECK,
+                               passed=d is None or d["promote"], severity=dg.AssetCheckSeverity.WARN,
+                               metadata=meta)
 
 
 def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
@@ -42,6 +74,8 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
     metadata = {
         "model_version": mv.version,
         "reused_unchanged_inputs": mv.reused,
+        # the promotion gate (core/registry/promotion.py): live, or held back as a challenger, and why
+        "promotion": pipeline.promotion_line(mv.promotion) if mv.promotion else "the live version (reused)",
         "path": dg.MetadataValue.path(str(mv.path)),
         "features_data_version": mv.manifest["features_data_version"],
         "code_version": mv.manifest["code_version"],

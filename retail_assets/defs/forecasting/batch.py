@@ -9,7 +9,7 @@ reported and skipped; the others go on.
 import dagster as dg
 
 from retail_assets.defs.edge.bundles import bundle_metadata
-from retail_assets.defs.forecasting.assets import forecast_metadata, model_metadata
+from retail_assets.defs.forecasting.assets import forecast_metadata, model_metadata, promotion_check_result
 from retail_assets.defs.inventory.assets import cover_check_result, cover_metadata
 from retail_assets.defs.results import gate_check_result
 from retail_assets.defs.stores.assets import STORE_FEATURES, features_metadata
@@ -18,6 +18,7 @@ from retail_assets.resources import EdgeSigning, ForecastSettings, RetailDataRoo
 
 BATCH_SIZE = 50
 DATA_VERSION_TAG = "dagster/data_version"
+DETECTED_TAG = "retail/detected_at"  # when the trigger of a retrain (drift, spike, a peak ahead) was first seen
 
 
 class RetrainConfig(dg.Config):
@@ -44,14 +45,15 @@ def retrain_stores_op(context: dg.OpExecutionContext, config: RetrainConfig, dat
             return
         context.log_event(dg.AssetMaterialization(asset_key=step, partition=store, metadata=metadata_of[step](result),
                                                   tags={DATA_VERSION_TAG: result.version}))
-        if step == "store_inventory_cover":  # and its warning check, as the asset reports it
-            check = cover_check_result(result)
+        if step in ("store_inventory_cover", "demand_model"):  # and its warning check, as the asset reports it
+            check = cover_check_result(result) if step == "store_inventory_cover" else promotion_check_result(result)
             context.log_event(dg.AssetCheckEvaluation(
                 asset_key=check.asset_key, check_name=check.check_name, passed=check.passed,
                 metadata=check.metadata, severity=check.severity, partition=store))
 
     outcomes = pipeline.run_stores(data_root.layout, settings, edge_signing.load(data_root), config.stores,
-                                   run_id=context.run_id, say=context.log.info, on_step=record)
+                                   run_id=context.run_id, say=context.log.info, on_step=record,
+                                   trigger={"kind": config.reason, "detected_at": context.run.tags.get(DETECTED_TAG)})
     outcome = {o.store_id: o.status if o.status == "ok" else f"{o.status}: {o.reason}" for o in outcomes}
     context.log.info(f"{config.reason}: " + ", ".join(f"{s} {o}" for s, o in outcome.items()))
     failed = {s: o for s, o in outcome.items() if o.startswith("failed")}
@@ -66,14 +68,17 @@ def retrain_stores():
     retrain_stores_op()
 
 
-def batch_run_requests(stores: list[str], reason: str, key_prefix: str, batch_size: int = BATCH_SIZE) -> list:
+def batch_run_requests(stores: list[str], reason: str, key_prefix: str, batch_size: int = BATCH_SIZE,
+                       detected_at: str | None = None) -> list:
+    """Runs of `retrain_stores`, `batch_size` stores each; `detected_at`: when the trigger fired (its lag)."""
     return [
         dg.RunRequest(
             run_key=f"{key_prefix}-{i // batch_size}",
             job_name="retrain_stores",
             run_config={"ops": {"retrain_stores_op": {"config": {"stores": stores[i : i + batch_size],
                                                                   "reason": reason}}}},
-            tags={"retail/trigger": reason, "retail/stores": str(len(stores[i : i + batch_size]))},
+            tags={"retail/trigger": reason, "retail/stores": str(len(stores[i : i + batch_size])),
+                  **({DETECTED_TAG: detected_at} if detected_at else {})},
         )
         for i in range(0, len(stores), batch_size)
     ]

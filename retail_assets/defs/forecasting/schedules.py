@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from retail_assets.defs.automation import schedule_status
 from retail_assets.defs.forecasting.batch import batch_run_requests
 from retail_assets.core.monitor.signals import seasonal_trigger_dates
 from retail_assets.defs.partitions import stores_partitions
@@ -25,10 +26,11 @@ def retrain_schedules() -> list[dg.ScheduleDefinition]:
     timezone = os.environ.get("RETAIL_SCHEDULE_TIMEZONE", "UTC")
     return [
         dg.ScheduleDefinition(name="weekly_retrain_schedule", cron_schedule=weekly_cron, execution_timezone=timezone,
+                              default_status=schedule_status(),
                               job_name="retrain_stores", execution_fn=weekly_retrain_schedule,
                               description="Every Sunday: retrain every store, 50 stores per run."),
         dg.ScheduleDefinition(name="seasonal_retrain_schedule", cron_schedule="0 4 * * *",
-                              execution_timezone=timezone, job_name="retrain_stores",
+                              execution_timezone=timezone, job_name="retrain_stores", default_status=schedule_status(),
                               execution_fn=seasonal_retrain_schedule,
                               description="Daily check of the seasonal calendar: retrain every store the configured "
                                           "lead days before each peak (Black Friday, Christmas, Easter, back to "
@@ -42,7 +44,8 @@ def weekly_retrain_schedule(context: dg.ScheduleEvaluationContext):
     if not stores:
         return dg.SkipReason("no store partitions yet")
     day = context.scheduled_execution_time.date().isoformat()
-    return batch_run_requests(stores, "weekly", f"weekly-{day}")
+    return batch_run_requests(stores, "weekly", f"weekly-{day}",
+                              detected_at=context.scheduled_execution_time.isoformat(timespec="seconds"))
 
 
 def seasonal_retrain_schedule(context: dg.ScheduleEvaluationContext):
@@ -55,4 +58,5 @@ def seasonal_retrain_schedule(context: dg.ScheduleEvaluationContext):
     stores = sorted(context.instance.get_dynamic_partitions(stores_partitions.name))
     if not stores:
         return dg.SkipReason("no store partitions yet")
-    return batch_run_requests(stores, f"seasonal: {peak}", f"seasonal-{today.isoformat()}")
+    return batch_run_requests(stores, f"seasonal: {peak}", f"seasonal-{today.isoformat()}",
+                              detected_at=context.scheduled_execution_time.isoformat(timespec="seconds"))

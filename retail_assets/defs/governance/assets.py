@@ -17,8 +17,9 @@ from retail_assets.resources import RetailDataRoot
     kinds={"duckdb"},
     pool="duckdb",
     automation_condition=dg.AutomationCondition.eager(),
-    description="Warehouse tables `model_registry` (every version and bundle, from each store's registry.jsonl) "
-                "and `live_models` (one row per store).",
+    description="Warehouse tables `model_registry` (every version and bundle, from each store's registry.jsonl), "
+                "`live_models` (one row per store) and `retrain_lags` (per triggered retrain: detected, started, "
+                "live or held back).",
 )
 def model_registry(data_root: RetailDataRoot, duckdb: DuckDBResource) -> dg.MaterializeResult:
     layout = data_root.layout
@@ -36,9 +37,18 @@ def model_registry(data_root: RetailDataRoot, duckdb: DuckDBResource) -> dg.Mate
             (r["store_id"], r["live_version"], r["created_at"], r["features_data_version"], r["code_version"],
              json.dumps(r["champion_mix"]), r["heldout_wape_champion"], r["heldout_wape_naive"], r["coverage"],
              r["bundle_version"]) for r in live])
+        lags = registry.retrain_lag_rows(layout.models)
+        con.execute("create or replace table retrain_lags (store_id varchar, version varchar, trigger varchar,"
+                    " detected_at timestamptz, retrain_started_at timestamptz, live_at timestamptz, outcome varchar,"
+                    " reason varchar, detection_to_live_hours double)")
+        if lags:  # executemany refuses an empty list
+            con.executemany("insert into retrain_lags values (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                (r["store_id"], r["version"], r["trigger"], r["detected_at"], r["retrain_started_at"], r["live_at"],
+                 r["outcome"], r["reason"], r["detection_to_live_hours"]) for r in lags])
         versions = con.execute("select count(*) from model_registry where kind = 'model'").fetchone()[0] if files else 0
     table = "| store | live version | bundle |\n|---|---|---|\n" + "\n".join(
         f"| {r['store_id']} | {r['live_version']} | {r['bundle_version']} |" for r in live)
     return dg.MaterializeResult(metadata={
         "stores_live": len(live), "distinct_live_versions": len({r["live_version"] for r in live}),
+        "retrains_recorded": len(lags), "retrains_held_back": sum(r["outcome"] == "held back" for r in lags),
         "versions_recorded": versions, "live": dg.MetadataValue.md(table)})

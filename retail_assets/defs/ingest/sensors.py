@@ -11,11 +11,12 @@ from retail_assets.resources import RetailDataRoot
 
 
 @functools.cache
-def landing_files_sensor() -> dg.SensorDefinition:
+def landing_files_sensor(default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED
+                         ) -> dg.SensorDefinition:
     """Built with the jobs it starts, which select dbt assets (known once the definitions load)."""
     ingest_job, fleet_job = ingest_and_harmonize_job(), refresh_edge_fleet_job()
 
-    @dg.sensor(jobs=[ingest_job, fleet_job], minimum_interval_seconds=60,
+    @dg.sensor(jobs=[ingest_job, fleet_job], minimum_interval_seconds=60, default_status=default_status,
                description="New or changed landing files request an ingest; the cursor remembers what was seen. "
                            "Files that are only edge telemetry request the light refresh_edge_fleet instead.")
     def landing_files_sensor(context: dg.SensorEvaluationContext, data_root: RetailDataRoot):
