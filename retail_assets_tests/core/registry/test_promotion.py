@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from retail_assets.core import pipeline
@@ -17,6 +16,7 @@ from retail_assets.core.forecast.serving import forecast_store
 from retail_assets.core.edge.bundle import load_private_key
 from retail_assets.core.registry import audit
 from retail_assets.core.registry import records as registry
+from retail_assets.core.registry import promotion
 from retail_assets.core.registry.promotion import PromotionPolicy
 from retail_assets.core.registry.versions import live_version
 from retail_assets.defs.forecasting.assets import promotion_check_result
@@ -63,6 +63,9 @@ def test_a_worse_version_is_held_back_a_better_one_goes_live_and_promote_is_audi
     assert live_version(layout.models, "0001").version == good.version
     gate_line = registry.audit_log(layout.models, "0001")[-1]
     assert (gate_line["action"], gate_line["from"], gate_line["to"]) == ("gate", bad.version, good.version)
+    # a store that requires approval: the same better version waits for `retail promote`
+    waits = promotion.decide(good, bad, _frame(1.0), PromotionPolicy(approval_stores=("0001",)))
+    assert (waits.promote, waits.rule) == (False, "approval_required")
 
     worse, frame = _train(layout, 2.5)  # the feed breaks again: held back, the store keeps serving `good`
     f = worse.promotion["figures"]
@@ -124,18 +127,3 @@ def test_a_worse_version_is_held_back_a_better_one_goes_live_and_promote_is_audi
     assert (layout.models / "store=0001" / "live.json").read_bytes() == pointer
     text = retail_cli("diff", "--store", "0001", good.version, worse.version, data_dir=root).stdout
     assert f"store 0001: {good.version} -> {worse.version}" in text and "forecast moved most" in text
-
-
-def test_approval_required_holds_every_promotion_but_the_first(tmp_path):
-    layout = DataLayout(tmp_path / "data")
-    policy = PromotionPolicy(approval_stores=("0001",))
-    first = _frame(1.0)
-    mv = train_store(first, layout.models, write_features(first, layout.features_file("0001")), CFG, workers=1,
-                     gate=policy)
-    assert mv.promotion["rule"] == "first_version" and mv.promotion["promote"]
-    nudged = first.copy()
-    nudged.loc[nudged["units"].notna(), "units"] += np.where(nudged["units"].dropna() % 2 == 0, 1.0, 0.0)
-    nv = train_store(nudged, layout.models, write_features(nudged, layout.features_file("0001")), CFG, workers=1,
-                     gate=policy)
-    assert (nv.promotion["promote"], nv.promotion["rule"]) == (False, "approval_required")
-    assert live_version(layout.models, "0001").version == mv.version
