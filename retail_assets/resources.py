@@ -96,10 +96,12 @@ class ForecastSettings(dg.ConfigurableResource):
     replenishment_lead_days: int = 3
     # the promotion gate (core/registry/promotion.py): a new version goes live only if, on the same held-out
     # days, its WAPE is within promotion_tolerance (relative) of the live version's and it beats seasonal naive;
-    # fewer shared days than promotion_min_compare_days: it must beat seasonal naive; the stores listed in
+    # fewer shared days than promotion_min_compare_days, or a live version with fewer than
+    # promotion_min_serving_days left to serve: it must beat seasonal naive; the stores listed in
     # approval_required_stores never promote by themselves (`retail promote`)
-    promotion_tolerance: float = 0.02
+    promotion_tolerance: float = 0.05
     promotion_min_compare_days: int = 7
+    promotion_min_serving_days: int = 7
     approval_required_stores: list[str] = []
 
     @pydantic.model_validator(mode="after")
@@ -126,6 +128,7 @@ class ForecastSettings(dg.ConfigurableResource):
         from retail_assets.core.registry.promotion import PromotionPolicy
 
         return PromotionPolicy(tolerance=self.promotion_tolerance, min_compare_days=self.promotion_min_compare_days,
+                               min_serving_days=self.promotion_min_serving_days,
                                approval_stores=tuple(self.approval_required_stores))
 
     def cover_config(self):

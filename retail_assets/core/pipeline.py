@@ -36,7 +36,7 @@ from retail_assets.core.features.grid import (
 )
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.inventory import cover
-from retail_assets.core.forecast.serving import forecast_store
+from retail_assets.core.forecast.serving import forecast_store, servable_features
 from retail_assets.core.fitting.train import analog_slopes, train_store
 from retail_assets.core.registry.versions import ModelVersion, live_version
 from retail_assets.core.quality.gx import SuiteOutcome, validate_frame
@@ -252,8 +252,11 @@ def publish_forecast(layout, settings, store_id: str, run_id: str) -> ForecastRe
     """Forecast one store from its live model: Parquet for the view, a planner CSV per run."""
     store_id = validate_store_id(store_id)
     mv = _live(layout, store_id)
-    features = read_features(layout, store_id)
+    features = servable_features(mv, read_features(layout, store_id))  # a held-back challenger: fewer days
     fcst = forecast_store(mv, features, settings.horizon_days)
+    if fcst.empty:
+        raise PipelineError(f"store {store_id}: live version {mv.version} has no day left to serve (its horizon "
+                            "ended): retrain, or promote its challenger (`retail models --all`)")
     if (fcst["yhat_lower"] > fcst["yhat"] + 1e-9).any() or (fcst["yhat"] > fcst["yhat_upper"] + 1e-9).any() \
             or (fcst["yhat_lower"] < 0).any():
         raise PipelineError("forecast intervals are inconsistent (lower <= yhat <= upper, >= 0): not published")
@@ -297,8 +300,8 @@ def publish_bundle(layout, settings, signing_key, store_id: str, say: Say = _qui
     store_id = validate_store_id(store_id)
     mv = _live(layout, store_id)
     try:
-        bundle = build_bundle(mv, read_features(layout, store_id), settings.horizon_days, signing_key,
-                              layout.bundles, code_version())
+        bundle = build_bundle(mv, servable_features(mv, read_features(layout, store_id)), settings.horizon_days,
+                              signing_key, layout.bundles, code_version())
     except BundleVerificationError as exc:
         raise PipelineError(str(exc)) from exc
     registry.record_bundle(layout.models, store_id, bundle.manifest, bundle.path, sha256_file(bundle.path))

@@ -105,6 +105,22 @@ def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.nda
     return np.where(future["is_open_day"].to_numpy(bool), np.clip(yhat, 0, None), 0.0)
 
 
+def last_servable_day(mv: ModelVersion) -> pd.Timestamp | None:
+    """The last day `mv` can forecast: its history's end plus its horizon (its stored paths and weather outlook
+    end there); None for a version trained before the history end was recorded."""
+    end = mv.manifest.get("summary", {}).get("history_end")
+    return pd.Timestamp(end) + pd.Timedelta(days=int(mv.manifest["config"]["horizon"])) if end else None
+
+
+def servable_features(mv: ModelVersion, features: pd.DataFrame) -> pd.DataFrame:
+    """`features` without the future days `mv` cannot serve: a live version trained before the newest data (its
+    challenger held back by the promotion gate) serves the rest of its own horizon, never days past it."""
+    last = last_servable_day(mv)
+    if last is None:
+        return features
+    return features[~features["is_future"] | (pd.to_datetime(features["date"]) <= last)]
+
+
 def future_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """What a served model reads of an item's feature rows: ds, promo, is_holiday, is_open_day."""
     return pd.DataFrame({"ds": pd.to_datetime(rows["date"]).values, "promo": promo_regressor(rows),

@@ -10,7 +10,10 @@ method, chosen the same way) where that fold covers the day, else what it served
 history ended). Days neither covers (between the live version's last fold day and its history end) are left
 out. Rules where that cannot be done (`RULES`): a store's first version goes live (a store without a model serves
 nothing) and says whether it beats seasonal naive; a candidate the live version cannot be scored against (no
-held-out fold, fewer than `min_compare_days` shared days, no item in common) goes live when it beats seasonal naive.
+held-out fold, fewer than `min_compare_days` shared days, no item in common) goes live when it beats seasonal naive,
+and so does one whose live version has fewer than `min_serving_days` left to serve (a version forecasts its
+history's end plus its horizon, no further; until then a held-back challenger's store serves the rest of the live
+version's horizon).
 Pure: no Dagster.
 """
 
@@ -31,14 +34,18 @@ RULES = {
     "not_comparable": "the live version cannot be scored on the candidate's held-out days: live if it beats "
                       "seasonal naive",
     "approval_required": "the store requires approval for every promotion (`retail promote`)",
+    "live_expired": "the live version can serve fewer than min_serving_days of the days ahead (its horizon ends): "
+                    "live if it beats seasonal naive",
     "ungated": "trained without the gate (a direct call of the core, not the pipeline)",
 }
 
 
 @dataclass(frozen=True)
 class PromotionPolicy:
-    tolerance: float = 0.02  # the candidate may be this much worse (relative WAPE) than the live version
+    tolerance: float = 0.05  # the candidate may be this much worse (relative WAPE) than the live version
     min_compare_days: int = 7  # fewer shared held-out days than this: the live version is not comparable
+    min_serving_days: int = 7  # a live version with fewer days left to serve is replaced by any candidate
+    # that beats seasonal naive (a version serves its history's end plus its horizon, no further)
     approval_stores: tuple[str, ...] = ()  # stores whose every promotion needs `retail promote`
 
 
@@ -123,6 +130,14 @@ def compare_same_days(candidate: ModelVersion, live: ModelVersion, features: pd.
             "wape_live": wape(y, both["live"].to_numpy(float)) if len(both) else None}
 
 
+def _days_left(live: ModelVersion, candidate: ModelVersion) -> int | None:
+    """Days the live version can still serve after the candidate's history ends (None: not recorded)."""
+    from retail_assets.core.forecast.serving import last_servable_day
+
+    last, end = last_servable_day(live), candidate.manifest["summary"].get("history_end")
+    return None if last is None or not end else max(0, (last - pd.Timestamp(end)).days)
+
+
 def _fmt(x) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{x:.3f}"
 
@@ -146,6 +161,12 @@ def decide(candidate: ModelVersion, live: ModelVersion | None, features: pd.Data
         return Decision(False, "seasonal_naive", f"does not beat seasonal naive: {naive_text}", figures)
     if candidate.store_id in policy.approval_stores:
         return Decision(False, "approval_required", RULES["approval_required"], figures)
+    left = _days_left(live, candidate)
+    if left is not None:
+        figures["live_days_left"] = left
+        if left < policy.min_serving_days:
+            return Decision(True, "live_expired", f"live {live.version} can serve {left} more days (need "
+                            f"{policy.min_serving_days}): replaced; {naive_text}", figures)
     if same["days"] < policy.min_compare_days or same.get("wape_live") is None \
             or not np.isfinite(same["wape_live"]) or not np.isfinite(same["wape_candidate"]):
         return Decision(True, "not_comparable",

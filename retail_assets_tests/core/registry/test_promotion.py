@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from retail_assets.core import pipeline
@@ -12,7 +13,7 @@ from retail_assets.core.edge.keys import ensure_dev_keys
 from retail_assets.core.features.grid import write_features
 from retail_assets.core.fitting.train import train_store
 from retail_assets.core.forecast.models import TrainConfig
-from retail_assets.core.forecast.serving import forecast_store
+from retail_assets.core.forecast.serving import forecast_store, last_servable_day, servable_features
 from retail_assets.core.edge.bundle import load_private_key
 from retail_assets.core.registry import audit
 from retail_assets.core.registry import records as registry
@@ -28,10 +29,10 @@ DAYS = 180
 POLICY = PromotionPolicy(tolerance=0.02, min_compare_days=7)
 
 
-def _frame(inflate: float):
+def _frame(inflate: float, days: int = DAYS):
     """Two items; every day before the last three weeks multiplied by `inflate` (a feed that double-counted
     for months): the held-out days are the same true sales whatever `inflate` is."""
-    items = {"SKU-A": noisy_weekly(DAYS, 20, 1), "SKU-B": noisy_weekly(DAYS, 8, 2)}
+    items = {"SKU-A": noisy_weekly(days, 20, 1), "SKU-B": noisy_weekly(days, 8, 2)}
     for y in items.values():
         y[: DAYS - 21] *= inflate
     return synthetic_store(items, horizon=14)
@@ -79,6 +80,14 @@ def test_a_worse_version_is_held_back_a_better_one_goes_live_and_promote_is_audi
     assert [e["version"] for e in registry.challengers(layout.models, "0001")] == [worse.version]
     check = promotion_check_result(pipeline.ModelResult("0001", worse, frame))
     assert not check.passed and check.severity.value == "WARN" and "HELD BACK" in check.metadata["decision"].value
+
+    # ten days later, still held back: the live version serves what is left of its own horizon, never a day
+    # past its stored paths
+    later = servable_features(good, _frame(1.0, DAYS + 10))
+    served = forecast_store(good, later, 14)
+    assert served.groupby("item_id").size().tolist() == [4, 4]
+    assert pd.Timestamp(served["date"].max()) == last_servable_day(good)
+    assert promotion._days_left(good, worse) == 14
 
     # the same inputs again: the challenger is decided again, not refit, and still held back
     again = train_store(frame, layout.models, write_features(frame, layout.features_file("0001")), CFG, workers=1,
