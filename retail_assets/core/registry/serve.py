@@ -26,9 +26,15 @@ def serve_version(layout, store: str, version: str, action: str, reason: str, si
     changed when a file does not match its hash or the bundle does not verify."""
     from retail_assets.core.edge.bundle import build_bundle
 
+    from retail_assets.core.forecast.serving import last_servable_day, servable_features
+
     current = live_version(layout.models, store)
     target = registry.verify_version(layout.models, store, version)
-    features = pd.read_parquet(layout.features_file(store))
+    # an earlier version serves what is left of its own horizon (fewer days), never a day past it
+    features = servable_features(target, pd.read_parquet(layout.features_file(store)))
+    if not features["is_future"].any():
+        raise registry.RegistryError(f"{version} can serve no day ahead (its horizon ended "
+                                     f"{last_servable_day(target).date()}): retrain instead")
     # the bundle first: a version that cannot be published is not made live
     bundle = build_bundle(target, features, target.manifest["config"]["horizon"], signing_key, layout.bundles,
                           code_version())
