@@ -162,12 +162,20 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     training.summary["items_fitted_in_process"] = int(sum(r.fitted_here for r in results))
     training.summary["fit_wall_seconds"] = t2 - t1  # the fitting stage: pool start (unless reused) to last item
     training.summary["wall_seconds"] = time.perf_counter() - t0
-    training.summary["history_end"] = str(pd.Timestamp(features.loc[~features["is_future"], "date"].max()).date())
+    training.summary["history_end"] = history_end(features)
     mv = write_version(models_root, training, features_version, live.version if (live and inits) else None,
                        go_live=gate is None)
     mv.promotion = (promote_or_hold(models_root, mv, live, features, gate) if gate is not None
                     else promotion.Decision(True, "ungated", promotion.RULES["ungated"]).to_json())
     return mv
+
+
+def history_end(features: pd.DataFrame) -> str:
+    """The day the version's forecasts are anchored after: the last history day, or for a store with no
+    history yet (opening within the horizon) the day before its first future day (backtest.py's anchor)."""
+    dates = pd.to_datetime(features["date"])
+    hist = dates[~features["is_future"].astype(bool)]
+    return str((hist.max() if len(hist) else dates.min() - pd.Timedelta(days=1)).date())
 
 
 def same_inputs_challenger(models_root: Path, store_id: str, features_version: str,

@@ -116,11 +116,11 @@ def compare_same_days(candidate: ModelVersion, live: ModelVersion, features: pd.
         live_fold["live"] = _champion_column(live_fold, live)
         by_key = live_fold.set_index(["item_id", "date"])["live"]
     fold["live"] = by_key.reindex(pd.MultiIndex.from_frame(fold[["item_id", "date"]])).to_numpy()
-    history_end = pd.Timestamp(live.manifest["summary"].get("history_end") or
-                               (live_fold["date"].max() if not live_fold.empty else pd.Timestamp.max))
     missing = fold["live"].isna()
-    if missing.any():
-        fold.loc[missing, "live"] = _served(live, features, fold[missing], history_end)
+    history_end = live.manifest["summary"].get("history_end")
+    if missing.any() and history_end:  # a version before it was recorded: its own held-out days only (the
+        # days after its last fold may be in its history: served there they would be in-sample)
+        fold.loc[missing, "live"] = _served(live, features, fold[missing], pd.Timestamp(history_end))
     both = fold.dropna(subset=["candidate", "live"])
     y = both["y"].to_numpy(float)
     return {"days": int(both["date"].nunique()), "rows": len(both), "items": int(both["item_id"].nunique()),
