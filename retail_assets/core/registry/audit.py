@@ -65,9 +65,12 @@ def rollback_answer(layout: DataLayout, signing_key, prefer: str | None = None) 
     candidates = []
     for store in registry.stores(layout.models):
         live = live_version(layout.models, store)
-        earlier = [e["version"] for e in registry.history(layout.models, store)
-                   if e["kind"] == "model" and e["version"] != live.version
-                   and (layout.models / f"store={store}" / e["version"]).is_dir()]
+        # the version live before the current one (the audit log's last change to it), else the newest other
+        came_from = [e["from"] for e in registry.audit_log(layout.models, store) if e["to"] == live.version]
+        earlier = [v for v in came_from[-1:] if v] or [
+            e["version"] for e in registry.history(layout.models, store)
+            if e["kind"] == "model" and e["version"] != live.version][-1:]
+        earlier = [v for v in earlier if (layout.models / f"store={store}" / v).is_dir()]
         if earlier and layout.features_file(store).exists():
             candidates.append((store != prefer, store, live.version, earlier[-1]))
     if not candidates:
