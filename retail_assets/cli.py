@@ -550,9 +550,8 @@ def _demo_fleet(layout: DataLayout, defs, instance, run_config, tags) -> str | N
 def _store_line(layout: DataLayout, store: str, outcome: str, seconds: float) -> str:
     """The same line the batch job logs (`pipeline.describe_store`), from what the run recorded."""
     from retail_assets.core.pipeline import describe_store
-    from retail_assets.core.registry.versions import live_version
-
     from retail_assets.core.registry import records as registry
+    from retail_assets.core.registry.versions import live_version
 
     mv = live_version(layout.models, store) if outcome == "ok" else None
     if mv is None:

@@ -162,10 +162,6 @@ def describe_store(mv: ModelVersion, bundle: BundleResult | None = None, seconds
             + (f" in {seconds:.1f}s" if seconds is not None else ""))
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def promotion_line(decision: dict) -> str:
     """The promotion gate's decision in one phrase (core/registry/promotion.py)."""
     return ("live" if decision["promote"] else "HELD BACK as a challenger, the live version still serves") \
@@ -223,7 +219,7 @@ def train_model(layout, settings, store_id: str, say: Say = _quiet, pool=None,
     `trigger` (kind, detected_at, detail: what asked for this retrain, from the run's tags): recorded with the
     retrain's lags (`registry.record_retrain`)."""
     store_id = validate_store_id(store_id)
-    started = _now()
+    started = registry.utc_now()
     path = features_path(layout, store_id)
     features = read_features(layout, store_id)
     analog = read_analog_reference(path)
@@ -235,7 +231,7 @@ def train_model(layout, settings, store_id: str, say: Say = _quiet, pool=None,
                      gate=settings.promotion_policy())
     registry.record_model(layout.models, mv)
     if trigger:
-        registry.record_retrain(layout.models, mv, trigger, started, _now())
+        registry.record_retrain(layout.models, mv, trigger, started, registry.utc_now())
     say(f"store {store_id}: version {mv.version}" + (" (reused: inputs unchanged)" if mv.reused else "")
         + (f": {promotion_line(mv.promotion)}" if mv.promotion else ""))
     return ModelResult(store_id, mv, features)

@@ -33,11 +33,11 @@ def trace_answer(layout: DataLayout, rng: random.Random) -> dict:
     from retail_assets.core.registry import trace as tracing
 
     q = "Can you trace a prediction to raw rows in under five minutes?"
-    served = sorted(p for p in layout.root.joinpath("forecasts").glob("store=*/forecast.parquet"))
-    if not served:
+    paths = sorted(layout.root.joinpath("forecasts").glob("store=*/forecast.parquet"))
+    rng.shuffle(paths)  # one store's file read, not every store's
+    path, f = next(((p, f) for p in paths if len(f := pd.read_parquet(p))), (None, None))
+    if path is None:
         return _answer(q, "not measured: no published forecast yet", [])
-    path = rng.choice(served)
-    f = pd.read_parquet(path)
     row = f.iloc[rng.randrange(len(f))]
     store, item, day = str(row["store_id"]), str(row["item_id"]), pd.Timestamp(row["date"]).date()
     t0 = time.perf_counter()
@@ -244,7 +244,7 @@ def build_report(layout: DataLayout, *, signing_key, fleet: pd.DataFrame, fleet_
     answers = [trace, rollback_answer(layout, signing_key, prefer=trace["figures"].get("store_id")),
                lag_answer(layout, peaks, today), live_answer(layout, fleet), edge_answer(fleet, fleet_window_hours),
                automation_answer(layout, automation), targets_answer(layout, targets)]
-    return {"generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    return {"generated_at": registry.utc_now(),
             "data_root": str(layout.root), "answers": answers}
 
 

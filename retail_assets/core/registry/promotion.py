@@ -10,7 +10,8 @@ method, chosen the same way) where that fold covers the day, else what it served
 history ended). Days neither covers (between the live version's last fold day and its history end) are left
 out. Rules where that cannot be done (`RULES`): a store's first version goes live (a store without a model serves
 nothing) and says whether it beats seasonal naive; a candidate the live version cannot be scored against (no
-held-out fold, fewer than `min_compare_days` shared days, no item in common) goes live when it beats seasonal naive,
+held-out fold, fewer than `min_compare_days` shared days, no item in common) goes live when it beats seasonal naive
+(a candidate without a held-out score of its own, a store too young for a held-out fold, goes live unscored),
 and so does one whose live version has fewer than `min_serving_days` left to serve (a version forecasts its
 history's end plus its horizon, no further; until then a held-back challenger's store serves the rest of the live
 version's horizon).
@@ -32,10 +33,10 @@ RULES = {
     "seasonal_naive": "held back: its held-out champion does not beat seasonal naive",
     "first_version": "the store's first version: live, the store had nothing to serve",
     "not_comparable": "the live version cannot be scored on the candidate's held-out days: live if it beats "
-                      "seasonal naive",
+                      "seasonal naive, or if it has no held-out score itself (a store too young for a held-out fold)",
     "approval_required": "the store requires approval for every promotion (`retail promote`)",
     "live_expired": "the live version can serve fewer than min_serving_days of the days ahead (its horizon ends): "
-                    "live if it beats seasonal naive",
+                    "live if it beats seasonal naive or has no held-out score",
     "ungated": "trained without the gate (a direct call of the core, not the pipeline)",
 }
 

@@ -28,6 +28,11 @@ class RegistryError(ValueError):
     """A registry request that cannot be honoured; the message says why."""
 
 
+def utc_now() -> str:
+    """The registry's timestamps (audit lines, retrain lags, run tags): UTC, ISO 8601 to the second."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
 def _append(path: Path, entry: dict, unless: Callable[[list[dict]], bool] | None = None) -> bool:
     """One JSON line; skipped (False) when `unless(entries already there)` holds, decided under the file lock."""
     check = (lambda lines: unless([json.loads(line) for line in lines])) if unless else None
@@ -158,7 +163,7 @@ def set_live(models_root: Path, mv: ModelVersion, action: str, reason: str, prev
     sdir = store_dir(models_root, mv.store_id)
     write_live_pointer(mv)
     entry = {"action": action, "store_id": mv.store_id, "from": previous, "to": mv.version, "reason": reason,
-             "who": getpass.getuser(), "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+             "who": getpass.getuser(), "when": utc_now(),
              **(extra or {})}
     _append(sdir / AUDIT, entry)
     return entry

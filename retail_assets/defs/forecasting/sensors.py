@@ -1,18 +1,14 @@
 """Sensors that retrain only the stores that moved: forecast drift, sales spikes."""
 
-import datetime as dt
 import json
 
 import dagster as dg
 
 from retail_assets.core.monitor import signals as monitoring
+from retail_assets.core.registry.records import utc_now
 from retail_assets.defs.forecasting.batch import DETECTED_TAG
 from retail_assets.defs.partitions import stores_partitions
 from retail_assets.resources import DriftSettings, RetailDataRoot
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _first_detected(cursor: str | None) -> dict[str, list[str]]:
@@ -47,7 +43,7 @@ def drift_sensor(context: dg.SensorEvaluationContext, data_root: RetailDataRoot,
             # the first tick that saw this store drift from its live version: the start of the drift-to-live lag
             seen = first_seen.get(store)
             if not seen or seen[0] != d.model_version:
-                first_seen[store] = seen = [d.model_version, _now()]
+                first_seen[store] = seen = [d.model_version, utc_now()]
             requests.append(dg.RunRequest(
                 partition_key=store,
                 run_key=f"drift-{store}-{d.model_version}-{d.last_actual_date}",
@@ -77,6 +73,6 @@ def sales_spike_sensor(context: dg.SensorEvaluationContext, data_root: RetailDat
     stores = sorted({s["store_id"] for s in spikes})
     return dg.SensorResult(run_requests=[
         dg.RunRequest(partition_key=s, run_key=f"spike-{s}-{last}",
-                      tags={"retail/trigger": "sales_spike", DETECTED_TAG: _now(),
+                      tags={"retail/trigger": "sales_spike", DETECTED_TAG: utc_now(),
                             "retail/spikes": json.dumps([x for x in spikes if x["store_id"] == s])[:200]})
         for s in stores])

@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from retail_assets.core.registry import audit
+from retail_assets.defs.automation import automation_on
 from retail_assets.defs.edge.fleet import compute_fleet_status
 from retail_assets.defs.forecasting.schedules import load_peaks
 from retail_assets.defs.governance.assets import model_registry
@@ -26,7 +27,8 @@ def targets(data_root: RetailDataRoot, settings: ForecastSettings, instance: dg.
             "Dagster instance": f"{type(instance.run_storage).__name__} under {instance.root_directory}",
             "fits": f"{settings.fit_engine} x {settings.fit_workers} workers"
                     + (f" on {settings.dask_scheduler_address}" if settings.dask_scheduler_address else ""),
-            "automation": "RETAIL_AUTOMATION=" + os.environ.get("RETAIL_AUTOMATION", "on (default)")}
+            "automation": ("on" if automation_on() else "off") + " (RETAIL_AUTOMATION="
+                          + (os.environ.get("RETAIL_AUTOMATION") or "unset") + ")"}
 
 
 def build(data_root: RetailDataRoot, settings: ForecastSettings, fleet_settings: FleetSettings,
