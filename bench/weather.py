@@ -83,7 +83,7 @@ def run_zone(args, seed: int) -> list[dict]:
                              workers=args.workers, analog_reference=None, weather_issues=weather)
             seconds = time.perf_counter() - t0
             rows.append({"seed": seed, "store": store, "run": label, "seconds": seconds, **heldout(mv, categories),
-                         "lightgbm_uses_temperature": bool(mv.manifest["summary"].get("temperature_regressor"))})
+                         "temperature_data": bool(mv.manifest["summary"].get("temperature_regressor"))})
             print(f"seed {seed} store {store} {label}: {seconds:.0f}s", flush=True)
     shutil.rmtree(root, ignore_errors=True)
     return rows

@@ -97,11 +97,14 @@ def _prophet_terms(model) -> dict:
     return terms
 
 
-def _gbm_nodes(N, trees: onnx.ModelProto | None, with_temperature: bool = False) -> list:
+def _gbm_nodes(N, trees: onnx.ModelProto | None, temperature_factor: bool = False,
+               tree_temperature: bool = False) -> list:
     """The store's LightGBM model on each item-day: features assembled in FEATURES order, the trees (`trees`,
     from `_tree_graph`: gbm_X -> gbm_variable), the ratio clipped at 0 and scaled by the level + 1. With
-    `with_temperature` the day's temperature (the graph input `temperature`, degC per day) is the last feature,
-    and the units are multiplied by exp(slope x anomaly) with each item's `temp_slope`."""
+    `temperature_factor` the units are multiplied by exp(slope x anomaly) with each item's `temp_slope`, the
+    anomaly being the day's temperature (the graph input `temperature`, degC per day) against the level window's
+    mean; `tree_temperature` (a booster trained before the temperature left the trees) feeds both to the trees
+    as their last two features."""
     if trees is None:
         return [N("Mul", ["zeros_IT", "zero"], ["gbm_yhat"])]
     temperature = [  # temp_row: the `temperature` input as [1, T] (compile_store adds it)
@@ -110,7 +113,9 @@ def _gbm_nodes(N, trees: onnx.ModelProto | None, with_temperature: bool = False)
         # against the level window's mean temperature (a stored path, like the level): the anomaly
         N("GatherElements", ["window_temperature_path", "steps"], ["gbm_window_temp"], axis=1),
         N("Unsqueeze", ["gbm_window_temp", "axes2"], ["window_temp3"]), N("Sub", ["temp3", "window_temp3"], ["anomaly3"]),
-    ] if with_temperature else []
+    ] if tree_temperature else [
+        N("GatherElements", ["window_temperature_path", "steps"], ["gbm_window_temp"], axis=1),
+    ] if temperature_factor else []
     return [
         N("Unsqueeze", ["zeros_IT", "axes2"], ["zeros_IT1"]),                # [I, T, 1]
         *temperature,
@@ -120,7 +125,7 @@ def _gbm_nodes(N, trees: onnx.ModelProto | None, with_temperature: bool = False)
         N("GatherElements", ["last_year_path", "steps"], ["gbm_last_year"], axis=1),
         N("Unsqueeze", ["gbm_last_year", "axes2"], ["last_year3"]),
         N("Concat", ["code_b", "cal_b", "promo3", "level3", "last_year3",
-                     *(["temp3", "anomaly3"] if with_temperature else [])], ["gbm_x3"], axis=2),
+                     *(["temp3", "anomaly3"] if tree_temperature else [])], ["gbm_x3"], axis=2),
         N("Reshape", ["gbm_x3", "gbm_shape"], ["gbm_X"]),
         *trees.graph.node,
         N("Cast", ["gbm_variable"], ["gbm_ratio_col"], to=TensorProto.DOUBLE),
@@ -131,7 +136,7 @@ def _gbm_nodes(N, trees: onnx.ModelProto | None, with_temperature: bool = False)
            # times exp(slope x anomaly): the item's log-linear temperature response (gbm.temperature_slopes)
            N("Sub", ["temp_row", "gbm_window_temp"], ["anomaly2"]), N("Mul", ["anomaly2", "temp_slope"], ["log_factor"]),
            N("Exp", ["log_factor"], ["temp_factor"]), N("Mul", ["gbm_yhat_normal", "temp_factor"], ["gbm_yhat"])]
-          if with_temperature else [N("Mul", ["gbm_ratio_pos", "level_p1"], ["gbm_yhat"])]),
+          if temperature_factor else [N("Mul", ["gbm_ratio_pos", "level_p1"], ["gbm_yhat"])]),
     ]
 
 
@@ -249,9 +254,10 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
     }
     with_trees = booster_text is not None and bool(w["gbm"].any())
     trees = _tree_graph(booster_text) if with_trees else None
-    # the booster's own features (FEATURES order): a store without temperature data trains without the last
+    # the booster's own features (FEATURES order; an older booster's also the temperature, last)
     tree_features = gbm.booster_from_text(booster_text).feature_name() if with_trees else []
-    with_temperature = gbm.TEMPERATURE in tree_features
+    tree_temperature = gbm.TEMPERATURE in tree_features
+    with_temperature = with_trees and (tree_temperature or bool(temp_slope.any()))
     consts["gbm_shape"] = np.array([-1, len(tree_features)], dtype=np.int64)
     if with_temperature:
         consts["window_temperature_path"] = window_temperature_path
@@ -312,7 +318,7 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
         N("GatherElements", ["path", "steps"], ["path_yhat"], axis=1),
         N("GatherElements", ["level_path", "steps"], ["gbm_level"], axis=1),
         *([N("Unsqueeze", ["temperature", "axes0"], ["temp_row"])] if weather_input else []),  # [1, T]
-        *_gbm_nodes(N, trees, with_temperature),
+        *_gbm_nodes(N, trees, with_temperature, tree_temperature),
         # each item's served mix: sum over parts of weight x max(part, 0)
         N("Max", ["prophet_yhat", "zero"], ["prophet_pos"]), N("Mul", ["prophet_pos", "w_prophet"], ["wp"]),
         N("Mul", ["naive", "w_naive"], ["wn"]), N("Mul", ["flat", "w_flat"], ["wf"]),

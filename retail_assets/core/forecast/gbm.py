@@ -3,18 +3,21 @@ forecast needs a lagged value the horizon has not seen. Pure: no Dagster, no fil
 
 Each row is an item-day. Features: the item (a categorical feature), the calendar (day of week and year, week,
 month, year, days to Christmas and from Thanksgiving: fixed retail dates known from the date alone), the
-holiday flag, the promotion, the store's temperature where it has any (observed in history, as known at the
-origin ahead: core/forecast/weather.py), the item's level: its mean open-day demand over `window` periods
+holiday flag, the promotion, the item's level: its mean open-day demand over `window` periods
 ending `lag` periods earlier, where `lag` is the forecast horizon, so every forecast day's level lies in the
 history at the origin; and its demand around the same day a year earlier over that level (the item's own
 yearly shape, also in the history for every forecast day). The target is demand over (level + 1), weighted by (level + 1): the trees
 learn shapes, the level carries trend, and squared errors count in units. The `calendar` variant (VARIANTS)
 fixes the level at 0: units straight from item x calendar x year. Stored in LightGBM's own text format.
 
-Trees cannot extrapolate: past the coldest anomaly they saw their response is flat. Where the store has
-temperature data, each item's demand therefore also gets a log-linear temperature response (`temperature_slopes`,
-a Poisson GLM by statsmodels on day-to-day weather): the trees learn demand over (level + 1) x exp(slope x
-anomaly), and every forecast multiplies it back, so a freak cold snap moves the forecast as far as the slope says.
+The temperature is not a tree feature. Trees shared by all of a store's items split on it for every item, the
+ones the weather does not move as well (on three generated zones that made those items' forecasts worse: README,
+`bench/weather.py`), and they cannot extrapolate past the coldest day they saw. Where the store has temperature
+data (observed in history, as known at the origin ahead: core/forecast/weather.py), each item's demand instead
+gets a log-linear response (`temperature_slopes`, a Poisson GLM by statsmodels on day-to-day weather, 0 unless
+the data show it clearly): the trees learn demand over (level + 1) x exp(slope x anomaly), and every forecast
+multiplies it back, so a freak cold snap moves the forecast as far as the slope says and an item without a slope
+not at all.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ import pandas as pd
 
 CALENDAR_FEATURES = ("day_of_week", "day_of_year", "week_of_year", "month", "day_of_month", "days_to_christmas",
                      "days_from_thanksgiving", "year")
-TEMPERATURE = "temperature"  # the store's temperature, as-of (core/forecast/weather.py); last, and only with data
+TEMPERATURE = "temperature"  # the store's temperature, as-of (core/forecast/weather.py); a column, not a feature
 # the day's temperature against the mean over the item level's window (observed, before the origin): how much
 # warmer or colder than the weeks the level was taken from, the same in every season (a cold July is not January)
 TEMPERATURE_ANOMALY = "temperature_anomaly"
 WINDOW_TEMPERATURE = "window_temperature"  # that window's mean: a helper column, not a feature
-FEATURES = ("item_code", *CALENDAR_FEATURES, "is_holiday", "promo", "level", "last_year", TEMPERATURE,
-            TEMPERATURE_ANOMALY)
+# a booster trained before the temperature left the trees also reads TEMPERATURE and TEMPERATURE_ANOMALY, last
+# (`predict` and the edge graph take the booster's own feature list, so such a version still serves)
+FEATURES = ("item_code", *CALENDAR_FEATURES, "is_holiday", "promo", "level", "last_year")
 CALENDAR_INPUTS = (*CALENDAR_FEATURES, "is_holiday")  # the edge graph's `calendar` input, per day
 PARAMS = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31,
           "feature_fraction": 0.9, "lambda_l2": 1.0, "seed": 7, "deterministic": True, "force_col_wise": True,
@@ -251,7 +255,7 @@ def fit(frame: pd.DataFrame, cutoff: pd.Timestamp, rounds: int, slopes: dict[flo
 
 
 def frame_features(frame: pd.DataFrame) -> list[str]:
-    """The FEATURES a frame has, in order (the temperature only where the store has temperature data)."""
+    """The FEATURES a frame has, in order."""
     return [f for f in FEATURES if f in frame.columns]
 
 
