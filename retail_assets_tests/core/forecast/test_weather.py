@@ -292,3 +292,33 @@ def test_a_young_store_borrows_its_analog_stores_category_slopes(tmp_path):
                           "y": 1.0, "open": True, gbm.TEMPERATURE: 10.0, "day_of_week": 0.0})
     assert gbm.temperature_slopes(frame, pd.Timestamp("2025-01-01"), {0.0: "ice_cream"}, {"ice_cream": 0.03}) == {0.0: 0.03}
     assert gbm.temperature_slopes(frame, pd.Timestamp("2025-01-01"), {0.0: "grocery"}, {"ice_cream": 0.03}) == {0.0: 0.0}
+
+
+def test_a_version_whose_trees_read_the_temperature_still_serves_and_publishes(tmp_path, monkeypatch):
+    """Boosters of session 11 and earlier read the temperature and its anomaly as their last two features: such
+    a live version must still forecast and compile (publish verifies the graph against serving, item by day)."""
+    from retail_assets.core.edge.bundle import build_bundle, load_private_key
+    from retail_assets.core.edge.keys import ensure_dev_keys
+    from retail_assets.core.fitting.train import train_store
+    from retail_assets.core.forecast import gbm
+    from retail_assets_tests.helpers import synthetic_store
+
+    monkeypatch.setattr(gbm, "FEATURES", (*gbm.FEATURES, gbm.TEMPERATURE, gbm.TEMPERATURE_ANOMALY))
+    n, horizon = 400, 14
+    rng = np.random.default_rng(8)
+    items = {f"SKU-{i}": rng.poisson((20 + 10 * i) * np.exp(0.1 * (OBSERVED[:n] - 12))).astype(float)
+             for i in range(3)}
+    store = synthetic_store(items, start=str(DAYS[0].date()), horizon=horizon)
+    store["temperature_c"] = np.where(store["is_future"], np.nan, OBSERVED[(store["date"] - DAYS[0]).dt.days])
+    issues = _issues(DAYS[n - 40:n], lambda d, k: float(OBSERVED[(d - DAYS[0]).days + k]))
+    cfg = dataclasses.replace(TrainConfig(horizon=horizon, folds=3, fold_horizon=14, min_train_days=42),
+                              gbm_rounds=40)
+    mv = train_store(store, tmp_path / "models", "legacy", cfg, workers=1, weather_issues=issues)
+    from retail_assets.core.registry.versions import BOOSTER_FILE
+
+    booster = gbm.booster_from_text((mv.path / BOOSTER_FILE).read_text())
+    assert booster.feature_name()[-2:] == [gbm.TEMPERATURE, gbm.TEMPERATURE_ANOMALY]
+    assert any(info["champion"] in ("lightgbm", "combination") for info in mv.manifest["items"].values())
+    priv, _pub = ensure_dev_keys(tmp_path / "keys")
+    published = build_bundle(mv, store, horizon, load_private_key(priv.read_bytes()), tmp_path / "bundles", "t")
+    assert published.path.exists()
