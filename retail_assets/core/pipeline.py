@@ -37,7 +37,7 @@ from retail_assets.core.features.grid import (
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.inventory import cover
 from retail_assets.core.forecast.serving import forecast_store, servable_features
-from retail_assets.core.fitting.train import analog_slopes, train_store
+from retail_assets.core.fitting.train import analog_slopes, chain_slope_estimates, train_store
 from retail_assets.core.registry.versions import ModelVersion, live_version
 from retail_assets.core.quality.gx import SuiteOutcome, validate_frame
 from retail_assets.settings import COVER_FILE
@@ -228,6 +228,7 @@ def train_model(layout, settings, store_id: str, say: Say = _quiet, pool=None,
                      engine=settings.fit_engine, scheduler_address=settings.dask_scheduler_address, pool=pool,
                      analog_reference=analog, weather_issues=read_weather_issues(path),
                      climate=read_climate(path), borrowed_slopes=analog_slopes(layout.models, analog, features),
+                     pooled_estimates=chain_slope_estimates(layout.models, store_id),
                      gate=settings.promotion_policy())
     registry.record_model(layout.models, mv)
     if trigger:

@@ -41,10 +41,12 @@ def _variant(by_variant: dict[str, dict], folds: dict, keys: list) -> tuple[str,
     return (min(finite, key=finite.get) if finite else next(iter(by_variant))), scores
 
 
-def _origin_key(tasks: list[ItemTask], start: str, cfg, weather: StoreWeather | None = None) -> str:
+def _origin_key(tasks: list[ItemTask], start: str, cfg, weather: StoreWeather | None = None,
+                slope_groups: dict | None = None, borrowed: dict | None = None) -> str:
     """Everything the store's LightGBM fits at `start` and their fold forecasts read (fold_cache.py): every
     item's rows up to a fold after `start`, actuals before `start` only; the item set fixes the item codes; the
-    temperature observed before `start` and as known at `start` over the fold. One hash per origin; each
+    temperature observed before `start` and as known at `start` over the fold; what the slopes at `start` read
+    besides (the items' categories, a young store's borrowed slopes). One hash per origin; each
     variant's key adds its name (`digest([key, variant])`)."""
     rows = []
     for t in sorted(tasks, key=lambda t: t.item_id):
@@ -56,7 +58,11 @@ def _origin_key(tasks: list[ItemTask], start: str, cfg, weather: StoreWeather | 
         days = pd.date_range(pd.Timestamp(start), periods=cfg.fold_horizon, freq="D")
         seen = weather.observed[weather.observed.index < pd.Timestamp(start)]
         temps = [np.round(seen.to_numpy(float), 3).tolist(), np.round(weather.as_of(start, days)[0], 3).tolist()]
-    return digest({"salt": tasks[0].cache_salt if tasks else "", "start": start, "items": rows, "temperature": temps})
+    slope_inputs = None
+    if weather is not None and (slope_groups or borrowed):
+        slope_inputs = {"groups": sorted((slope_groups or {}).items()), "borrowed": sorted((borrowed or {}).items())}
+    return digest({"salt": tasks[0].cache_salt if tasks else "", "start": start, "items": rows, "temperature": temps,
+                   **({"slopes": slope_inputs} if slope_inputs else {})})
 
 
 def weather_adjust(results: list[ItemResult], codes: dict[str, float], slopes, weather: StoreWeather,
@@ -91,7 +97,8 @@ def weather_adjust(results: list[ItemResult], codes: dict[str, float], slopes, w
 def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cache: dict | None = None,
                      weather: StoreWeather | None = None,
                      categories: dict[str, str] | None = None,
-                     borrowed_slopes: dict[str, float] | None = None) -> tuple[str | None, dict]:
+                     borrowed_slopes: dict[str, float] | None = None,
+                     pooled_estimates: dict[str, list[tuple[float, float]]] | None = None) -> tuple[str | None, dict]:
     """Fit the store's LightGBM at each origin the items' folds use and on all history, add its forecasts
     and then every item's combination to `results`. Each variant of `cfg.gbm_variants` is fitted at every origin;
     a fold's `lightgbm` forecast comes from the variant that scored better on the folds ended before it began,
@@ -101,7 +108,10 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     this run's origins only. `weather`: the store's temperature (core/forecast/weather.py): the trees learn on
     the observed temperature, and each fold forecasts with the temperature as known at its origin.
     `categories` (item -> category): the items of a category share one temperature slope; `borrowed_slopes`
-    (category -> slope): a young store's analog stores' slopes, used where its own history shows none."""
+    (category -> slope): a young store's analog stores' slopes, used where its own history shows none;
+    `pooled_estimates` (category -> the other stores' (slope, se)): the served forecast's slope of a category
+    this store's history does not show clearly, where the stores together do (`gbm.pooled_slope`). The folds
+    never read it: those estimates were made on the other stores' whole history, after the folds' origins."""
     if not cfg.zoo:
         return None, {}
     t0 = time.perf_counter()
@@ -149,7 +159,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
                                                        borrowed_slopes, estimates_at[cutoff])
         return slopes_at[cutoff]
     for start in starts:
-        origin = _origin_key(tasks, start, cfg, weather) if cache is not None else None
+        origin = _origin_key(tasks, start, cfg, weather, groups, borrowed_slopes) if cache is not None else None
         for v in cfg.gbm_variants:
             key = digest([origin, v]) if origin else None
             forecasts = previous.get(key) if key else None
@@ -184,10 +194,14 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     frame = frames[served]
     future = frame[~frame["history"]]
     estimates: dict = {}  # per category: the served cutoff's slope estimate and standard error, kept or not
+    pooled: dict = {}  # per category whose served slope came from the stores together
     if len(future):
         served_slopes = slopes(future["ds"].min())
-        if groups:  # per category (one slope per item otherwise: nothing a young store could borrow by category)
+        if groups:  # per category (one slope per item otherwise: nothing another store could borrow by category)
             estimates = estimates_at[future["ds"].min()]
+            if pooled_estimates and weather is not None:
+                served_slopes = gbm.temperature_slopes(frames[cfg.gbm_variants[0]], future["ds"].min(), groups,
+                                                       borrowed_slopes, pool=pooled_estimates, pooled=pooled)
         booster = gbm.fit(frame, future["ds"].min(), cfg.gbm_rounds, served_slopes)
         if booster is not None:
             fits += 1
@@ -222,7 +236,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
                   "gbm_seconds": time.perf_counter() - t0, "gbm_variant": served,
                   "weather_adjusted_items": adjusted if weather is not None else 0,
                   "temperature_slopes_borrowed": borrowed_slopes or None,  # per category, from the analog stores
-                  "temperature_slope_estimates": estimates or None,  # per category, what a young store borrows
+                  "temperature_slope_estimates": estimates or None,  # per category, what other stores borrow
+                  "temperature_slopes_pooled": pooled or None,  # per category, the served slope from the chain
                   # items whose demand the weather moves (log-units per degC), as the served trees use them
                   "temperature_slopes": {r.item_id: r.gbm_state["temperature_slope"] for r in results
                                          if r.gbm_state.get("temperature_slope")},

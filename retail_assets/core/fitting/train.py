@@ -103,19 +103,35 @@ def analog_slopes(models_root: Path, analog_reference: pd.DataFrame | None,
     return {c: float(np.mean([s.get(c, 0.0) for s in per_store])) for c in cats} or None
 
 
+def chain_slope_estimates(models_root: Path, store_id: str) -> dict[str, list[tuple[float, float]]] | None:
+    """Every other store's temperature slope estimate per category, (slope, standard error), from its live
+    version (`summary.temperature_slope_estimates`, kept or not): what `gbm.pooled_slope` combines for a
+    category one store's own history does not show clearly. None when no other store has estimates."""
+    pool: dict[str, list[tuple[float, float]]] = {}
+    for other in registry.stores(models_root):
+        if other == store_id or (mv := live_version(models_root, other)) is None:
+            continue
+        for category, e in (mv.manifest.get("summary", {}).get("temperature_slope_estimates") or {}).items():
+            pool.setdefault(category, []).append((float(e["slope"]), float(e["se"])))
+    return pool or None
+
+
 def train_store(features: pd.DataFrame, models_root: Path, features_version: str, cfg: TrainConfig,
                 workers: int = 2, warm_start: bool = True, progress: Callable[[str], None] | None = None,
                 engine: str = "processes", scheduler_address: str | None = None, pool: FitPool | None = None,
                 analog_reference: pd.DataFrame | None = None,
                 weather_issues: pd.DataFrame | None = None, climate: pd.DataFrame | None = None,
                 borrowed_slopes: dict[str, float] | None = None,
+                pooled_estimates: dict[str, list[tuple[float, float]]] | None = None,
                 gate: PromotionPolicy | None = None) -> ModelVersion:
     """Train (or reuse) the store's models. Same features, code and config as the live version: reused.
     Where the fits run (`engine`, `scheduler_address`, or an open `pool`) never changes the models.
     `weather_issues`: the store's issued weather forecasts (features/grid.py), with the temperature observed
     in its features the store's LightGBM temperature regressor (core/forecast/weather.py); `climate`: a young
     store's climate zone's temperature, its normal (features/grid.py `build_climate`); `borrowed_slopes`: a
-    young store's analog stores' temperature slopes per category (`analog_slopes`). `gate`: the promotion
+    young store's analog stores' temperature slopes per category (`analog_slopes`); `pooled_estimates`: the
+    other stores' slope estimates per category (`chain_slope_estimates`), for the served forecast's slopes of the
+    categories this store does not show clearly (`gbm.pooled_slope`). `gate`: the promotion
     policy a new version must pass to go live (core/registry/promotion.py; its decision in `mv.promotion`);
     None (a direct call of the core) puts it live ungated, as recorded."""
     store_id = validate_store_id(str(features["store_id"].iloc[0]))
@@ -148,7 +164,8 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     categories = (features.drop_duplicates("item_id").set_index("item_id")["category"].astype(str).to_dict()
                   if "category" in features.columns else None)
     gbm_text, store_figures = add_store_models(tasks, results, cfg, store_cache, weather, categories,
-                                               borrowed_slopes if weather is not None else None)
+                                               borrowed_slopes if weather is not None else None,
+                                               pooled_estimates if weather is not None else None)
     if cached is not None:  # what this training used or made: the next one after a new day reads it
         fold_cache.save(cache_file, cache_salt, {r.item_id: r.fold_cache for r in results}, store_cache)
     training = decide(store_id, results, cfg, gbm_text)

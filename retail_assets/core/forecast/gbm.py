@@ -183,19 +183,52 @@ def _weather_days(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return sold.to_numpy()[use], weather[use], level[use], g["day_of_week"].to_numpy()[use].astype(int)
 
 
+def pooled_slope(own: tuple[float, float] | None, others: list[tuple[float, float]]) -> dict | None:
+    """A group's slope from its estimates in other stores: (slope, standard error) pairs, the store's `own`
+    among them. A random-effects mean (DerSimonian-Laird: stores may respond differently, by tau^2 between them);
+    when it is at least SLOPE_MIN_Z of its standard errors from 0, the store's own estimate shrunk toward it
+    (empirical Bayes: the less its own days show, the more it takes from the chain), or the mean where the store
+    has no estimate. None when the stores together do not show a slope either."""
+    est = [(b, se) for b, se in ([own] if own else []) + list(others)
+           if np.isfinite(b) and np.isfinite(se) and se > 0]
+    if len(est) < 2:
+        return None
+    b = np.array([e[0] for e in est])
+    v = np.array([e[1] for e in est]) ** 2
+    w = 1.0 / v
+    fixed = float((w * b).sum() / w.sum())
+    c = float(w.sum() - (w ** 2).sum() / w.sum())
+    tau2 = max(0.0, (float((w * (b - fixed) ** 2).sum()) - (len(b) - 1)) / c) if c > 0 else 0.0
+    wr = 1.0 / (v + tau2)
+    mean, se = float((wr * b).sum() / wr.sum()), float(wr.sum() ** -0.5)
+    if abs(mean) < SLOPE_MIN_Z * se:
+        return None
+    if own is None or tau2 == 0.0:
+        slope = mean
+    else:
+        slope = (own[0] / own[1] ** 2 + mean / tau2) / (1.0 / own[1] ** 2 + 1.0 / tau2)
+    return {"slope": float(np.clip(slope, -SLOPE_BOUND, SLOPE_BOUND)), "pooled_mean": mean, "pooled_se": se,
+            "tau": float(np.sqrt(tau2)), "stores": len(est)}
+
+
 def temperature_slopes(frame: pd.DataFrame, cutoff: pd.Timestamp, groups: dict[float, str] | None = None,
                        borrowed: dict[str, float] | None = None,
-                       estimates: dict | None = None) -> dict[float, float]:
+                       estimates: dict | None = None, pool: dict[str, list[tuple[float, float]]] | None = None,
+                       pooled: dict | None = None) -> dict[float, float]:
     """Per item code: d log(demand) / d degC, estimated on the history before `cutoff` from day-to-day weather
     only: a Poisson GLM (statsmodels) of the day's demand on the observed temperature minus its centred
     SLOPE_SMOOTH_DAYS mean, with the item's own centred mean demand (the day itself left out) as the offset and
     the day of week as factors, so the season, trend and level drop out and what is left is the weather's
-    effect. `groups` (item code -> group, such as the category) pools the items of a group into one slope (a
+    effect. The standard error allows for overdispersion (quasi-Poisson: scaled by Pearson's chi^2 over the
+    degrees of freedom; promotions and day-to-day noise make retail counts far more variable than Poisson).
+    `groups` (item code -> group, such as the category) pools the items of a group into one slope (a
     slow item alone rarely shows its response clearly); without it, one slope per item. A slope below
-    SLOPE_MIN_Z standard errors is 0, or the group's `borrowed` slope (a young store's: its analog stores');
-    bounded by SLOPE_BOUND. Empty without temperature (daily data only: on weekly data the weather averages out).
-    `estimates`, when given, receives every group's estimate and standard error, kept or not (what a young store
-    borrows: the mean of raw estimates is unbiased, the mean of thresholded ones is not)."""
+    SLOPE_MIN_Z standard errors is 0, or the group's `borrowed` slope (a young store's: its analog stores'), or,
+    with `pool` (group -> the other stores' (slope, se) estimates), `pooled_slope` when the stores together show
+    one (each group so decided is written to `pooled`); bounded by SLOPE_BOUND. Empty without temperature (daily
+    data only: on weekly data the weather averages out). `estimates`, when given, receives every group's estimate
+    and standard error, kept or not (what another store borrows or pools: the mean of raw estimates is
+    unbiased, the mean of thresholded ones is not)."""
     if TEMPERATURE not in frame.columns:
         return {}
     import statsmodels.api as sm
@@ -215,15 +248,22 @@ def temperature_slopes(frame: pd.DataFrame, cutoff: pd.Timestamp, groups: dict[f
         dummies = pd.get_dummies(dow, prefix="d", drop_first=True, dtype=float).to_numpy()
         exog = np.column_stack([np.ones(len(sold)), dummies, weather])
         try:
-            res = sm.GLM(sold, exog, family=sm.families.Poisson(), offset=np.log(level)).fit()
+            res = sm.GLM(sold, exog, family=sm.families.Poisson(), offset=np.log(level)).fit(scale="X2")
             slope, se = float(res.params[-1]), float(res.bse[-1])
         except (ValueError, np.linalg.LinAlgError):  # degenerate demand (constant): no slope
             continue
         if estimates is not None and np.isfinite(slope) and np.isfinite(se):
             estimates[group] = {"slope": float(np.clip(slope, -SLOPE_BOUND, SLOPE_BOUND)), "se": float(se)}
-        if np.isfinite(slope) and np.isfinite(se) and se > 0 and abs(slope) >= SLOPE_MIN_Z * se:
+        valid = np.isfinite(slope) and np.isfinite(se) and se > 0
+        if valid and abs(slope) >= SLOPE_MIN_Z * se:
             for code, _ in members:
                 out[code] = float(np.clip(slope, -SLOPE_BOUND, SLOPE_BOUND))
+        elif pool and groups and group not in (borrowed or {}) and (
+                got := pooled_slope((slope, se) if valid else None, pool.get(group, []))) is not None:
+            for code, _ in members:
+                out[code] = got["slope"]
+            if pooled is not None:
+                pooled[group] = got
     return out
 
 

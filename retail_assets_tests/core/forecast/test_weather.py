@@ -74,15 +74,17 @@ def test_a_forecast_issued_on_or_after_the_origin_is_never_read(origin, seed):
     np.testing.assert_array_equal(a[0], c[0])
 
 
-def _store(temps: np.ndarray, issues: pd.DataFrame, n_history: int, horizon: int = 14):
-    """Three temperature-sensitive items, their tasks and results with recent folds of 14 days."""
+def _store(temps: np.ndarray, issues: pd.DataFrame, n_history: int, horizon: int = 14, response: float = 0.06,
+           volume: float = 1.0):
+    """Three items (`response`: log-units per degC, temperature-sensitive by default; `volume` times 4-10 units a
+    day), their tasks and results with recent folds of 14 days."""
     cfg = dataclasses.replace(TrainConfig(horizon=horizon, folds=3, fold_horizon=14, min_train_days=42),
                               gbm_rounds=60)
     rng = np.random.default_rng(3)
     dates = [d.strftime("%Y-%m-%d") for d in DAYS[: n_history + horizon]]
     tasks, results = [], []
     for i in range(3):
-        y = rng.poisson((4 + 3 * i) * np.exp(0.06 * (OBSERVED[:n_history] - 12))).astype(float)
+        y = rng.poisson(volume * (4 + 3 * i) * np.exp(response * (OBSERVED[:n_history] - 12))).astype(float)
         task = ItemTask(store_id="0001", item_id=f"SKU-{i}", dates=dates, y=[*y, *[None] * horizon],
                         open_day=[True] * len(dates), promo=[0.0] * len(dates), holiday=[None] * len(dates),
                         n_history=n_history, cfg=cfg)
@@ -322,3 +324,45 @@ def test_a_version_whose_trees_read_the_temperature_still_serves_and_publishes(t
     priv, _pub = ensure_dev_keys(tmp_path / "keys")
     published = build_bundle(mv, store, horizon, load_private_key(priv.read_bytes()), tmp_path / "bundles", "t")
     assert published.path.exists()
+
+
+def test_pooled_slope_takes_what_the_stores_show_together_and_nothing_they_do_not():
+    from retail_assets.core.forecast.gbm import SLOPE_MIN_Z, pooled_slope
+
+    # beverages in a store of one year: 2.8 standard errors, short of the 3 a store alone needs
+    weak = (0.017, 0.006)
+    chain = [(0.025, 0.005), (0.020, 0.006), (0.023, 0.004), (0.013, 0.006)]
+    got = pooled_slope(weak, chain)
+    assert got is not None and got["stores"] == 5 and abs(got["pooled_mean"]) >= SLOPE_MIN_Z * got["pooled_se"]
+    assert 0.017 <= got["slope"] <= 0.025, got  # the store's own estimate, moved toward the chain's
+    # grocery: small estimates either side of 0 in every store; together they show nothing either
+    assert pooled_slope((0.010, 0.005), [(0.005, 0.005), (0.0, 0.005), (-0.001, 0.004), (-0.006, 0.005)]) is None
+    # stores that disagree widely (tau large) leave a store's own clear 0 near 0, and the mean uncertain
+    split = pooled_slope((0.0, 0.004), [(0.08, 0.004), (-0.07, 0.004), (0.09, 0.004), (-0.06, 0.004)])
+    assert split is None or abs(split["slope"]) < 0.01, split
+    # a store without its own estimate takes the random-effects mean; alone, a store pools nothing
+    assert pooled_slope(None, chain)["slope"] == pytest.approx(pooled_slope(None, chain)["pooled_mean"])
+    assert pooled_slope(weak, []) is None
+
+
+def test_a_slope_the_stores_show_together_moves_the_served_forecast_never_the_folds():
+    """Slow items whose own history does not show their temperature response clearly, in a chain whose other
+    stores show it for their category: the served slope comes from the pool (recorded), the backtest folds stay as without it (those
+    estimates saw the other stores' days after every fold's origin)."""
+    issues = _issues(DAYS[300:440], lambda d, k: float(OBSERVED[min((d - DAYS[0]).days + k, 499)]) - 20.0)
+    categories = {f"SKU-{i}": "ice_cream" for i in range(3)}
+    runs = {}
+    for label, pool in (("alone", None), ("pooled", {"ice_cream": [(0.06, 0.008)] * 4})):
+        tasks, results, cfg, weather = _store(OBSERVED, issues, 420, response=0.03, volume=0.1)
+        _text, figures = add_store_models(tasks, results, cfg, weather=weather, categories=categories,
+                                          pooled_estimates=pool)
+        runs[label] = (results, figures)
+    alone, pooled = runs["alone"][1], runs["pooled"][1]
+    assert not alone["temperature_slopes"] and alone["temperature_slopes_pooled"] is None
+    record = pooled["temperature_slopes_pooled"]["ice_cream"]
+    assert record["stores"] == 5 and 0.02 < record["slope"] <= 0.06, record
+    assert pooled["temperature_slopes"] == {f"SKU-{i}": record["slope"] for i in range(3)}
+    for a, b in zip(runs["alone"][0], runs["pooled"][0]):
+        assert [f.yhat for f in a.folds] == [f.yhat for f in b.folds]  # the folds never read the pool
+        # ahead: the issued forecasts 20 degC colder than observed, the pooled slope lowers the served forecast
+        assert np.sum(b.future_yhat["lightgbm"][:9]) < 0.9 * np.sum(a.future_yhat["lightgbm"][:9])
