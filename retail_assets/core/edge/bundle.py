@@ -31,7 +31,7 @@ from retail_assets.core.forecast import gbm
 from retail_assets.core.forecast.calibration import CalibrationSet
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.forecast.serving import predict_item
-from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion, read_booster_text
+from retail_assets.core.registry.versions import ModelVersion, read_booster_text
 from retail_assets.edge import runner
 from retail_assets.settings import store_partition
 
@@ -126,13 +126,12 @@ def _item_artifacts(mv: ModelVersion) -> tuple[dict, dict]:
     return items, hashes
 
 
-def _booster_text(mv: ModelVersion) -> str | None:
-    """The version's LightGBM model, refused if it is not the bytes the manifest recorded."""
-    recorded = mv.manifest.get("files", {}).get(BOOSTER_FILE)
-    if recorded is None:
-        return None
+def _booster_texts(mv: ModelVersion) -> dict[str, str]:
+    """The version's LightGBM models by file (gbm.TREE_FILES), refused if one is not the bytes the manifest
+    recorded."""
+    files = mv.manifest.get("files", {})
     try:
-        return read_booster_text(mv.path, recorded)
+        return {name: read_booster_text(mv.path, files[name], name) for name in gbm.TREE_FILES.values() if name in files}
     except ValueError as exc:
         raise BundleVerificationError(f"store {mv.store_id}: {exc} (not published)") from exc
 
@@ -160,7 +159,7 @@ def build_bundle(mv: ModelVersion, features: pd.DataFrame, horizon: int, private
     backfill) would otherwise be born expired."""
     store_id = validate_store_id(mv.store_id)
     items, item_hashes = _item_artifacts(mv)
-    compiled = compile_store(items, _booster_text(mv))
+    compiled = compile_store(items, _booster_texts(mv))
     calendar = _calendar(mv, features, horizon, compiled.holidays, compiled.items)
     calendar_bytes = json.dumps(calendar, sort_keys=True, indent=1).encode()
     calibration = CalibrationSet.from_json(mv.manifest["calibration"])

@@ -97,16 +97,26 @@ def _prophet_terms(model) -> dict:
     return terms
 
 
-def _gbm_nodes(N, trees: onnx.ModelProto | None, temperature_factor: bool = False,
+def _gbm_nodes(N, trees: list[onnx.ModelProto], temperature_factor: bool = False,
                tree_temperature: bool = False) -> list:
     """The store's LightGBM model on each item-day: features assembled in FEATURES order, the trees (`trees`,
-    from `_tree_graph`: gbm_X -> gbm_variable), the ratio clipped at 0 and scaled by the level + 1. With
+    from `_tree_graph`: gbm_X -> gbm_variable; with a second model, the weather trees, gbmw_X -> gbmw_variable,
+    each item's ratio taken from the model that serves it by the 0/1 constant `weather_trees`), the ratio
+    clipped at 0 and scaled by the level + 1. With
     `temperature_factor` the units are multiplied by exp(slope x anomaly) with each item's `temp_slope`, the
     anomaly being the day's temperature (the graph input `temperature`, degC per day) against the level window's
     mean; `tree_temperature` (a booster trained before the temperature left the trees) feeds both to the trees
     as their last two features."""
-    if trees is None:
+    if not trees:
         return [N("Mul", ["zeros_IT", "zero"], ["gbm_yhat"])]
+    second = [  # the weather trees on the same features; each item's ratio from the trees that serve it
+        N("Identity", ["gbm_X"], ["gbmw_X"]), *trees[1].graph.node,
+        N("Cast", ["gbmw_variable"], ["gbmw_ratio_col"], to=TensorProto.DOUBLE),
+        N("Reshape", ["gbmw_ratio_col", "shape_IT"], ["gbmw_ratio"]),
+        N("Sub", ["gbmw_ratio", "gbm_plain_ratio"], ["gbm_ratio_gap"]),
+        N("Mul", ["gbm_ratio_gap", "weather_trees"], ["gbm_ratio_shift"]),
+        N("Add", ["gbm_plain_ratio", "gbm_ratio_shift"], ["gbm_ratio"]),
+    ] if len(trees) > 1 else [N("Identity", ["gbm_plain_ratio"], ["gbm_ratio"])]
     temperature = [  # temp_row: the `temperature` input as [1, T] (compile_store adds it)
         N("Unsqueeze", ["temp_row", "axes2"], ["temp3_1"]),
         N("Add", ["temp3_1", "zeros_IT1"], ["temp3"]),                      # [I, T, 1]
@@ -127,9 +137,10 @@ def _gbm_nodes(N, trees: onnx.ModelProto | None, temperature_factor: bool = Fals
         N("Concat", ["code_b", "cal_b", "promo3", "level3", "last_year3",
                      *(["temp3", "anomaly3"] if tree_temperature else [])], ["gbm_x3"], axis=2),
         N("Reshape", ["gbm_x3", "gbm_shape"], ["gbm_X"]),
-        *trees.graph.node,
+        *trees[0].graph.node,
         N("Cast", ["gbm_variable"], ["gbm_ratio_col"], to=TensorProto.DOUBLE),
-        N("Reshape", ["gbm_ratio_col", "shape_IT"], ["gbm_ratio"]),
+        N("Reshape", ["gbm_ratio_col", "shape_IT"], ["gbm_plain_ratio"]),
+        *second,
         N("Max", ["gbm_ratio", "zero"], ["gbm_ratio_pos"]),
         N("Add", ["gbm_level", "one"], ["level_p1"]),
         *([N("Mul", ["gbm_ratio_pos", "level_p1"], ["gbm_yhat_normal"]),
@@ -140,8 +151,8 @@ def _gbm_nodes(N, trees: onnx.ModelProto | None, temperature_factor: bool = Fals
     ]
 
 
-def _tree_graph(booster_text: str) -> onnx.ModelProto:
-    """The booster as ONNX by onnxmltools, every name prefixed `gbm_` (input gbm_X, output gbm_variable)."""
+def _tree_graph(booster_text: str, prefix: str = "gbm_") -> onnx.ModelProto:
+    """The booster as ONNX by onnxmltools, every name prefixed `prefix` (input gbm_X, output gbm_variable)."""
     from onnx import compose
     from onnxmltools import convert_lightgbm
     from onnxmltools.convert.common.data_types import DoubleTensorType
@@ -149,7 +160,7 @@ def _tree_graph(booster_text: str) -> onnx.ModelProto:
     booster = gbm.booster_from_text(booster_text)
     converted = convert_lightgbm(booster, target_opset=TREE_OPSET,
                                  initial_types=[("X", DoubleTensorType([None, booster.num_feature()]))])
-    return compose.add_prefix(converted, "gbm_")
+    return compose.add_prefix(converted, prefix)
 
 
 def _parts(champion: str, artifact: str) -> dict[str, tuple[float, str]]:
@@ -160,9 +171,11 @@ def _parts(champion: str, artifact: str) -> dict[str, tuple[float, str]]:
     return {m: (float(w), state["parts"][m]) for m, w in state["weights"].items()}
 
 
-def compile_store(items: dict[str, dict], booster_text: str | None = None) -> CompiledStore:
-    """`items`: item_id -> {"champion": name, "artifact": its served artifact text}; `booster_text`: the store's
-    LightGBM model (LightGBM text format) when an item serves it."""
+def compile_store(items: dict[str, dict], boosters: dict[str, str] | None = None) -> CompiledStore:
+    """`items`: item_id -> {"champion": name, "artifact": its served artifact text}; `boosters`: the store's
+    LightGBM models (LightGBM text format) by file (gbm.TREE_FILES), when an item serves one: each item's
+    artifact names its file."""
+    boosters = boosters or {}
     from prophet.serialize import model_from_json
 
     ids = sorted(items)
@@ -195,7 +208,7 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
     w = {m: np.zeros((n, 1)) for m in ("prophet", "naive", "flat", "gbm")}
     path = np.zeros((n, horizon)); level_path = np.zeros((n, horizon)); item_code = np.zeros((n, 1, 1))
     last_year_path = np.zeros((n, horizon)); window_temperature_path = np.zeros((n, horizon))  # noqa: E702
-    temp_slope = np.zeros((n, 1)); adj_slope = np.zeros((n, 1))  # noqa: E702
+    temp_slope = np.zeros((n, 1)); adj_slope = np.zeros((n, 1)); tree_file = [""] * n  # noqa: E702
     for i, item in enumerate(ids):
         adj_slope[i] = items[item].get("temperature_slope") or 0.0
         for model, (weight, artifact) in parts[item].items():
@@ -227,8 +240,9 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
                 w["flat"][i] = weight
                 level[i] = state["moving_average_level"]
             elif model == "lightgbm":
-                if booster_text is None:
-                    raise ValueError(f"{item} serves the store's LightGBM model but no booster was given")
+                tree_file[i] = state.get("booster_file", gbm.TREE_FILES["plain"])
+                if tree_file[i] not in boosters:
+                    raise ValueError(f"{item} serves the store's LightGBM model {tree_file[i]} but it was not given")
                 w["gbm"][i] = weight
                 item_code[i] = state["item_code"]
                 level_path[i, : len(state["level_path"])] = state["level_path"]
@@ -252,10 +266,17 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
         "path": path, "level_path": level_path, "last_year_path": last_year_path, "item_code": item_code, "path_last": np.array(horizon - 1.0),
         "shape_IT": np.array([n, -1], dtype=np.int64),
     }
-    with_trees = booster_text is not None and bool(w["gbm"].any())
-    trees = _tree_graph(booster_text) if with_trees else None
-    # the booster's own features (FEATURES order; an older booster's also the temperature, last)
-    tree_features = gbm.booster_from_text(booster_text).feature_name() if with_trees else []
+    # the models items serve: plain trees first (gbm_), the weather trees (gbmw_) where items serve both
+    files = sorted({tree_file[i] for i in range(n) if w["gbm"][i, 0]}, key=lambda f: f != gbm.TREE_FILES["plain"])
+    with_trees = bool(files)
+    trees = [_tree_graph(boosters[f], prefix) for f, prefix in zip(files, ("gbm_", "gbmw_"))]
+    if len(files) > 1:
+        consts["weather_trees"] = np.array([[float(f == files[1])] for f in tree_file])
+    # the boosters' own features (FEATURES order; an older booster's also the temperature, last), the same in both
+    names = {tuple(gbm.booster_from_text(boosters[f]).feature_name()) for f in files}
+    if len(names) > 1:
+        raise ValueError(f"the store's LightGBM models read different features: {sorted(names)}")
+    tree_features = list(next(iter(names))) if names else []
     tree_temperature = gbm.TEMPERATURE in tree_features
     with_temperature = with_trees and (tree_temperature or bool(temp_slope.any()))
     consts["gbm_shape"] = np.array([-1, len(tree_features)], dtype=np.int64)
@@ -341,7 +362,7 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
             helper.make_tensor_value_info("promo", TensorProto.DOUBLE, [n, "T"]),
             helper.make_tensor_value_info("open", TensorProto.DOUBLE, ["T"]),
             *([helper.make_tensor_value_info("calendar", TensorProto.DOUBLE, ["T", len(gbm.CALENDAR_INPUTS)])]
-              if trees is not None else []),
+              if trees else []),
             *([helper.make_tensor_value_info("temperature", TensorProto.DOUBLE, ["T"])] if weather_input else []),
             *([helper.make_tensor_value_info("temperature_normal", TensorProto.DOUBLE, ["T"])] if adjusted else []),
         ],
@@ -349,9 +370,9 @@ def compile_store(items: dict[str, dict], booster_text: str | None = None) -> Co
         initializer=initializers,
     )
     opsets = [helper.make_opsetid("", OPSET)]
-    if trees is not None:
-        graph.initializer.extend(trees.graph.initializer)
-        opsets += [o for o in trees.opset_import if o.domain not in ("", None)]
+    for tree_graph in trees:
+        graph.initializer.extend(tree_graph.graph.initializer)
+    opsets += list({o.domain: o for t in trees for o in t.opset_import if o.domain not in ("", None)}.values())
     model = helper.make_model(graph, opset_imports=opsets, producer_name="retail_assets.edge_compile")
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -44,7 +44,7 @@ class StoreTraining:
     decisions: list[ItemDecision]
     calibration: CalibrationSet  # served: calibrated on every fold
     summary: dict = field(default_factory=dict)
-    gbm_text: str | None = None  # the store's final LightGBM model (its own text format)
+    gbm_texts: dict[str, str] = field(default_factory=dict)  # the store's final trees by file (gbm.TREE_FILES)
 
 
 def selection_folds(r: ItemResult, heldout: bool) -> list:
@@ -58,7 +58,8 @@ def selection_folds(r: ItemResult, heldout: bool) -> list:
     return folds + [f for f in year_before if models <= set(f.yhat)]
 
 
-def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig, gbm_text: str | None = None) -> StoreTraining:
+def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig,
+           gbm_texts: dict[str, str] | None = None) -> StoreTraining:
     decisions = []
     # the store's best model on the same folds each choice is made on (never the held-out fold for the held-out one)
     served_default = store_best(results, lambda r: selection_folds(r, heldout=False))
@@ -82,7 +83,7 @@ def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig, gbm_text:
     last_pairs = [(f, d.heldout_champion) for r, d in zip(results, decisions) for f in recent(r.folds)[-1:]
                   if d.heldout_champion in f.yhat]
     heldout_cal = calibrate_set(early_pairs, cfg)
-    training = StoreTraining(store_id, cfg, results, decisions, calibration, gbm_text=gbm_text)
+    training = StoreTraining(store_id, cfg, results, decisions, calibration, gbm_texts=dict(gbm_texts or {}))
     training.summary = summarize(training, heldout_cal, last_pairs)
     training.summary["store_best_model"] = served_default  # what every regular item that has it is served
     return training

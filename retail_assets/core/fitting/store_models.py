@@ -41,6 +41,17 @@ def _variant(by_variant: dict[str, dict], folds: dict, keys: list) -> tuple[str,
     return (min(finite, key=finite.get) if finite else next(iter(by_variant))), scores
 
 
+def _fit_trees(frame: pd.DataFrame, cutoff, rounds: int, slopes: dict[float, float]) -> tuple:
+    """The store's trees at `cutoff`: (plain, weather). `plain` learns demand over the level alone and serves
+    the items without a temperature slope, exactly as a store without weather data would; `weather` learns it
+    over the level and each sloped item's temperature factor (`gbm.fit` with `slopes`) and serves the items with
+    a slope; None when no item has one. Two models, because shared trees fitted on the sloped items'
+    weather-adjusted targets also move the forecasts of the items the weather does not move."""
+    plain = gbm.fit(frame, cutoff, rounds)
+    weather = gbm.fit(frame, cutoff, rounds, slopes) if plain is not None and any(slopes.values()) else None
+    return plain, weather
+
+
 def _origin_key(tasks: list[ItemTask], start: str, cfg, weather: StoreWeather | None = None,
                 slope_groups: dict | None = None, borrowed: dict | None = None) -> str:
     """Everything the store's LightGBM fits at `start` and their fold forecasts read (fold_cache.py): every
@@ -102,8 +113,10 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     """Fit the store's LightGBM at each origin the items' folds use and on all history, add its forecasts
     and then every item's combination to `results`. Each variant of `cfg.gbm_variants` is fitted at every origin;
     a fold's `lightgbm` forecast comes from the variant that scored better on the folds ended before it began,
-    the served model from the variant better on every fold. Returns the final booster's text (None when the
-    store's history is too short) and figures: fits, seconds, the served variant and each variant's WAPE.
+    the served model from the variant better on every fold. At each origin and in the final fit, two sets of
+    trees where items have a temperature slope (`_fit_trees`). Returns the final boosters' texts by file name
+    (gbm.TREE_FILES: plain, and weather where an item has a slope; empty when the store's history is too short)
+    and figures: fits, seconds, the served variant and each variant's WAPE.
     `cache` (fold_cache.py: key -> {item: forecast}): origins found there are not refitted; on return it holds
     this run's origins only. `weather`: the store's temperature (core/forecast/weather.py): the trees learn on
     the observed temperature, and each fold forecasts with the temperature as known at its origin.
@@ -158,39 +171,59 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
             slopes_at[cutoff] = gbm.temperature_slopes(frames[cfg.gbm_variants[0]], pd.Timestamp(cutoff), groups,
                                                        borrowed_slopes, estimates_at[cutoff])
         return slopes_at[cutoff]
+    # the variant of a fold's trees is chosen on the plain trees' forecasts of every item over the folds ended
+    # before it, as a store without weather data chooses it; the weather trees are fitted in that variant only
+    # (chosen on the sloped items alone, it was noisier: README)
+    weather_yhat: dict = {}  # (item, fold index) -> the weather trees' forecast of a sloped item
     for start in starts:
         origin = _origin_key(tasks, start, cfg, weather, groups, borrowed_slopes) if cache is not None else None
-        for v in cfg.gbm_variants:
+        at = [(item, i, f) for (item, i), f in folds.items() if f.dates[0] == start]
+        for v in cfg.gbm_variants:  # the plain trees' forecast of every item
             key = digest([origin, v]) if origin else None
             forecasts = previous.get(key) if key else None
             if forecasts is None:
                 forecasts = {}
-                booster = gbm.fit(frames[v], pd.Timestamp(start), cfg.gbm_rounds, slopes(start))
+                booster = gbm.fit(frames[v], pd.Timestamp(start), cfg.gbm_rounds)
                 if booster is not None:
                     fits += 1
-                    for (item, i), f in folds.items():
-                        if f.dates[0] == start and (rows := _rows(by_item[v][item], f.dates)) is not None:
-                            if weather is not None:  # the fold's days as known at its origin, never observed
-                                rows = gbm.with_temperature(rows, as_of(start, f.dates))
+                    for item, i, f in at:
+                        if (rows := _rows(by_item[v][item], f.dates)) is not None:
+                            forecasts[item] = gbm.predict(booster, rows).tolist()
+            else:
+                cached += 1
+            if key:
+                used[key] = forecasts
+            by_variant[v].update({(item, i): forecasts[item] for item, i, _f in at if item in forecasts})
+        variant, _ = _variant(by_variant, folds, [k for k, f in folds.items() if f.dates[-1] < start])
+        sloped = [(item, i, f) for item, i, f in at if slopes(start).get(codes[item])]
+        if sloped:  # the weather trees' forecast of the items with a slope at this origin
+            key = digest([origin, variant, "weather"]) if origin else None
+            forecasts = previous.get(key) if key else None
+            if forecasts is None:
+                forecasts = {}
+                booster = gbm.fit(frames[variant], pd.Timestamp(start), cfg.gbm_rounds, slopes(start))
+                if booster is not None:
+                    fits += 1
+                    for item, i, f in sloped:
+                        if (rows := _rows(by_item[variant][item], f.dates)) is not None:
+                            # the fold's days as known at its origin, never observed
+                            rows = gbm.with_temperature(rows, as_of(start, f.dates))
                             forecasts[item] = gbm.predict(booster, rows, slopes(start)).tolist()
             else:
                 cached += 1
             if key:
                 used[key] = forecasts
-            for (item, i), f in folds.items():
-                if f.dates[0] == start and item in forecasts:
-                    by_variant[v][(item, i)] = forecasts[item]
+            weather_yhat.update({(item, i): forecasts[item] for item, i, _f in sloped if item in forecasts})
+        for item, i, f in at:
+            if (item, i) in weather_yhat:
+                f.yhat["lightgbm"] = weather_yhat[(item, i)]
+            elif (item, i) in by_variant[variant]:
+                f.yhat["lightgbm"] = by_variant[variant][(item, i)]
     if cache is not None:
         cache.clear()
         cache.update(used)
-    for start in starts:
-        earlier = [k for k, f in folds.items() if f.dates[-1] < start]
-        variant, _ = _variant(by_variant, folds, earlier)
-        for k, f in folds.items():
-            if f.dates[0] == start and k in by_variant[variant]:
-                f.yhat["lightgbm"] = by_variant[variant][k]
     served, scores = _variant(by_variant, folds, list(folds))
-    text, served_slopes = None, {}
+    texts, served_slopes = {}, {}
     frame = frames[served]
     future = frame[~frame["history"]]
     estimates: dict = {}  # per category: the served cutoff's slope estimate and standard error, kept or not
@@ -202,23 +235,27 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
             if pooled_estimates and weather is not None:
                 served_slopes = gbm.temperature_slopes(frames[cfg.gbm_variants[0]], future["ds"].min(), groups,
                                                        borrowed_slopes, pool=pooled_estimates, pooled=pooled)
-        booster = gbm.fit(frame, future["ds"].min(), cfg.gbm_rounds, served_slopes)
-        if booster is not None:
-            fits += 1
-            text = booster.model_to_string()
+        trees = _fit_trees(frame, future["ds"].min(), cfg.gbm_rounds, served_slopes)
+        if trees[0] is not None:
+            fits += sum(t is not None for t in trees)
+            texts = {gbm.TREE_FILES[name]: t.model_to_string() for name, t in zip(("plain", "weather"), trees)
+                     if t is not None}
             for r in results:
+                sloped = trees[1] is not None and bool(served_slopes.get(codes[r.item_id]))
                 rows = _rows(by_item[served][r.item_id], r.future_dates)
                 if rows is None:
                     continue
-                r.future_yhat["lightgbm"] = gbm.predict(booster, rows, served_slopes).tolist()
                 code = int(rows["item_code"].iloc[0])
-                r.gbm_state = {"item_code": code, "variant": served,
+                r.future_yhat["lightgbm"] = (gbm.predict(trees[1], rows, served_slopes) if sloped
+                                             else gbm.predict(trees[0], rows)).tolist()
+                r.gbm_state = {"item_code": code, "variant": served, "booster_file": gbm.TREE_FILES["plain"],
                                "level_path": [float(v) if np.isfinite(v) else 0.0 for v in rows["level"]],
                                "last_year_path": [float(v) for v in rows["last_year"]]}
-                if gbm.TEMPERATURE in rows:  # what the served forecast assumed: the edge can take a newer one
+                if sloped:  # what the served forecast assumed: the edge can take a newer one
+                    r.gbm_state["booster_file"] = gbm.TREE_FILES["weather"]
                     r.gbm_state["temperature_path"] = [float(v) for v in rows[gbm.TEMPERATURE]]
                     r.gbm_state["window_temperature_path"] = [float(v) for v in rows[gbm.WINDOW_TEMPERATURE]]
-                    r.gbm_state["temperature_slope"] = served_slopes.get(float(code), 0.0)
+                    r.gbm_state["temperature_slope"] = served_slopes[float(code)]
     outlook = None
     if weather is not None and len(future):  # the temperature the served forecast assumes, and where it came from
         days = sorted(future["ds"].unique())
@@ -232,13 +269,15 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
         adjusted = weather_adjust(results, codes, slopes, weather, served_slopes if outlook else {}, outlook)
     for r in results:
         r.weights = add_combinations(r.folds, r.future_yhat)
-    return text, {"temperature_outlook": outlook, "gbm_fits": fits, "gbm_origins_cached": cached,
+    return texts, {"temperature_outlook": outlook, "gbm_fits": fits, "gbm_origins_cached": cached,
                   "gbm_seconds": time.perf_counter() - t0, "gbm_variant": served,
                   "weather_adjusted_items": adjusted if weather is not None else 0,
                   "temperature_slopes_borrowed": borrowed_slopes or None,  # per category, from the analog stores
                   "temperature_slope_estimates": estimates or None,  # per category, what other stores borrow
                   "temperature_slopes_pooled": pooled or None,  # per category, the served slope from the chain
-                  # items whose demand the weather moves (log-units per degC), as the served trees use them
-                  "temperature_slopes": {r.item_id: r.gbm_state["temperature_slope"] for r in results
-                                         if r.gbm_state.get("temperature_slope")},
+                  # items whose demand the weather moves (log-units per degC), as the served forecast uses them
+                  "temperature_slopes": {r.item_id: served_slopes[codes[r.item_id]] for r in results
+                                         if served_slopes.get(codes[r.item_id])},
+                  "gbm_weather_trees_items": sum(r.gbm_state.get("booster_file") == gbm.TREE_FILES["weather"]
+                                                 for r in results),
                   "gbm_variant_wape": {v: (w if np.isfinite(w) else None) for v, w in scores.items()}}

@@ -163,12 +163,12 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     weather = store_weather(features, weather_issues, climate)
     categories = (features.drop_duplicates("item_id").set_index("item_id")["category"].astype(str).to_dict()
                   if "category" in features.columns else None)
-    gbm_text, store_figures = add_store_models(tasks, results, cfg, store_cache, weather, categories,
+    gbm_texts, store_figures = add_store_models(tasks, results, cfg, store_cache, weather, categories,
                                                borrowed_slopes if weather is not None else None,
                                                pooled_estimates if weather is not None else None)
     if cached is not None:  # what this training used or made: the next one after a new day reads it
         fold_cache.save(cache_file, cache_salt, {r.item_id: r.fold_cache for r in results}, store_cache)
-    training = decide(store_id, results, cfg, gbm_text)
+    training = decide(store_id, results, cfg, gbm_texts)
     training.summary.update(store_figures)
     training.summary["temperature_regressor"] = None if weather is None else {
         "observed_days": int(weather.observed.notna().sum()), "forecast_issues": int(weather.issues["issued_at"].nunique())}

@@ -116,8 +116,8 @@ def run_backtest(path: Path, date_col: str, series_cols: list[str], target: str,
     if on_start:
         on_start(len(tasks))
     results = run_items(tasks, workers, progress)
-    gbm_text, _figures = add_store_models(tasks, results, cfg)
-    training = decide("backtest", results, cfg, gbm_text)
+    gbm_texts, _figures = add_store_models(tasks, results, cfg)
+    training = decide("backtest", results, cfg, gbm_texts)
     rows, per_model = [], {}
     for r, d in zip(training.results, training.decisions):
         row = {"series": r.item_id, "champion": d.champion, "heldout_champion": d.heldout_champion,

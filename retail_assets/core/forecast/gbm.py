@@ -38,6 +38,9 @@ WINDOW_TEMPERATURE = "window_temperature"  # that window's mean: a helper column
 # (`predict` and the edge graph take the booster's own feature list, so such a version still serves)
 FEATURES = ("item_code", *CALENDAR_FEATURES, "is_holiday", "promo", "level", "last_year")
 CALENDAR_INPUTS = (*CALENDAR_FEATURES, "is_holiday")  # the edge graph's `calendar` input, per day
+# the store's trees, each in LightGBM's text format beside the items of a version: `plain` for the items without
+# a temperature slope, `weather` (demand over the temperature's factor) for those with one
+TREE_FILES = {"plain": "lightgbm.txt", "weather": "lightgbm_weather.txt"}
 PARAMS = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31,
           "feature_fraction": 0.9, "lambda_l2": 1.0, "seed": 7, "deterministic": True, "force_col_wise": True,
           "num_threads": 2, "verbosity": -1}

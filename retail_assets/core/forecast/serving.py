@@ -16,7 +16,7 @@ from retail_assets.core.forecast.calibration import CalibrationSet
 from retail_assets.core.forecast.weather import on_grid, weather_factor as _weather_factor
 
 from retail_assets.core.forecast.models import quiet_prophet
-from retail_assets.core.registry.versions import BOOSTER_FILE, ModelVersion, read_booster_text
+from retail_assets.core.registry.versions import ModelVersion, read_booster_text
 
 
 def weather_factor(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.ndarray | None:
@@ -85,15 +85,13 @@ def _along(path: list[float], steps: np.ndarray) -> np.ndarray:
 
 
 def _booster(mv: ModelVersion, name: str, sha256: str):
-    if name != BOOSTER_FILE:
-        raise ValueError(f"booster file {name!r} is not {BOOSTER_FILE!r}")
-    return _parsed_booster(mv.path, sha256)
+    return _parsed_booster(mv.path, name, sha256)
 
 
 @functools.lru_cache(maxsize=8)
-def _parsed_booster(version_dir: Path, sha256: str):
-    """Parsed once per version directory and hash, not once per item: every item of a store shares it."""
-    return gbm.booster_from_text(read_booster_text(version_dir, sha256))
+def _parsed_booster(version_dir: Path, name: str, sha256: str):
+    """Parsed once per version directory, file and hash, not once per item: the store's items share it."""
+    return gbm.booster_from_text(read_booster_text(version_dir, sha256, name))
 
 
 def predict_item(mv: ModelVersion, item_id: str, future: pd.DataFrame) -> np.ndarray:

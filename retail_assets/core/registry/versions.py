@@ -25,6 +25,7 @@ import pandas as pd
 
 from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text, sha256_file
 from retail_assets.core.canonical import dumps
+from retail_assets.core.forecast.gbm import TREE_FILES
 from retail_assets.core.forecast.models import MODELS
 from retail_assets.core.ids import path_component, validate_store_id
 from retail_assets.settings import REPO_DIR, store_partition
@@ -73,39 +74,43 @@ class ModelVersion:
     promotion: dict | None = None  # the gate's decision (core/registry/promotion.py); None: reused as it was
 
 
-BOOSTER_FILE = "lightgbm.txt"  # the store's LightGBM model in LightGBM's own text format, beside the items
+BOOSTER_FILE = TREE_FILES["plain"]  # the store's LightGBM model in LightGBM's own text format, beside the items
 
 
-def read_booster_text(version_dir: Path, sha256: str) -> str:
-    """The version's LightGBM model, refused unless its bytes have `sha256` (what the manifest and the items
-    that use it record): a model changed after training is never served or compiled."""
-    data = (version_dir / BOOSTER_FILE).read_bytes()
+def read_booster_text(version_dir: Path, sha256: str, name: str = BOOSTER_FILE) -> str:
+    """One of the version's LightGBM models (gbm.TREE_FILES), refused unless its bytes have `sha256` (what the
+    manifest and the items that use it record): a model changed after training is never served or compiled."""
+    if name not in TREE_FILES.values():
+        raise ValueError(f"booster file {name!r} is none of {sorted(TREE_FILES.values())}")
+    data = (version_dir / name).read_bytes()
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise ValueError(f"{version_dir / BOOSTER_FILE} is not the LightGBM model this version records (SHA-256 "
+        raise ValueError(f"{version_dir / name} is not the LightGBM model this version records (SHA-256 "
                          f"{sha256[:16]}...): it changed after training; retrain or restore it")
     return data.decode()
 
 
-def model_artifact(model: str, r: ItemResult, booster_sha256: str | None) -> str:
+def model_artifact(model: str, r: ItemResult, booster_sha256: dict[str, str]) -> str:
     """The served artifact of `model` for one item: Prophet's own JSON; a baseline's state; a classic model's
-    forecast path from the anchor date; the item's inputs to the store's LightGBM model (which is stored once
-    per version, named here with its SHA-256); a combination's weights and each part's artifact."""
+    forecast path from the anchor date; the item's inputs to the store's LightGBM model that serves it (stored
+    once per version, named here with its SHA-256: `booster_sha256` by file); a combination's weights and each
+    part's artifact."""
     anchor = r.baseline_state["anchor_date"]
     if model == "prophet":
         return r.prophet_json  # Prophet's own serializer (no pickle)
     if model in ("seasonal_naive", "moving_average"):
         return dumps({"model": model, **r.baseline_state})
     if model == "lightgbm":
-        return dumps({"model": model, "anchor_date": anchor, **r.gbm_state, "booster_file": BOOSTER_FILE,
-                      "booster_sha256": booster_sha256})
+        name = r.gbm_state.get("booster_file", BOOSTER_FILE)
+        return dumps({"model": model, "anchor_date": anchor, **r.gbm_state, "booster_file": name,
+                      "booster_sha256": booster_sha256.get(name)})
     if model == "combination":
         return dumps({"model": model, "weights": r.weights,
                       "parts": {m: model_artifact(m, r, booster_sha256) for m in sorted(r.weights)}})
     return dumps({"model": model, "anchor_date": anchor, "path": r.future_paths[model]})
 
 
-def item_artifact(r: ItemResult, d: ItemDecision, booster_sha256: str | None = None) -> str:
-    return model_artifact(d.champion, r, booster_sha256)
+def item_artifact(r: ItemResult, d: ItemDecision, booster_sha256: dict[str, str] | None = None) -> str:
+    return model_artifact(d.champion, r, booster_sha256 or {})
 
 
 def backtest_parquet(t: StoreTraining) -> bytes:
@@ -142,23 +147,25 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
     `live.json`; the promotion gate (core/registry/promotion.py) writes without flipping and decides."""
     store_id = validate_store_id(t.store_id)
     store_dir = store_partition(models_root, store_id)
-    booster = t.gbm_text.encode() if t.gbm_text else None
-    booster_sha = hashlib.sha256(booster).hexdigest() if booster else None
-    artifacts = {d.item_id: item_artifact(r, d, booster_sha) for r, d in zip(t.results, t.decisions)}
+    boosters = {name: text.encode() for name, text in sorted(t.gbm_texts.items())}
+    booster_shas = {name: hashlib.sha256(data).hexdigest() for name, data in boosters.items()}
+    artifacts = {d.item_id: item_artifact(r, d, booster_shas) for r, d in zip(t.results, t.decisions)}
     item_hashes = {i: hashlib.sha256(a.encode()).hexdigest() for i, a in sorted(artifacts.items())}
     code = code_version()
     # the weather factor's slopes decide the served forecast but live in the manifest, not in an artifact
     weather = {r.item_id: r.temperature_slope for r in t.results if r.temperature_slope}
     identity = dumps({"features": features_version, "code": code, "config": t.cfg.to_json(),
-                      "items": item_hashes, "calibration": t.calibration.to_json(), "booster": booster_sha,
+                      "items": item_hashes, "calibration": t.calibration.to_json(),
+                      "booster": booster_shas.get(BOOSTER_FILE),
+                      **({"boosters": booster_shas} if set(booster_shas) - {BOOSTER_FILE} else {}),
                       **({"temperature_slopes": weather} if weather else {})})
     version = "v" + hashlib.sha256(identity.encode()).hexdigest()[:12]
     vdir = store_dir / version
     files = {i: item_file(i) for i in artifacts}
     for item_id, text in artifacts.items():
         atomic_write_text(vdir / files[item_id], text)
-    if booster:
-        atomic_write_bytes(vdir / BOOSTER_FILE, booster)
+    for name, data in boosters.items():
+        atomic_write_bytes(vdir / name, data)
     decisions = {
         d.item_id: {"champion": d.champion, "reason": d.reason, "status": d.status, "error": d.error,
                     "backtest": d.backtest, "heldout": d.heldout, "heldout_champion": d.heldout_champion,
@@ -186,8 +193,7 @@ def write_version(models_root: Path, t: StoreTraining, features_version: str,
         "items": decisions,
         "files": {files[i]: h for i, h in item_hashes.items()},
     }
-    if booster_sha:
-        manifest["files"][BOOSTER_FILE] = booster_sha
+    manifest["files"].update(booster_shas)
     backtest_bytes = backtest_parquet(t)
     atomic_write_bytes(vdir / "backtest.parquet", backtest_bytes)
     manifest["files"]["backtest.parquet"] = hashlib.sha256(backtest_bytes).hexdigest()

@@ -366,3 +366,61 @@ def test_a_slope_the_stores_show_together_moves_the_served_forecast_never_the_fo
         assert [f.yhat for f in a.folds] == [f.yhat for f in b.folds]  # the folds never read the pool
         # ahead: the issued forecasts 20 degC colder than observed, the pooled slope lowers the served forecast
         assert np.sum(b.future_yhat["lightgbm"][:9]) < 0.9 * np.sum(a.future_yhat["lightgbm"][:9])
+
+
+def test_items_the_weather_does_not_move_keep_the_trees_of_a_store_without_weather(tmp_path):
+    """Two items that follow the day's temperature and one that does not: the sloped items are served by the
+    weather trees (demand over their temperature factor), the other by plain trees, the very model a store
+    without weather data fits (its folds and forecast unchanged to the last bit); publish verifies the graph
+    with both sets of trees against serving, item by item and day by day."""
+    import pandas as pd
+
+    from retail_assets.core.edge.bundle import build_bundle, load_private_key
+    from retail_assets.core.edge.keys import ensure_dev_keys
+    from retail_assets.core.fitting.train import train_store
+    from retail_assets.core.forecast import gbm
+    from retail_assets_tests.helpers import synthetic_store
+
+    n, horizon = 400, 14
+    rng = np.random.default_rng(9)
+    items = {"SKU-0": rng.poisson(25 * np.exp(0.08 * (OBSERVED[:n] - 12))).astype(float),
+             "SKU-1": rng.poisson(30 * np.exp(0.08 * (OBSERVED[:n] - 12))).astype(float),
+             "SKU-2": rng.poisson(np.full(n, 28.0)).astype(float)}
+    store = synthetic_store(items, start=str(DAYS[0].date()), horizon=horizon)
+    store["temperature_c"] = np.where(store["is_future"], np.nan, OBSERVED[(store["date"] - DAYS[0]).dt.days])
+    store["category"] = store["item_id"].map({"SKU-0": "ice_cream", "SKU-1": "ice_cream", "SKU-2": "grocery"})
+    issues = _issues(DAYS[n - 40:n], lambda d, k: float(OBSERVED[(d - DAYS[0]).days + k]))
+    cfg = dataclasses.replace(TrainConfig(horizon=horizon, folds=3, fold_horizon=14, min_train_days=42),
+                              gbm_rounds=40)
+    mv = train_store(store, tmp_path / "models", "with", cfg, workers=1, weather_issues=issues)
+    without = train_store(store.drop(columns="temperature_c"), tmp_path / "without", "without", cfg, workers=1)
+    assert set(mv.manifest["summary"]["temperature_slopes"]) == {"SKU-0", "SKU-1"}
+    assert {gbm.TREE_FILES["plain"], gbm.TREE_FILES["weather"]} <= set(mv.manifest["files"])
+    assert mv.manifest["summary"]["gbm_weather_trees_items"] == 2
+    bt = {k: pd.read_parquet(m.path / "backtest.parquet").set_index(["item_id", "fold", "kind", "date"]).sort_index()
+          for k, m in (("with", mv), ("without", without))}
+    plain = bt["with"].loc["SKU-2", "lightgbm"]
+    assert plain.notna().all() and (plain == bt["without"].loc["SKU-2", "lightgbm"]).all()
+    assert not (bt["with"].loc["SKU-0", "lightgbm"] == bt["without"].loc["SKU-0", "lightgbm"]).all()
+    # every item served by the trees (as the champion here), so the graph holds both models
+    from retail_assets.core.fitting.champion import decide
+    from retail_assets.core.fitting.pool import build_tasks, run_items
+    from retail_assets.core.fitting.train import store_weather
+    from retail_assets.core.registry.versions import write_version
+
+    tasks = build_tasks(store, cfg)
+    results = run_items(tasks, 1)
+    texts, figures = add_store_models(tasks, results, cfg, None, store_weather(store, issues),
+                                       store.drop_duplicates("item_id").set_index("item_id")["category"].to_dict())
+    assert set(texts) == set(gbm.TREE_FILES.values())
+    training = decide("0001", results, cfg, texts)
+    training.summary.update(figures)  # the weather outlook the bundle's calendar carries, as train_store does
+    training.decisions = [dataclasses.replace(d, champion="lightgbm") for d in training.decisions]
+    forced = write_version(tmp_path / "forced", training, "forced")
+    served_by = {i: json.loads((forced.path / info["file"]).read_text())["booster_file"]
+                 for i, info in forced.manifest["items"].items()}
+    assert served_by == {"SKU-0": gbm.TREE_FILES["weather"], "SKU-1": gbm.TREE_FILES["weather"],
+                         "SKU-2": gbm.TREE_FILES["plain"]}
+    priv, _pub = ensure_dev_keys(tmp_path / "keys")
+    published = build_bundle(forced, store, horizon, load_private_key(priv.read_bytes()), tmp_path / "bundles", "t")
+    assert published.path.exists()

@@ -56,7 +56,7 @@ def zoo_store():
 
 def test_every_model_type_backtests_and_the_intermittent_item_gets_an_intermittent_model(zoo_store):
     _features, cfg, results, booster_text, figures = zoo_store
-    assert booster_text and figures["gbm_fits"] >= 2
+    assert set(booster_text) == {BOOSTER_FILE} and figures["gbm_fits"] >= 2  # no weather data: plain trees
     regular = [r for r in results if r.item_id != "SKU-sparse"]
     for r in regular:
         assert not r.intermittent
@@ -93,8 +93,9 @@ def test_combination_weights_never_see_the_fold_they_weight(zoo_store):
         assert r.weights and abs(sum(r.weights.values()) - 1) < 1e-9
 
 
-def _version_dir(tmp_path, booster_text: str) -> ModelVersion:
-    (tmp_path / BOOSTER_FILE).write_text(booster_text)
+def _version_dir(tmp_path, boosters: dict[str, str]) -> ModelVersion:
+    for name, text in boosters.items():
+        (tmp_path / name).write_text(text)
     return ModelVersion("0001", "vtest", tmp_path, {})
 
 
@@ -128,13 +129,13 @@ def test_each_lightgbm_variant_is_chosen_on_earlier_folds_and_compiles_to_the_sa
     _assert_graph_serves(features, one, fresh, booster_text, "lightgbm", tmp_path)
 
 
-def _assert_graph_serves(features, cfg, results, booster_text, model, tmp_path) -> None:
-    mv = _version_dir(tmp_path, booster_text)
-    sha = hashlib.sha256(booster_text.encode()).hexdigest()
+def _assert_graph_serves(features, cfg, results, boosters, model, tmp_path) -> None:
+    mv = _version_dir(tmp_path, boosters)
+    sha = {name: hashlib.sha256(text.encode()).hexdigest() for name, text in boosters.items()}
     served = [r for r in results if model in r.future_yhat and (model != "combination" or r.weights)]
     assert served, f"no item has a served {model}"
     items = {r.item_id: {"champion": model, "artifact": model_artifact(model, r, sha)} for r in served}
-    compiled = compile_store(items, booster_text)
+    compiled = compile_store(items, boosters)
     fut = features[features["is_future"] & (features["item_id"] == served[0].item_id)].head(cfg.horizon)
     dates = fut["date"].reset_index(drop=True)
     promo = {r.item_id: features[features["is_future"] & (features["item_id"] == r.item_id)]
