@@ -97,35 +97,40 @@ def _prophet_terms(model) -> dict:
     return terms
 
 
-def _gbm_nodes(N, trees: list[onnx.ModelProto], temperature_factor: bool = False,
-               tree_temperature: bool = False) -> list:
-    """The store's LightGBM model on each item-day: features assembled in FEATURES order, the trees (`trees`,
-    from `_tree_graph`: gbm_X -> gbm_variable; with a second model, the weather trees, gbmw_X -> gbmw_variable,
-    each item's ratio taken from the model that serves it by the 0/1 constant `weather_trees`), the ratio
-    clipped at 0 and scaled by the level + 1. With
-    `temperature_factor` the units are multiplied by exp(slope x anomaly) with each item's `temp_slope`, the
-    anomaly being the day's temperature (the graph input `temperature`, degC per day) against the level window's
-    mean; `tree_temperature` (a booster trained before the temperature left the trees) feeds both to the trees
-    as their last two features."""
+def _gbm_nodes(N, trees: list[tuple[onnx.ModelProto, str, bool]], temperature_factor: bool = False) -> list:
+    """The store's LightGBM models on each item-day. `trees`: (graph from `_tree_graph`, its name prefix, whether
+    it reads the temperature), the plain trees first (`gbm_`), the weather trees (`gbmw_`) second where items
+    serve both, each item's ratio then taken from its own model by the 0/1 constant `weather_trees`. Features
+    assembled in FEATURES order, and for a model that reads it the day's temperature (the graph input
+    `temperature`, degC per day) and its anomaly against the level window's mean, last; the ratio clipped at 0
+    and scaled by the level + 1. With `temperature_factor` the units are multiplied by exp(slope x anomaly) with
+    each item's `temp_slope` (0 for an item the plain trees serve)."""
     if not trees:
         return [N("Mul", ["zeros_IT", "zero"], ["gbm_yhat"])]
-    second = [  # the weather trees on the same features; each item's ratio from the trees that serve it
-        N("Identity", ["gbm_X"], ["gbmw_X"]), *trees[1].graph.node,
-        N("Cast", ["gbmw_variable"], ["gbmw_ratio_col"], to=TensorProto.DOUBLE),
-        N("Reshape", ["gbmw_ratio_col", "shape_IT"], ["gbmw_ratio"]),
-        N("Sub", ["gbmw_ratio", "gbm_plain_ratio"], ["gbm_ratio_gap"]),
-        N("Mul", ["gbm_ratio_gap", "weather_trees"], ["gbm_ratio_shift"]),
-        N("Add", ["gbm_plain_ratio", "gbm_ratio_shift"], ["gbm_ratio"]),
-    ] if len(trees) > 1 else [N("Identity", ["gbm_plain_ratio"], ["gbm_ratio"])]
+    reads = any(r for _g, _p, r in trees)
     temperature = [  # temp_row: the `temperature` input as [1, T] (compile_store adds it)
-        N("Unsqueeze", ["temp_row", "axes2"], ["temp3_1"]),
-        N("Add", ["temp3_1", "zeros_IT1"], ["temp3"]),                      # [I, T, 1]
         # against the level window's mean temperature (a stored path, like the level): the anomaly
         N("GatherElements", ["window_temperature_path", "steps"], ["gbm_window_temp"], axis=1),
-        N("Unsqueeze", ["gbm_window_temp", "axes2"], ["window_temp3"]), N("Sub", ["temp3", "window_temp3"], ["anomaly3"]),
-    ] if tree_temperature else [
-        N("GatherElements", ["window_temperature_path", "steps"], ["gbm_window_temp"], axis=1),
-    ] if temperature_factor else []
+        *([N("Unsqueeze", ["temp_row", "axes2"], ["temp3_1"]),
+           N("Add", ["temp3_1", "zeros_IT1"], ["temp3"]),                    # [I, T, 1]
+           N("Unsqueeze", ["gbm_window_temp", "axes2"], ["window_temp3"]),
+           N("Sub", ["temp3", "window_temp3"], ["anomaly3"])] if reads else []),
+    ] if reads or temperature_factor else []
+    models = []
+    for graph, prefix, reads_temperature in trees:
+        models += [
+            N("Concat", ["gbm_base3", "temp3", "anomaly3"], [f"{prefix}x3"], axis=2) if reads_temperature
+            else N("Identity", ["gbm_base3"], [f"{prefix}x3"]),
+            N("Reshape", [f"{prefix}x3", f"{prefix}shape"], [f"{prefix}X"]),
+            *graph.graph.node,
+            N("Cast", [f"{prefix}variable"], [f"{prefix}ratio_col"], to=TensorProto.DOUBLE),
+            N("Reshape", [f"{prefix}ratio_col", "shape_IT"], [f"{prefix}model_ratio"]),
+        ]
+    first, *rest = [prefix for _g, prefix, _r in trees]
+    pick = [N("Sub", [f"{rest[0]}model_ratio", f"{first}model_ratio"], ["gbm_ratio_gap"]),  # each item's own
+            N("Mul", ["gbm_ratio_gap", "weather_trees"], ["gbm_ratio_shift"]),
+            N("Add", [f"{first}model_ratio", "gbm_ratio_shift"], ["gbm_ratio"])] if rest else [
+        N("Identity", [f"{first}model_ratio"], ["gbm_ratio"])]
     return [
         N("Unsqueeze", ["zeros_IT", "axes2"], ["zeros_IT1"]),                # [I, T, 1]
         *temperature,
@@ -134,13 +139,9 @@ def _gbm_nodes(N, trees: list[onnx.ModelProto], temperature_factor: bool = False
         N("Unsqueeze", ["promo", "axes2"], ["promo3"]), N("Unsqueeze", ["gbm_level", "axes2"], ["level3"]),
         N("GatherElements", ["last_year_path", "steps"], ["gbm_last_year"], axis=1),
         N("Unsqueeze", ["gbm_last_year", "axes2"], ["last_year3"]),
-        N("Concat", ["code_b", "cal_b", "promo3", "level3", "last_year3",
-                     *(["temp3", "anomaly3"] if tree_temperature else [])], ["gbm_x3"], axis=2),
-        N("Reshape", ["gbm_x3", "gbm_shape"], ["gbm_X"]),
-        *trees[0].graph.node,
-        N("Cast", ["gbm_variable"], ["gbm_ratio_col"], to=TensorProto.DOUBLE),
-        N("Reshape", ["gbm_ratio_col", "shape_IT"], ["gbm_plain_ratio"]),
-        *second,
+        N("Concat", ["code_b", "cal_b", "promo3", "level3", "last_year3"], ["gbm_base3"], axis=2),
+        *models,
+        *pick,
         N("Max", ["gbm_ratio", "zero"], ["gbm_ratio_pos"]),
         N("Add", ["gbm_level", "one"], ["level_p1"]),
         *([N("Mul", ["gbm_ratio_pos", "level_p1"], ["gbm_yhat_normal"]),
@@ -269,17 +270,20 @@ def compile_store(items: dict[str, dict], boosters: dict[str, str] | None = None
     # the models items serve: plain trees first (gbm_), the weather trees (gbmw_) where items serve both
     files = sorted({tree_file[i] for i in range(n) if w["gbm"][i, 0]}, key=lambda f: f != gbm.TREE_FILES["plain"])
     with_trees = bool(files)
-    trees = [_tree_graph(boosters[f], prefix) for f, prefix in zip(files, ("gbm_", "gbmw_"))]
+    trees = []
+    for f, prefix in zip(files, ("gbm_", "gbmw_")):
+        # each booster's own features: FEATURES, and the temperature and its anomaly last for the weather trees
+        # (and a booster trained before session 12, whose shared trees read them)
+        names = tuple(gbm.booster_from_text(boosters[f]).feature_name())
+        temperature = (gbm.TEMPERATURE, gbm.TEMPERATURE_ANOMALY)
+        reads = names[-2:] == temperature
+        if tuple(n for n in names if n not in temperature) != tuple(n for n in gbm.FEATURES if n not in temperature):
+            raise ValueError(f"{f} reads features {names}, which the edge graph does not assemble")
+        trees.append((_tree_graph(boosters[f], prefix), prefix, reads))
+        consts[f"{prefix}shape"] = np.array([-1, len(names)], dtype=np.int64)
     if len(files) > 1:
         consts["weather_trees"] = np.array([[float(f == files[1])] for f in tree_file])
-    # the boosters' own features (FEATURES order; an older booster's also the temperature, last), the same in both
-    names = {tuple(gbm.booster_from_text(boosters[f]).feature_name()) for f in files}
-    if len(names) > 1:
-        raise ValueError(f"the store's LightGBM models read different features: {sorted(names)}")
-    tree_features = list(next(iter(names))) if names else []
-    tree_temperature = gbm.TEMPERATURE in tree_features
-    with_temperature = with_trees and (tree_temperature or bool(temp_slope.any()))
-    consts["gbm_shape"] = np.array([-1, len(tree_features)], dtype=np.int64)
+    with_temperature = with_trees and (any(r for _g, _p, r in trees) or bool(temp_slope.any()))
     if with_temperature:
         consts["window_temperature_path"] = window_temperature_path
         consts["temp_slope"] = temp_slope
@@ -289,7 +293,7 @@ def compile_store(items: dict[str, dict], boosters: dict[str, str] | None = None
         consts["adj_slope"] = adj_slope
     weather_input = with_temperature or adjusted
     if not with_trees:  # no item serves the store's LightGBM model: no tree inputs in the graph
-        for name in ("gbm_shape", "item_code", "shape_IT", "last_year_path"):
+        for name in ("item_code", "shape_IT", "last_year_path"):
             consts.pop(name)
     initializers = [numpy_helper.from_array(np.asarray(v, dtype=np.int64 if v.dtype == np.int64 else np.float64), name)
                     for name, v in consts.items()]
@@ -339,7 +343,7 @@ def compile_store(items: dict[str, dict], boosters: dict[str, str] | None = None
         N("GatherElements", ["path", "steps"], ["path_yhat"], axis=1),
         N("GatherElements", ["level_path", "steps"], ["gbm_level"], axis=1),
         *([N("Unsqueeze", ["temperature", "axes0"], ["temp_row"])] if weather_input else []),  # [1, T]
-        *_gbm_nodes(N, trees, with_temperature, tree_temperature),
+        *_gbm_nodes(N, trees, with_temperature),
         # each item's served mix: sum over parts of weight x max(part, 0)
         N("Max", ["prophet_yhat", "zero"], ["prophet_pos"]), N("Mul", ["prophet_pos", "w_prophet"], ["wp"]),
         N("Mul", ["naive", "w_naive"], ["wn"]), N("Mul", ["flat", "w_flat"], ["wf"]),
@@ -370,9 +374,9 @@ def compile_store(items: dict[str, dict], boosters: dict[str, str] | None = None
         initializer=initializers,
     )
     opsets = [helper.make_opsetid("", OPSET)]
-    for tree_graph in trees:
+    for tree_graph, _prefix, _reads in trees:
         graph.initializer.extend(tree_graph.graph.initializer)
-    opsets += list({o.domain: o for t in trees for o in t.opset_import if o.domain not in ("", None)}.values())
+    opsets += list({o.domain: o for t, _p, _r in trees for o in t.opset_import if o.domain not in ("", None)}.values())
     model = helper.make_model(graph, opset_imports=opsets, producer_name="retail_assets.edge_compile")
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -44,11 +44,12 @@ def _variant(by_variant: dict[str, dict], folds: dict, keys: list) -> tuple[str,
 def _fit_trees(frame: pd.DataFrame, cutoff, rounds: int, slopes: dict[float, float]) -> tuple:
     """The store's trees at `cutoff`: (plain, weather). `plain` learns demand over the level alone and serves
     the items without a temperature slope, exactly as a store without weather data would; `weather` learns it
-    over the level and each sloped item's temperature factor (`gbm.fit` with `slopes`) and serves the items with
-    a slope; None when no item has one. Two models, because shared trees fitted on the sloped items'
+    over the level and each sloped item's temperature factor, reading the temperature too (`gbm.fit` with
+    `slopes` and `temperature`), and serves the items with a slope; None when no item has one. Two models, because shared trees fitted on the sloped items'
     weather-adjusted targets also move the forecasts of the items the weather does not move."""
     plain = gbm.fit(frame, cutoff, rounds)
-    weather = gbm.fit(frame, cutoff, rounds, slopes) if plain is not None and any(slopes.values()) else None
+    weather = (gbm.fit(frame, cutoff, rounds, slopes, temperature=True) if plain is not None and any(slopes.values())
+               else None)
     return plain, weather
 
 
@@ -201,7 +202,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
             forecasts = previous.get(key) if key else None
             if forecasts is None:
                 forecasts = {}
-                booster = gbm.fit(frames[variant], pd.Timestamp(start), cfg.gbm_rounds, slopes(start))
+                booster = gbm.fit(frames[variant], pd.Timestamp(start), cfg.gbm_rounds, slopes(start), temperature=True)
                 if booster is not None:
                     fits += 1
                     for item, i, f in sloped:

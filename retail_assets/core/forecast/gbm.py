@@ -10,14 +10,14 @@ yearly shape, also in the history for every forecast day). The target is demand 
 learn shapes, the level carries trend, and squared errors count in units. The `calendar` variant (VARIANTS)
 fixes the level at 0: units straight from item x calendar x year. Stored in LightGBM's own text format.
 
-The temperature is not a tree feature. Trees shared by all of a store's items split on it for every item, the
-ones the weather does not move as well (on three generated zones that made those items' forecasts worse: README,
-`bench/weather.py`), and they cannot extrapolate past the coldest day they saw. Where the store has temperature
-data (observed in history, as known at the origin ahead: core/forecast/weather.py), each item's demand instead
-gets a log-linear response (`temperature_slopes`, a Poisson GLM by statsmodels on day-to-day weather, 0 unless
-the data show it clearly): the trees learn demand over (level + 1) x exp(slope x anomaly), and every forecast
-multiplies it back, so a freak cold snap moves the forecast as far as the slope says and an item without a slope
-not at all.
+Where the store has temperature data (observed in history, as known at the origin ahead:
+core/forecast/weather.py), each item's demand gets a log-linear response (`temperature_slopes`, a Poisson GLM by
+statsmodels on day-to-day weather, 0 unless the data show it clearly), and the items with a slope get trees of
+their own (core/fitting/store_models.py `_fit_trees`): those learn demand over (level + 1) x exp(slope x anomaly)
+and also read the temperature and its anomaly, and every forecast multiplies the factor back, so a freak cold
+snap, past the coldest day the trees saw (where their response is flat), moves the forecast as far as the slope
+says. The items without a slope keep plain trees that never read the temperature: trees shared by all items split
+on it for every item, and moved the forecasts of those the weather does not move (README, `bench/weather.py`).
 """
 
 from __future__ import annotations
@@ -278,9 +278,12 @@ def temperature_factor(rows: pd.DataFrame, slopes: dict[float, float] | None) ->
     return np.exp(slope * rows[TEMPERATURE_ANOMALY].to_numpy(float))
 
 
-def fit(frame: pd.DataFrame, cutoff: pd.Timestamp, rounds: int, slopes: dict[float, float] | None = None):
+def fit(frame: pd.DataFrame, cutoff: pd.Timestamp, rounds: int, slopes: dict[float, float] | None = None,
+        temperature: bool = False):
     """A booster on the history before `cutoff` (open periods with a level); None with too few rows. With
-    `slopes` (temperature_slopes at the same cutoff) the trees learn demand over the temperature's factor."""
+    `slopes` (temperature_slopes at the same cutoff) the trees learn demand over the temperature's factor;
+    `temperature`: they also read the day's temperature and its anomaly (the weather trees, which serve only
+    the items with a slope), where the frame has them."""
     import lightgbm as lgb
 
     rows = frame[frame["history"] & (frame["ds"] < cutoff) & frame["open"] & frame["y"].notna()
@@ -289,6 +292,8 @@ def fit(frame: pd.DataFrame, cutoff: pd.Timestamp, rounds: int, slopes: dict[flo
         return None
     scale = (rows["level"].to_numpy() + 1.0) * temperature_factor(rows, slopes)
     names = frame_features(frame)
+    if temperature and TEMPERATURE in frame.columns:
+        names += [f for f in (TEMPERATURE, TEMPERATURE_ANOMALY) if f not in names]
     data = lgb.Dataset(rows[names].to_numpy(float), label=rows["y"].to_numpy() / scale, weight=scale,
                        feature_name=names, categorical_feature=["item_code"], free_raw_data=True)
     # leaves of 40 rows on a daily store's tens of thousands; down to 10 on a few thousand weekly rows, where
