@@ -108,6 +108,22 @@ def _lightgbm_folds(temps, issues, n_history=420):
     return {(r.item_id, f.fold): f.yhat["lightgbm"] for r in results for f in r.folds}, figures
 
 
+def _weather_store(items: dict, temps: np.ndarray, n: int = 400, horizon: int = 14, rounds: int = 40,
+                   categories: dict | None = None):
+    """A synthetic store whose history observed `temps`, the issued forecasts of its last 40 days (each the
+    truth), and a short TrainConfig: (features, issues, cfg)."""
+    from retail_assets_tests.helpers import synthetic_store
+
+    store = synthetic_store(items, start=str(DAYS[0].date()), horizon=horizon)
+    store["temperature_c"] = np.where(store["is_future"], np.nan, temps[(store["date"] - DAYS[0]).dt.days])
+    if categories:
+        store["category"] = store["item_id"].map(categories)
+    issues = _issues(DAYS[n - 40:n], lambda d, k: float(temps[(d - DAYS[0]).days + k]))
+    cfg = dataclasses.replace(TrainConfig(horizon=horizon, folds=3, fold_horizon=14, min_train_days=42),
+                              gbm_rounds=rounds)
+    return store, issues, cfg
+
+
 def test_the_store_trees_fold_forecasts_read_only_what_was_known_at_each_origin():
     issues = _issues(DAYS[300:440], lambda d, k: float(SEASONAL[min(d.dayofyear + k, 499) % 500]) + 0.5)
     folds, figures = _lightgbm_folds(OBSERVED, issues)
@@ -136,7 +152,6 @@ def test_the_edge_graph_takes_the_temperature_and_a_device_a_newer_forecast(tmp_
     from retail_assets.core.fitting.train import train_store
     from retail_assets.edge import runner
     from retail_assets.edge import telemetry as tel
-    from retail_assets_tests.helpers import synthetic_store
 
     n, horizon = 400, 14
     rng = np.random.default_rng(5)
@@ -146,11 +161,7 @@ def test_the_edge_graph_takes_the_temperature_and_a_device_a_newer_forecast(tmp_
     temps = SEASONAL + weather
     items = {f"SKU-{i}": rng.poisson((20 + 10 * i) * np.exp(0.1 * (temps[:n] - 12))).astype(float)
              for i in range(3)}
-    store = synthetic_store(items, start=str(DAYS[0].date()), horizon=horizon)
-    store["temperature_c"] = np.where(store["is_future"], np.nan, temps[(store["date"] - DAYS[0]).dt.days])
-    issues = _issues(DAYS[n - 40:n], lambda d, k: float(temps[(d - DAYS[0]).days + k]))
-    cfg = dataclasses.replace(TrainConfig(horizon=horizon, folds=3, fold_horizon=14, min_train_days=42),
-                              gbm_rounds=60)
+    store, issues, cfg = _weather_store(items, temps, n, horizon, rounds=60)
     mv = train_store(store, tmp_path / "models", "weather-test", cfg, workers=1, weather_issues=issues)
     # the trees with the temperature's factor beat the same store's trees without it, held out
     without = train_store(store.drop(columns="temperature_c"), tmp_path / "without", "weather-test", cfg, workers=1)
@@ -303,18 +314,13 @@ def test_a_version_whose_trees_read_the_temperature_still_serves_and_publishes(t
     from retail_assets.core.edge.keys import ensure_dev_keys
     from retail_assets.core.fitting.train import train_store
     from retail_assets.core.forecast import gbm
-    from retail_assets_tests.helpers import synthetic_store
 
     monkeypatch.setattr(gbm, "FEATURES", (*gbm.FEATURES, gbm.TEMPERATURE, gbm.TEMPERATURE_ANOMALY))
     n, horizon = 400, 14
     rng = np.random.default_rng(8)
     items = {f"SKU-{i}": rng.poisson((20 + 10 * i) * np.exp(0.1 * (OBSERVED[:n] - 12))).astype(float)
              for i in range(3)}
-    store = synthetic_store(items, start=str(DAYS[0].date()), horizon=horizon)
-    store["temperature_c"] = np.where(store["is_future"], np.nan, OBSERVED[(store["date"] - DAYS[0]).dt.days])
-    issues = _issues(DAYS[n - 40:n], lambda d, k: float(OBSERVED[(d - DAYS[0]).days + k]))
-    cfg = dataclasses.replace(TrainConfig(horizon=horizon, folds=3, fold_horizon=14, min_train_days=42),
-                              gbm_rounds=40)
+    store, issues, cfg = _weather_store(items, OBSERVED, n, horizon)
     mv = train_store(store, tmp_path / "models", "legacy", cfg, workers=1, weather_issues=issues)
     from retail_assets.core.registry.versions import BOOSTER_FILE
 
@@ -379,19 +385,14 @@ def test_items_the_weather_does_not_move_keep_the_trees_of_a_store_without_weath
     from retail_assets.core.edge.keys import ensure_dev_keys
     from retail_assets.core.fitting.train import train_store
     from retail_assets.core.forecast import gbm
-    from retail_assets_tests.helpers import synthetic_store
 
     n, horizon = 400, 14
     rng = np.random.default_rng(9)
     items = {"SKU-0": rng.poisson(25 * np.exp(0.08 * (OBSERVED[:n] - 12))).astype(float),
              "SKU-1": rng.poisson(30 * np.exp(0.08 * (OBSERVED[:n] - 12))).astype(float),
              "SKU-2": rng.poisson(np.full(n, 28.0)).astype(float)}
-    store = synthetic_store(items, start=str(DAYS[0].date()), horizon=horizon)
-    store["temperature_c"] = np.where(store["is_future"], np.nan, OBSERVED[(store["date"] - DAYS[0]).dt.days])
-    store["category"] = store["item_id"].map({"SKU-0": "ice_cream", "SKU-1": "ice_cream", "SKU-2": "grocery"})
-    issues = _issues(DAYS[n - 40:n], lambda d, k: float(OBSERVED[(d - DAYS[0]).days + k]))
-    cfg = dataclasses.replace(TrainConfig(horizon=horizon, folds=3, fold_horizon=14, min_train_days=42),
-                              gbm_rounds=40)
+    store, issues, cfg = _weather_store(items, OBSERVED, n, horizon, categories={
+        "SKU-0": "ice_cream", "SKU-1": "ice_cream", "SKU-2": "grocery"})
     mv = train_store(store, tmp_path / "models", "with", cfg, workers=1, weather_issues=issues)
     without = train_store(store.drop(columns="temperature_c"), tmp_path / "without", "without", cfg, workers=1)
     assert set(mv.manifest["summary"]["temperature_slopes"]) == {"SKU-0", "SKU-1"}
