@@ -45,8 +45,9 @@ def _fit_trees(frame: pd.DataFrame, cutoff, rounds: int, slopes: dict[float, flo
     """The store's trees at `cutoff`: (plain, weather). `plain` learns demand over the level alone and serves
     the items without a temperature slope, exactly as a store without weather data would; `weather` learns it
     over the level and each sloped item's temperature factor, reading the temperature too (`gbm.fit` with
-    `slopes` and `temperature`), and serves the items with a slope; None when no item has one. Two models, because shared trees fitted on the sloped items'
-    weather-adjusted targets also move the forecasts of the items the weather does not move."""
+    `slopes` and `temperature`), and serves the items with a slope; None when no item has one. Two models:
+    shared trees fitted on the sloped items' weather-adjusted targets also moved the forecasts of the items
+    the weather does not move."""
     plain = gbm.fit(frame, cutoff, rounds)
     weather = (gbm.fit(frame, cutoff, rounds, slopes, temperature=True) if plain is not None and any(slopes.values())
                else None)
@@ -110,7 +111,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
                      weather: StoreWeather | None = None,
                      categories: dict[str, str] | None = None,
                      borrowed_slopes: dict[str, float] | None = None,
-                     pooled_estimates: dict[str, list[tuple[float, float]]] | None = None) -> tuple[str | None, dict]:
+                     pooled_estimates: dict[str, list[tuple[float, float]]] | None = None
+                     ) -> tuple[dict[str, str], dict]:
     """Fit the store's LightGBM at each origin the items' folds use and on all history, add its forecasts
     and then every item's combination to `results`. Each variant of `cfg.gbm_variants` is fitted at every origin;
     a fold's `lightgbm` forecast comes from the variant that scored better on the folds ended before it began,
@@ -119,15 +121,15 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     (gbm.TREE_FILES: plain, and weather where an item has a slope; empty when the store's history is too short)
     and figures: fits, seconds, the served variant and each variant's WAPE.
     `cache` (fold_cache.py: key -> {item: forecast}): origins found there are not refitted; on return it holds
-    this run's origins only. `weather`: the store's temperature (core/forecast/weather.py): the trees learn on
-    the observed temperature, and each fold forecasts with the temperature as known at its origin.
+    this run's origins only. `weather`: the store's temperature (core/forecast/weather.py): the weather trees
+    learn on the observed temperature, and each fold forecasts with the temperature as known at its origin.
     `categories` (item -> category): the items of a category share one temperature slope; `borrowed_slopes`
     (category -> slope): a young store's analog stores' slopes, used where its own history shows none;
     `pooled_estimates` (category -> the other stores' (slope, se)): the served forecast's slope of a category
     this store's history does not show clearly, where the stores together do (`gbm.pooled_slope`). The folds
     never read it: those estimates were made on the other stores' whole history, after the folds' origins."""
     if not cfg.zoo:
-        return None, {}
+        return {}, {}
     t0 = time.perf_counter()
     lag = max(cfg.horizon, cfg.fold_horizon)
     items = [{"item_id": t.item_id, "dates": t.dates, "y": t.y, "open_day": t.open_day, "promo": t.promo,
@@ -202,7 +204,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
             forecasts = previous.get(key) if key else None
             if forecasts is None:
                 forecasts = {}
-                booster = gbm.fit(frames[variant], pd.Timestamp(start), cfg.gbm_rounds, slopes(start), temperature=True)
+                booster = gbm.fit(frames[variant], pd.Timestamp(start), cfg.gbm_rounds, slopes(start),
+                                  temperature=True)
                 if booster is not None:
                     fits += 1
                     for item, i, f in sloped:

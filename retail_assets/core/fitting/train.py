@@ -22,7 +22,7 @@ from retail_assets.core.fitting.pool import (
 )
 from retail_assets.core.forecast import fold_cache
 from retail_assets.core.forecast.models import TrainConfig
-from retail_assets.core.ids import validate_store_id
+from retail_assets.core.ids import STORE_ID_PATTERN, validate_store_id
 from retail_assets.core.forecast.analog import MATURE_DAYS
 from retail_assets.core.registry import promotion
 from retail_assets.core.registry import records as registry
@@ -106,10 +106,14 @@ def analog_slopes(models_root: Path, analog_reference: pd.DataFrame | None,
 def chain_slope_estimates(models_root: Path, store_id: str) -> dict[str, list[tuple[float, float]]] | None:
     """Every other store's temperature slope estimate per category, (slope, standard error), from its live
     version (`summary.temperature_slope_estimates`, kept or not): what `gbm.pooled_slope` combines for a
-    category one store's own history does not show clearly. None when no other store has estimates."""
+    category one store's own history does not show clearly. None when no other store has estimates. Reads
+    every other store's live manifest (a chain of thousands would keep one table of estimates instead); a folder
+    whose name is not a valid store id is no store and is skipped."""
     pool: dict[str, list[tuple[float, float]]] = {}
     for other in registry.stores(models_root):
-        if other == store_id or (mv := live_version(models_root, other)) is None:
+        if other == store_id or not STORE_ID_PATTERN.fullmatch(other):
+            continue
+        if (mv := live_version(models_root, other)) is None:
             continue
         for category, e in (mv.manifest.get("summary", {}).get("temperature_slope_estimates") or {}).items():
             pool.setdefault(category, []).append((float(e["slope"]), float(e["se"])))

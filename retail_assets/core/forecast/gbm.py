@@ -29,17 +29,17 @@ import pandas as pd
 
 CALENDAR_FEATURES = ("day_of_week", "day_of_year", "week_of_year", "month", "day_of_month", "days_to_christmas",
                      "days_from_thanksgiving", "year")
-TEMPERATURE = "temperature"  # the store's temperature, as-of (core/forecast/weather.py); a column, not a feature
+TEMPERATURE = "temperature"  # the store's temperature, as-of (core/forecast/weather.py); the weather trees' feature
 # the day's temperature against the mean over the item level's window (observed, before the origin): how much
 # warmer or colder than the weeks the level was taken from, the same in every season (a cold July is not January)
 TEMPERATURE_ANOMALY = "temperature_anomaly"
 WINDOW_TEMPERATURE = "window_temperature"  # that window's mean: a helper column, not a feature
-# a booster trained before the temperature left the trees also reads TEMPERATURE and TEMPERATURE_ANOMALY, last
-# (`predict` and the edge graph take the booster's own feature list, so such a version still serves)
+# every tree model's features; the weather trees (and a booster of session 11 or earlier, shared by every item)
+# also read TEMPERATURE and TEMPERATURE_ANOMALY, last (`predict` and the edge graph take each booster's own list)
 FEATURES = ("item_code", *CALENDAR_FEATURES, "is_holiday", "promo", "level", "last_year")
 CALENDAR_INPUTS = (*CALENDAR_FEATURES, "is_holiday")  # the edge graph's `calendar` input, per day
 # the store's trees, each in LightGBM's text format beside the items of a version: `plain` for the items without
-# a temperature slope, `weather` (demand over the temperature's factor) for those with one
+# a temperature slope, `weather` (demand over the temperature's factor, reading the temperature) for those with one
 TREE_FILES = {"plain": "lightgbm.txt", "weather": "lightgbm_weather.txt"}
 PARAMS = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31,
           "feature_fraction": 0.9, "lambda_l2": 1.0, "seed": 7, "deterministic": True, "force_col_wise": True,
