@@ -425,3 +425,22 @@ def test_items_the_weather_does_not_move_keep_the_trees_of_a_store_without_weath
     priv, _pub = ensure_dev_keys(tmp_path / "keys")
     published = build_bundle(forced, store, horizon, load_private_key(priv.read_bytes()), tmp_path / "bundles", "t")
     assert published.path.exists()
+
+
+def test_the_slope_pool_reads_every_other_live_store_and_skips_what_is_no_store(tmp_path):
+    from retail_assets.core.fitting.train import chain_slope_estimates
+    from retail_assets.core.registry.versions import LIVE_POINTER
+
+    def live(folder: str, estimates: dict) -> None:
+        vdir = tmp_path / folder / "v1"
+        vdir.mkdir(parents=True)
+        (vdir / "manifest.json").write_text(json.dumps({"summary": {"temperature_slope_estimates": estimates}}))
+        (tmp_path / folder / LIVE_POINTER).write_text(json.dumps({"version": "v1"}))
+
+    live("store=0001", {"beverages": {"slope": 0.02, "se": 0.005}})
+    live("store=0002", {"beverages": {"slope": 0.03, "se": 0.006}, "toys": {"slope": 0.0, "se": 0.01}})
+    live("store=bad id", {"beverages": {"slope": 9.0, "se": 0.001}})  # not a store id: never read
+    assert chain_slope_estimates(tmp_path, "0001") == {"beverages": [(0.03, 0.006)], "toys": [(0.0, 0.01)]}
+    assert chain_slope_estimates(tmp_path, "0003") == {"beverages": [(0.02, 0.005), (0.03, 0.006)],
+                                                      "toys": [(0.0, 0.01)]}
+    assert chain_slope_estimates(tmp_path / "empty", "0001") is None
