@@ -228,7 +228,8 @@ def train_model(layout, settings, store_id: str, say: Say = _quiet, pool=None,
                      engine=settings.fit_engine, scheduler_address=settings.dask_scheduler_address, pool=pool,
                      analog_reference=analog, weather_issues=read_weather_issues(path),
                      climate=read_climate(path), borrowed_slopes=analog_slopes(layout.models, analog, features),
-                     pooled_estimates=chain_slope_estimates(layout.models, store_id),
+                     pooled_estimates=(chain_slope_estimates(layout.models, store_id)
+                                       if "temperature_c" in features.columns else None),
                      gate=settings.promotion_policy())
     registry.record_model(layout.models, mv)
     if trigger:

@@ -277,7 +277,7 @@ def compile_store(items: dict[str, dict], boosters: dict[str, str] | None = None
         names = tuple(gbm.booster_from_text(boosters[f]).feature_name())
         temperature = (gbm.TEMPERATURE, gbm.TEMPERATURE_ANOMALY)
         reads = names[-2:] == temperature
-        if tuple(n for n in names if n not in temperature) != tuple(n for n in gbm.FEATURES if n not in temperature):
+        if names not in (gbm.FEATURES, (*gbm.FEATURES, *temperature)):
             raise ValueError(f"{f} reads features {names}, which the edge graph does not assemble")
         trees.append((_tree_graph(boosters[f], prefix), prefix, reads))
         consts[f"{prefix}shape"] = np.array([-1, len(names)], dtype=np.int64)

@@ -159,7 +159,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
         by_item[v] = {item: g for item, g in frames[v].groupby(level=0, sort=False)}
     folds = {(r.item_id, i): f for r in results for i, f in enumerate(r.folds)}
     by_variant: dict[str, dict] = {v: {} for v in cfg.gbm_variants}  # (item, fold index) -> forecast
-    fits = cached = 0
+    counts = {"fits": 0, "cached": 0}  # LightGBM fits made, origins and trees taken from the fold cache
     starts = sorted({f.dates[0] for f in folds.values()})
     previous, used = (cache or {}), {}
     slopes_at: dict = {}
@@ -178,45 +178,39 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     # before it, as a store without weather data chooses it; the weather trees are fitted in that variant only
     # (chosen on the sloped items alone, it was noisier: README)
     weather_yhat: dict = {}  # (item, fold index) -> the weather trees' forecast of a sloped item
+
+    def fold_forecasts(key, frame_v: str, start, items: list, fold_slopes: dict | None) -> dict:
+        """item -> the forecast of its fold at `start` by trees fitted on the `frame_v` variant's history before
+        `start` (with `fold_slopes`: the weather trees, reading the temperature as known at `start`), from the
+        fold cache under `key` when there, and kept under it for the next training."""
+        forecasts = previous.get(key) if key else None
+        if forecasts is None:
+            forecasts = {}
+            booster = gbm.fit(frames[frame_v], pd.Timestamp(start), cfg.gbm_rounds, fold_slopes,
+                              temperature=fold_slopes is not None)
+            if booster is not None:
+                counts["fits"] += 1
+                for item, _i, f in items:
+                    if (rows := _rows(by_item[frame_v][item], f.dates)) is not None:
+                        if fold_slopes is not None:  # the fold's days as known at its origin, never observed
+                            rows = gbm.with_temperature(rows, as_of(start, f.dates))
+                        forecasts[item] = gbm.predict(booster, rows, fold_slopes).tolist()
+        else:
+            counts["cached"] += 1
+        if key:
+            used[key] = forecasts
+        return forecasts
     for start in starts:
         origin = _origin_key(tasks, start, cfg, weather, groups, borrowed_slopes) if cache is not None else None
         at = [(item, i, f) for (item, i), f in folds.items() if f.dates[0] == start]
         for v in cfg.gbm_variants:  # the plain trees' forecast of every item
-            key = digest([origin, v]) if origin else None
-            forecasts = previous.get(key) if key else None
-            if forecasts is None:
-                forecasts = {}
-                booster = gbm.fit(frames[v], pd.Timestamp(start), cfg.gbm_rounds)
-                if booster is not None:
-                    fits += 1
-                    for item, i, f in at:
-                        if (rows := _rows(by_item[v][item], f.dates)) is not None:
-                            forecasts[item] = gbm.predict(booster, rows).tolist()
-            else:
-                cached += 1
-            if key:
-                used[key] = forecasts
+            forecasts = fold_forecasts(digest([origin, v]) if origin else None, v, start, at, None)
             by_variant[v].update({(item, i): forecasts[item] for item, i, _f in at if item in forecasts})
         variant, _ = _variant(by_variant, folds, [k for k, f in folds.items() if f.dates[-1] < start])
         sloped = [(item, i, f) for item, i, f in at if slopes(start).get(codes[item])]
         if sloped:  # the weather trees' forecast of the items with a slope at this origin
-            key = digest([origin, variant, "weather"]) if origin else None
-            forecasts = previous.get(key) if key else None
-            if forecasts is None:
-                forecasts = {}
-                booster = gbm.fit(frames[variant], pd.Timestamp(start), cfg.gbm_rounds, slopes(start),
-                                  temperature=True)
-                if booster is not None:
-                    fits += 1
-                    for item, i, f in sloped:
-                        if (rows := _rows(by_item[variant][item], f.dates)) is not None:
-                            # the fold's days as known at its origin, never observed
-                            rows = gbm.with_temperature(rows, as_of(start, f.dates))
-                            forecasts[item] = gbm.predict(booster, rows, slopes(start)).tolist()
-            else:
-                cached += 1
-            if key:
-                used[key] = forecasts
+            forecasts = fold_forecasts(digest([origin, variant, "weather"]) if origin else None, variant, start,
+                                       sloped, slopes(start))
             weather_yhat.update({(item, i): forecasts[item] for item, i, _f in sloped if item in forecasts})
         for item, i, f in at:
             if (item, i) in weather_yhat:
@@ -233,15 +227,16 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     estimates: dict = {}  # per category: the served cutoff's slope estimate and standard error, kept or not
     pooled: dict = {}  # per category whose served slope came from the stores together
     if len(future):
-        served_slopes = slopes(future["ds"].min())
-        if groups:  # per category (one slope per item otherwise: nothing another store could borrow by category)
-            estimates = estimates_at[future["ds"].min()]
-            if pooled_estimates and weather is not None:
-                served_slopes = gbm.temperature_slopes(frames[cfg.gbm_variants[0]], future["ds"].min(), groups,
-                                                       borrowed_slopes, pool=pooled_estimates, pooled=pooled)
+        if groups and pooled_estimates and weather is not None:  # the stores' slopes too, for the served forecast
+            served_slopes = gbm.temperature_slopes(frames[cfg.gbm_variants[0]], future["ds"].min(), groups,
+                                                   borrowed_slopes, estimates, pool=pooled_estimates, pooled=pooled)
+        else:
+            served_slopes = slopes(future["ds"].min())
+            # per category (one slope per item otherwise: nothing another store could borrow by category)
+            estimates = estimates_at[future["ds"].min()] if groups else {}
         trees = _fit_trees(frame, future["ds"].min(), cfg.gbm_rounds, served_slopes)
         if trees[0] is not None:
-            fits += sum(t is not None for t in trees)
+            counts["fits"] += sum(t is not None for t in trees)
             texts = {gbm.TREE_FILES[name]: t.model_to_string() for name, t in zip(("plain", "weather"), trees)
                      if t is not None}
             for r in results:
@@ -273,7 +268,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
         adjusted = weather_adjust(results, codes, slopes, weather, served_slopes if outlook else {}, outlook)
     for r in results:
         r.weights = add_combinations(r.folds, r.future_yhat)
-    return texts, {"temperature_outlook": outlook, "gbm_fits": fits, "gbm_origins_cached": cached,
+    return texts, {"temperature_outlook": outlook, "gbm_fits": counts["fits"],
+                   "gbm_origins_cached": counts["cached"],
                   "gbm_seconds": time.perf_counter() - t0, "gbm_variant": served,
                   "weather_adjusted_items": adjusted if weather is not None else 0,
                   "temperature_slopes_borrowed": borrowed_slopes or None,  # per category, from the analog stores
