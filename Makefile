@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export RETAIL_DATA_DIR ?= $(CURDIR)/data
-export DAGSTER_HOME ?= $(RETAIL_DATA_DIR)/dagster_home
+# a data root on object storage (s3://...) keeps Dagster's home on this machine (README, "Cluster")
+export DAGSTER_HOME ?= $(if $(findstring ://,$(RETAIL_DATA_DIR)),$(CURDIR)/.dagster_home,$(RETAIL_DATA_DIR)/dagster_home)
 STAMP := $(VENV)/.installed
 
 .PHONY: setup run test dev bench clean cold-snap chaos fuzz
@@ -26,7 +27,7 @@ setup: $(STAMP) dbt_project/target/manifest.json
 
 run: setup
 	@mkdir -p $(DAGSTER_HOME)
-	@if [ ! -d "$(RETAIL_DATA_DIR)/landing" ]; then $(BIN)/retail generate; fi
+	@if [[ "$(RETAIL_DATA_DIR)" != *://* && ! -d "$(RETAIL_DATA_DIR)/landing" ]]; then $(BIN)/retail generate; fi
 	$(BIN)/retail run
 
 test: setup

@@ -27,10 +27,11 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from retail_assets.core.ingest.sources import LandingZoneError
     from retail_assets.core.registry.records import RegistryError
     from retail_assets.core.warehouse import WarehouseError
+    from retail_assets.core.mirror import MirrorConflict
     from retail_assets.edge.runner import BundleError
 
     return (BacktestInputError, BundleError, BundleVerificationError, InvalidIdentifier, LandingZoneError,
-            RegistryError, SigningKeyError, WarehouseError)
+            MirrorConflict, RegistryError, SigningKeyError, WarehouseError)
 
 
 class _Retail(click.Group):
@@ -47,8 +48,20 @@ class _Retail(click.Group):
 
 
 def _layout(data_dir: str | None) -> DataLayout:
-    layout = DataLayout(Path(data_dir).resolve()) if data_dir else DataLayout.from_env()
-    os.environ["RETAIL_DATA_DIR"] = str(layout.root)
+    """The data root's local folder. For an object-store URL, this machine's copy: pulled now, pushed when the
+    command ends (core/mirror.py), each said on stderr."""
+    from retail_assets.core.storage import is_url
+    from retail_assets.settings import data_root_setting, export_data_root
+
+    configured = data_root_setting(data_dir)
+    layout = DataLayout(export_data_root(configured))
+    if is_url(configured):
+        from retail_assets.core.mirror import RootMirror
+
+        copy = RootMirror(configured, layout.root)
+        click.echo(f"pulled {configured} into {layout.root}: {copy.pull().describe()}", err=True)
+        click.get_current_context().call_on_close(
+            lambda: click.echo(f"pushed to {configured}: {copy.push().describe()}", err=True))
     return layout
 
 

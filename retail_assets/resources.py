@@ -13,7 +13,7 @@ from dagster_duckdb import DuckDBResource
 
 from retail_assets.core.monitor.fleet import FleetConfig
 from retail_assets.dbt import dbt_cli
-from retail_assets.settings import DataLayout, default_data_dir
+from retail_assets.settings import DataLayout, data_root_setting, export_data_root, local_data_dir
 
 
 def _env_encodings() -> dict[str, str]:
@@ -47,9 +47,11 @@ class WarehouseResource(DuckDBResource):
 
 
 class RetailDataRoot(dg.ConfigurableResource):
-    """The data root (`RETAIL_DATA_DIR`): landing zone, warehouse and per-store artifacts."""
+    """The data root (`RETAIL_DATA_DIR`): landing zone, warehouse and per-store artifacts. A local folder, or an
+    object-store URL (`s3://bucket/prefix`): then the run works on this machine's copy (core/mirror.py), pulled
+    when the resource is set up and pushed when it is torn down, each logged with what it moved."""
 
-    data_dir: str = pydantic.Field(default_factory=lambda: str(default_data_dir()))  # read when built, not at import
+    data_dir: str = pydantic.Field(default_factory=data_root_setting)  # read when built, not at import
     # per-source text encoding of landing files, e.g. {"pos_de": "cp1252"}; UTF-8 (with or without BOM)
     # by default; from $RETAIL_LANDING_ENCODINGS (JSON) when not configured
     landing_encodings: dict[str, str] = pydantic.Field(default_factory=lambda: _env_encodings())
@@ -61,11 +63,26 @@ class RetailDataRoot(dg.ConfigurableResource):
 
     @property
     def layout(self) -> DataLayout:
-        return DataLayout(Path(self.data_dir).resolve())
+        return DataLayout(local_data_dir(self.data_dir))
+
+    def mirror(self):
+        """The local copy of an object-store root (core/mirror.py); None for a local root."""
+        from retail_assets.core.mirror import RootMirror
+        from retail_assets.core.storage import is_url
+
+        return RootMirror(self.data_dir, self.layout.root) if is_url(self.data_dir) else None
+
+    def setup_for_execution(self, context) -> None:
+        if (copy := self.mirror()) is not None:
+            dg.get_dagster_logger().info(f"pulled {copy.url} into {copy.local}: {copy.pull().describe()}")
+
+    def teardown_after_execution(self, context) -> None:
+        if (copy := self.mirror()) is not None:
+            dg.get_dagster_logger().info(f"pushed {copy.local} to {copy.url}: {copy.push().describe()}")
 
     def export_env(self) -> None:
-        """dbt's profile reads the warehouse path from RETAIL_DATA_DIR: keep it absolute and in sync."""
-        os.environ["RETAIL_DATA_DIR"] = str(self.layout.root)
+        """dbt's profile reads the warehouse folder from the environment: keep it absolute and in sync."""
+        export_data_root(self.data_dir)
 
 
 class ForecastSettings(dg.ConfigurableResource):
@@ -230,10 +247,11 @@ def settings_from_env() -> dict:
 
 
 def build_resources(data_dir: str | os.PathLike | None = None, **settings) -> dict:
-    root = DataLayout(Path(data_dir).resolve()) if data_dir else DataLayout.from_env()
+    configured = data_root_setting(data_dir)
+    root = DataLayout(local_data_dir(configured))
     settings = {**settings_from_env(), **settings}
     return {
-        "data_root": RetailDataRoot(data_dir=str(root.root)),
+        "data_root": RetailDataRoot(data_dir=configured),
         "duckdb": WarehouseResource(database=str(root.warehouse)),
         "dbt": dbt_cli(),
         "settings": ForecastSettings(**settings),

@@ -14,8 +14,38 @@ REPO_DIR = PACKAGE_DIR.parent
 DBT_PROJECT_DIR = REPO_DIR / "dbt_project"
 
 
+def local_data_dir(data_dir: str | os.PathLike) -> Path:
+    """The local folder the code reads and writes for a data root: the root itself, or for an object-store URL
+    (`s3://bucket/prefix`) this machine's copy of it (core/mirror.py: pulled before a run, pushed after)."""
+    from retail_assets.core.storage import is_url
+
+    if is_url(data_dir):
+        from retail_assets.core.mirror import local_copy_dir
+
+        return local_copy_dir(str(data_dir))
+    return Path(data_dir).resolve()
+
+
+def data_root_setting(data_dir: str | os.PathLike | None = None) -> str:
+    """The data root as configured (`data_dir`, else RETAIL_DATA_DIR, else ./data): an object-store URL as it
+    is, a local path made absolute."""
+    from retail_assets.core.storage import is_url
+
+    raw = str(data_dir) if data_dir else os.environ.get("RETAIL_DATA_DIR", "data")
+    return raw.rstrip("/") if is_url(raw) else str(Path(raw).resolve())
+
+
 def default_data_dir() -> Path:
-    return Path(os.environ.get("RETAIL_DATA_DIR", "data")).resolve()
+    return local_data_dir(data_root_setting())
+
+
+def export_data_root(data_dir: str) -> Path:
+    """Export the data root for what this process starts or reads later (dbt's profile reads
+    RETAIL_WAREHOUSE_DIR; RETAIL_DATA_DIR keeps an object-store URL as it is); returns the local folder."""
+    local = local_data_dir(data_dir)
+    os.environ["RETAIL_DATA_DIR"] = data_root_setting(data_dir)
+    os.environ["RETAIL_WAREHOUSE_DIR"] = str(local)
+    return local
 
 
 FEATURES_FILE = "features.parquet"

@@ -69,3 +69,28 @@ def publish_on_object_store(url: str, env: dict, version: str, barrier, out) -> 
     barrier.wait()
     went_live, _now = storage.publish_version(fs, prefix, version, {"version": version, "items": {"SKU-1": 1}}, before)
     out.put((version, went_live))
+
+
+def push_from_own_copy(url: str, env: dict, local: str, version: str, barrier, out) -> None:
+    """One 'machine' with its own local copy of an object-store root: pull, write a new model version, flip the
+    store's live pointer and append a registry line as the platform does on local disk, then push at the same
+    moment as the other machine. Reports (version, "live" | "conflict")."""
+    import os
+    from pathlib import Path
+
+    os.environ.update(env)
+    from retail_assets.core.atomic import append_line, atomic_write_text
+    from retail_assets.core.mirror import MirrorConflict, RootMirror
+
+    copy = RootMirror(url, local)
+    copy.pull()
+    store = Path(local) / "models" / "store=0001"
+    atomic_write_text(store / version / "manifest.json", json.dumps({"version": version}))
+    atomic_write_text(store / "live.json", json.dumps({"version": version}))
+    append_line(store / "registry.jsonl", json.dumps({"event": "live", "version": version}))
+    barrier.wait()
+    try:
+        copy.push()
+        out.put((version, "live"))
+    except MirrorConflict:
+        out.put((version, "conflict"))

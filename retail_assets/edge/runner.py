@@ -77,8 +77,7 @@ def read_public_key(path: str | os.PathLike | None) -> bytes:
     """A 32-byte Ed25519 public key, hex in a text file. Default: $RETAIL_EDGE_PUBLIC_KEY, then
     <RETAIL_DATA_DIR or ./data>/keys/edge_signing.pub (the embedded default's dev key)."""
     if path is None:
-        path = os.environ.get(PUBLIC_KEY_ENV) or str(
-            Path(os.environ.get("RETAIL_DATA_DIR", "data")) / "keys" / "edge_signing.pub")
+        path = os.environ.get(PUBLIC_KEY_ENV) or str(tel.data_dir() / "keys" / "edge_signing.pub")
     p = Path(path)
     if not p.is_file():
         raise BundleError(f"no public key at {p}: pass --public-key or set {PUBLIC_KEY_ENV}")
@@ -233,8 +232,7 @@ def state_path(store_id: str, path: str | os.PathLike | None = None) -> Path:
     """Where this device records the highest sequence it served: `path`, else $RETAIL_EDGE_STATE, else
     <RETAIL_DATA_DIR or ./data>/edge_state/<store>.json."""
     if path is None:
-        path = os.environ.get(STATE_ENV) or Path(os.environ.get("RETAIL_DATA_DIR", "data")) / "edge_state" / \
-            f"{store_id}.json"
+        path = os.environ.get(STATE_ENV) or tel.data_dir() / "edge_state" / f"{store_id}.json"
     return Path(path)
 
 

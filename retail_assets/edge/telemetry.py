@@ -39,6 +39,17 @@ def host_name() -> str:
         return "unknown-host"
 
 
+def data_dir() -> Path:
+    """<RETAIL_DATA_DIR or ./data>: the folder the device defaults below live in; for a data root on object
+    storage, this machine's copy of it (a device itself keeps local files)."""
+    root = os.environ.get("RETAIL_DATA_DIR", "data")
+    if "://" in root and not root.startswith("file://"):
+        from retail_assets.core.mirror import local_copy_dir
+
+        return local_copy_dir(root)
+    return Path(root)
+
+
 def default_path() -> Path:
     """$RETAIL_EDGE_TELEMETRY, else the embedded default's landing zone (device and platform on one machine):
     <RETAIL_DATA_DIR or ./data>/landing/telemetry/<host>/telemetry.jsonl."""
@@ -46,7 +57,7 @@ def default_path() -> Path:
     if env:
         return Path(env)
     host = _UNSAFE.sub("_", host_name())[:64] or "unknown-host"
-    return Path(os.environ.get("RETAIL_DATA_DIR", "data")) / "landing" / "telemetry" / host / "telemetry.jsonl"
+    return data_dir() / "landing" / "telemetry" / host / "telemetry.jsonl"
 
 
 def utc_now_iso() -> str:

