@@ -47,14 +47,22 @@ class WarehouseResource(DuckDBResource):
 
 
 class RetailDataRoot(dg.ConfigurableResource):
-    """The data root (`RETAIL_DATA_DIR`): landing zone, warehouse and per-store artifacts. A local folder, or an
-    object-store URL (`s3://bucket/prefix`): then the run works on this machine's copy (core/mirror.py), pulled
-    when the resource is set up and pushed when it is torn down, each logged with what it moved."""
+    """The data root (`RETAIL_DATA_DIR`) on a local (or mounted) file system: landing zone, warehouse and
+    per-store artifacts. An object-store URL takes `ObjectStoreDataRoot` (`data_root_resource` chooses)."""
 
     data_dir: str = pydantic.Field(default_factory=data_root_setting)  # read when built, not at import
     # per-source text encoding of landing files, e.g. {"pos_de": "cp1252"}; UTF-8 (with or without BOM)
     # by default; from $RETAIL_LANDING_ENCODINGS (JSON) when not configured
     landing_encodings: dict[str, str] = pydantic.Field(default_factory=lambda: _env_encodings())
+
+    @pydantic.model_validator(mode="after")
+    def _local_unless_synced(self):
+        from retail_assets.core.storage import is_url
+
+        if is_url(self.data_dir) and not isinstance(self, ObjectStoreDataRoot):
+            raise ValueError(f"{self.data_dir} is an object-store URL: use ObjectStoreDataRoot (or "
+                             "build_resources), which pulls and pushes this machine's copy of it")
+        return self
 
     def encodings(self) -> dict[str, str]:
         from retail_assets.core.ingest.sources import validate_encodings
@@ -65,24 +73,36 @@ class RetailDataRoot(dg.ConfigurableResource):
     def layout(self) -> DataLayout:
         return DataLayout(local_data_dir(self.data_dir))
 
-    def mirror(self):
-        """The local copy of an object-store root (core/mirror.py); None for a local root."""
-        from retail_assets.core.mirror import RootMirror
-        from retail_assets.core.storage import is_url
-
-        return RootMirror(self.data_dir, self.layout.root) if is_url(self.data_dir) else None
-
-    def setup_for_execution(self, context) -> None:
-        if (copy := self.mirror()) is not None:
-            dg.get_dagster_logger().info(f"pulled {copy.url} into {copy.local}: {copy.pull().describe()}")
-
-    def teardown_after_execution(self, context) -> None:
-        if (copy := self.mirror()) is not None:
-            dg.get_dagster_logger().info(f"pushed {copy.local} to {copy.url}: {copy.push().describe()}")
-
     def export_env(self) -> None:
         """dbt's profile reads the warehouse folder from the environment: keep it absolute and in sync."""
         export_data_root(self.data_dir)
+
+
+class ObjectStoreDataRoot(RetailDataRoot):
+    """The data root on object storage (`s3://bucket/prefix`): a run works on this machine's copy of it
+    (core/mirror.py), pulled when the resource is set up and pushed when it is torn down, each logged with what
+    it moved. A sensor or test that builds its context by hand opens it with `with`."""
+
+    def mirror(self):
+        from retail_assets.core.mirror import RootMirror
+
+        return RootMirror(self.data_dir, self.layout.root)
+
+    def setup_for_execution(self, context) -> None:
+        copy = self.mirror()
+        dg.get_dagster_logger().info(f"pulled {copy.url} into {copy.local}: {copy.pull().describe()}")
+
+    def teardown_after_execution(self, context) -> None:
+        copy = self.mirror()
+        dg.get_dagster_logger().info(f"pushed {copy.local} to {copy.url}: {copy.push().describe()}")
+
+
+def data_root_resource(data_dir: str | os.PathLike | None = None) -> RetailDataRoot:
+    """The data root resource for `data_dir` (else RETAIL_DATA_DIR): local, or synced with an object store."""
+    from retail_assets.core.storage import is_url
+
+    configured = data_root_setting(data_dir)
+    return (ObjectStoreDataRoot if is_url(configured) else RetailDataRoot)(data_dir=configured)
 
 
 class ForecastSettings(dg.ConfigurableResource):
@@ -247,11 +267,11 @@ def settings_from_env() -> dict:
 
 
 def build_resources(data_dir: str | os.PathLike | None = None, **settings) -> dict:
-    configured = data_root_setting(data_dir)
-    root = DataLayout(local_data_dir(configured))
+    data_root = data_root_resource(data_dir)
+    root = data_root.layout
     settings = {**settings_from_env(), **settings}
     return {
-        "data_root": RetailDataRoot(data_dir=configured),
+        "data_root": data_root,
         "duckdb": WarehouseResource(database=str(root.warehouse)),
         "dbt": dbt_cli(),
         "settings": ForecastSettings(**settings),

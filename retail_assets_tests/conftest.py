@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -11,6 +12,7 @@ import pytest
 from retail_assets.core.demo.generator import generate_landing_zone
 from retail_assets.dbt import dbt_project, prepare_manifest
 from retail_assets_tests.helpers import SMALL, materialize_ingest, run_store_pipeline
+from retail_assets_tests.s3server import seaweedfs
 
 
 def pytest_configure(config):
@@ -48,3 +50,19 @@ def stores_run(ingested):
     instance = dg.DagsterInstance.ephemeral()
     results = run_store_pipeline(root, instance)
     return root, instance, results
+
+
+@pytest.fixture(scope="module")
+def s3_env(tmp_path_factory):
+    """A real S3-compatible server (SeaweedFS on 127.0.0.1) per test module, its settings in the environment."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as env:
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield env
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
