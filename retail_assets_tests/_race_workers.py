@@ -56,21 +56,6 @@ if __name__ == "__main__":
     hold_warehouse(sys.argv[1])
 
 
-def publish_on_object_store(url: str, env: dict, version: str, barrier, out) -> None:
-    """One 'machine' of the object-store race: read the store's live pointer, then (with the other writers at
-    the same moment) publish its own version from what it read; reports whether it went live."""
-    import os
-
-    os.environ.update(env)
-    from retail_assets.core import storage
-
-    fs, prefix = storage.filesystem(url)
-    before = storage.read_pointer(fs, f"{prefix}/live.json")
-    barrier.wait()
-    went_live, _now = storage.publish_version(fs, prefix, version, {"version": version, "items": {"SKU-1": 1}}, before)
-    out.put((version, went_live))
-
-
 def push_from_own_copy(url: str, env: dict, local: str, version: str, barrier, out) -> None:
     """One 'machine' with its own local copy of an object-store root: pull, write a new model version, flip the
     store's live pointer and append a registry line as the platform does on local disk, then push at the same
