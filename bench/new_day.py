@@ -14,26 +14,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-RETAIL = str(Path(sys.executable).with_name("retail"))
+from _shared import demo_size_arguments, timed_retail
+
 START = "2023-01-01"  # `retail generate`'s default first day
 
 
 def _retail(*args: str) -> tuple[float, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "RETAIL_DATA_DIR")}
-    t0 = time.perf_counter()
-    done = subprocess.run([RETAIL, *args], env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if done.returncode:
-        sys.exit(f"retail {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    seconds, done = timed_retail(*args)
     return seconds, done.stdout
 
 
@@ -62,9 +55,7 @@ def _stages(out: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stores", type=int, default=8)
-    parser.add_argument("--items", type=int, default=30)
-    parser.add_argument("--days", type=int, default=1096)
+    demo_size_arguments(parser)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench_new_day_"))
     try:

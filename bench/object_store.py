@@ -20,22 +20,12 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RETAIL = str(Path(sys.executable).with_name("retail"))
-
-
-def _retail(env: dict, *args: str) -> tuple[float, subprocess.CompletedProcess]:
-    t0 = time.perf_counter()
-    done = subprocess.run([RETAIL, *args], env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if done.returncode:
-        sys.exit(f"retail {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return seconds, done
+from _shared import demo_size_arguments, timed_retail
 
 
 def _env(tmp: Path, name: str, **extra: str) -> dict:
@@ -52,9 +42,7 @@ def _summary(out: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stores", type=int, default=8)
-    parser.add_argument("--items", type=int, default=30)
-    parser.add_argument("--days", type=int, default=1096)
+    demo_size_arguments(parser)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from retail_assets.core.mirror import RootMirror
@@ -64,8 +52,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_s3_"))
     try:
         local = tmp / "local-root"
-        _retail(_env(tmp, "gen"), "generate", "--data-dir", str(local), "--stores", str(args.stores),
-                "--items", str(args.items), "--days", str(args.days))
+        timed_retail("generate", "--data-dir", str(local), "--stores", str(args.stores), "--items", str(args.items),
+                     "--days", str(args.days), env=_env(tmp, "gen"))
         with seaweedfs(tmp / "seaweedfs") as s3:
             os.environ.update(s3)
             url = f"s3://{BUCKET}/demo"
@@ -74,10 +62,11 @@ def main() -> None:
             up = RootMirror(url, seed).push()
             print(f"upload of the landing zone to the store (not in the times below): {up.describe()}", flush=True)
 
-            t_local, run_local = _retail(_env(tmp, "local"), "run", "--data-dir", str(local))
+            t_local, run_local = timed_retail("run", "--data-dir", str(local), env=_env(tmp, "local"))
             print(f"  local disk     : {t_local:6.1f}s  {_summary(run_local.stdout)}", flush=True)
             machine = tmp / "machine-a"
-            t_s3, run_s3 = _retail(_env(tmp, "s3", RETAIL_LOCAL_COPY_DIR=str(machine), **s3), "run", "--data-dir", url)
+            t_s3, run_s3 = timed_retail("run", "--data-dir", url,
+                                        env=_env(tmp, "s3", RETAIL_LOCAL_COPY_DIR=str(machine), **s3))
             print(f"  object store   : {t_s3:6.1f}s  {_summary(run_s3.stdout)}")
             for line in run_s3.stderr.splitlines():
                 if line.startswith(("pulled ", "pushed ")):

@@ -27,11 +27,11 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from retail_assets.core.ingest.sources import LandingZoneError
     from retail_assets.core.registry.records import RegistryError
     from retail_assets.core.warehouse import WarehouseError
-    from retail_assets.core.mirror import MirrorConflict
+    from retail_assets.core.mirror import MirrorConflict, MirrorPathError
     from retail_assets.edge.runner import BundleError
 
     return (BacktestInputError, BundleError, BundleVerificationError, InvalidIdentifier, LandingZoneError,
-            MirrorConflict, RegistryError, SigningKeyError, WarehouseError)
+            MirrorConflict, MirrorPathError, RegistryError, SigningKeyError, WarehouseError)
 
 
 class _Retail(click.Group):

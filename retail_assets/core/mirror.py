@@ -57,6 +57,10 @@ TRANSFERS = 16  # puts at once: one at a time, a demo zone's 6,400 landing files
 FETCH_BATCH = 256  # objects fetched by one concurrent `cat` (s3fs gathers them): 2.5 ms a file, 6.3 one by one
 
 
+class MirrorPathError(RuntimeError):
+    """A synced file's folder in the local copy leads outside it (a symbolic link): nothing is written there."""
+
+
 class MirrorConflict(RuntimeError):
     """Another machine changed these files since this copy pulled them; nothing of this push that depends on
     them (pointers, registries) was written."""
@@ -101,6 +105,8 @@ def local_copy_dir(url: str) -> Path:
 
 
 def _synced(rel: str) -> bool:
+    """Whether a relative path is synced: never a path with empty, `.` or `..` parts (an object key may hold them:
+    it would land outside the copy), nothing local-only, no lock or temp file."""
     parts = rel.split("/")
     if parts[0] in LOCAL_ONLY_TOP or any(p in ("", ".", "..") for p in parts):
         return False
@@ -225,6 +231,9 @@ class RootMirror:
     def _pulled(self, rel: str, etag: str | None, data: bytes, index: dict, stats: SyncStats) -> None:
         """Take one object the store changed since this copy saw it, unless it changed here too."""
         known, target = index.get(rel), self.local / rel
+        if not self._inside(target):
+            raise MirrorPathError(f"{target}: its folder leads outside the local copy {self.local} (a symbolic link); "
+                                  "remove the link and pull again")
         changed_here = target.is_file() and not (known and _same_stat(known, target.stat()))
         if changed_here:
             ours = target.read_bytes()
@@ -242,6 +251,8 @@ class RootMirror:
     def _take_theirs(self, rel: str, index: dict) -> None:
         """Replace the local file by the store's (or remove it where the store has none)."""
         path, target = f"{self.base}/{rel}", self.local / rel
+        if not self._inside(target):
+            return
         try:
             data, etag = self.fs.cat_file(path), self.fs.info(path)["ETag"]
         except FileNotFoundError:
@@ -251,6 +262,11 @@ class RootMirror:
             return
         atomic_write_bytes(target, data)
         index[rel] = _entry(etag, data, target.stat())
+
+    def _inside(self, target: Path) -> bool:
+        """Whether `target`'s folder resolves inside the copy (no symbolic link leads a write elsewhere)."""
+        root = os.path.realpath(self.local)
+        return os.path.realpath(target.parent).startswith(root + os.sep) or os.path.realpath(target.parent) == root
 
     # -- push
 

@@ -10,7 +10,7 @@ import multiprocessing as mp
 import pytest
 
 from retail_assets.core.atomic import append_line, atomic_write_text, read_lines
-from retail_assets.core.mirror import MirrorConflict, RootMirror
+from retail_assets.core.mirror import MirrorConflict, MirrorPathError, RootMirror, _synced
 from retail_assets_tests import _race_workers as workers
 from retail_assets_tests.s3server import BUCKET, weed_binary
 
@@ -114,3 +114,20 @@ def test_two_machines_racing_on_one_store_leave_one_winner_and_a_consistent_regi
     store = reader.local / "models" / "store=0001"
     assert json.loads((store / "live.json").read_text()) == {"version": winners[-1]}
     assert [json.loads(x)["version"] for x in read_lines(store / "registry.jsonl")] == winners
+
+
+def test_object_keys_and_links_never_lead_a_pull_outside_the_copy(s3_env, tmp_path):
+    # AWS keeps a key such as `models/../../x` as it is (SeaweedFS refuses it): such keys are never synced
+    for key in ("models/../../escaped.txt", "models//double.txt", "./x", "models/./x", "../x"):
+        assert not _synced(key), key
+    assert _synced("models/store=0001/live.json") and not _synced("warehouse.duckdb")
+
+    url, a, b = _copies(tmp_path, "escape")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (b.local / "forecasts").symlink_to(outside)  # a link someone left in the copy
+    atomic_write_text(a.local / "forecasts" / "f.parquet", "rows")
+    a.push()
+    with pytest.raises(MirrorPathError, match="outside the local copy"):
+        b.pull()
+    assert not (outside / "f.parquet").exists()
