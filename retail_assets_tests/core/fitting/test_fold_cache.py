@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retail_assets.core.fitting import pool
 from retail_assets.core.fitting.train import train_store
 from retail_assets.core.forecast import fold_cache
 from retail_assets_tests.helpers import FAST, noisy_weekly, synthetic_store
@@ -81,7 +82,8 @@ def test_a_late_row_refits_the_folds_that_saw_it_and_no_earlier_one(trained):
     assert np.isfinite(s["heldout_weighted_wape_champion"])
 
 
-def test_a_retrain_from_the_cache_starts_no_worker_and_a_miss_hands_the_rest_to_the_pool(trained, tmp_path):
+def test_a_retrain_from_the_cache_starts_no_worker_and_many_misses_hand_the_rest_to_the_pool(trained, tmp_path,
+                                                                                           monkeypatch):
     _root, n, _first, second = trained
     train_store(_features(n), tmp_path, "day-0", CFG, workers=1)
     s = train_store(_features(n + 1), tmp_path, "day-1", CFG, workers=2).manifest["summary"]
@@ -92,7 +94,13 @@ def test_a_retrain_from_the_cache_starts_no_worker_and_a_miss_hands_the_rest_to_
     day = (held_out_start - START).days - 4  # in SKU-1's training window: its held-out fold misses
     s = train_store(_features(n + 1, {("SKU-1", day): 777.0}), tmp_path, "late", CFG, workers=2).manifest["summary"]
     assert s["folds_total"] - s["folds_cached"] == 1
-    assert s["items_fitted_in_process"] == 2  # SKU-0 (all cached) and SKU-1 (the miss); SKU-2 in the pool
+    assert s["items_fitted_in_process"] == len(SERIES)  # one fold refitted here costs less than starting workers
+    # a late row early in SKU-0's history: every fold of SKU-0 refits, more than this process's budget (made small
+    # for three small items): SKU-1 and SKU-2 go to the pool
+    monkeypatch.setattr(pool, "IN_PROCESS_REFITS", 2)
+    s = train_store(_features(n + 1, {("SKU-0", 10): 555.0}), tmp_path, "early", CFG, workers=2).manifest["summary"]
+    assert s["folds_total"] - s["folds_cached"] > pool.IN_PROCESS_REFITS  # SKU-0's 3, and SKU-1's fold back
+    assert s["items_fitted_in_process"] == 1
 
 
 def _reference(last: pd.Timestamp) -> pd.DataFrame:
