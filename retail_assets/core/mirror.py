@@ -21,7 +21,9 @@ give (core/storage.py):
   pushed yet (the copy is a write-back cache: runs on one machine share it, and a run killed before its push
   leaves complete files, core/atomic.py, that the next push puts). Where both changed, an append-only file merges
   now; any other file stays as it is here and its push will conflict. Files the store no longer has are removed
-  here (only those the copy had seen on the store and not changed since).
+  here (only those the copy had seen on the store and not changed since); files removed here since the copy saw
+  them are removed from the store at the next push (the platform removes some: a matured store's analog file), so
+  a machine deletes its whole copy (and its index with it), never part of it.
 
 Never synced: the DuckDB warehouse (local to the machine that writes it; a new machine rebuilds it from the landing
 files with `retail run`, whose ingest loads every file its warehouse has not loaded), the Dagster home, lock files,
@@ -134,8 +136,9 @@ class RootMirror:
     """The local copy of an object-store data root (`s3://bucket/prefix`)."""
 
     def __init__(self, url: str, local: str | os.PathLike | None = None):
-        if not is_url(url):
-            raise ValueError(f"{url!r} is not an object-store URL")
+        if not is_url(url) or not url.startswith("s3://") or not url[len("s3://"):].split("/")[0]:
+            raise ValueError(f"{url!r} is not an s3://bucket/prefix URL (S3 or an S3-compatible server: the one "
+                             "object store this is tested on)")
         self.url = url.rstrip("/")
         self.fs, self.base = filesystem(self.url)
         self.base = self.base.rstrip("/")

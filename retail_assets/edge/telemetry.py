@@ -42,8 +42,10 @@ def host_name() -> str:
 def data_dir() -> Path:
     """<RETAIL_DATA_DIR or ./data>: the folder the device defaults below live in; for a data root on object
     storage, this machine's copy of it (a device itself keeps local files)."""
+    from retail_assets.core.storage import is_url
+
     root = os.environ.get("RETAIL_DATA_DIR", "data")
-    if "://" in root and not root.startswith("file://"):
+    if is_url(root):
         from retail_assets.core.mirror import local_copy_dir
 
         return local_copy_dir(root)

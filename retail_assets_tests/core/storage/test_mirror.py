@@ -131,3 +131,9 @@ def test_object_keys_and_links_never_lead_a_pull_outside_the_copy(s3_env, tmp_pa
     with pytest.raises(MirrorPathError, match="outside the local copy"):
         b.pull()
     assert not (outside / "f.parquet").exists()
+
+
+def test_only_an_s3_url_is_a_root_on_object_storage(tmp_path):
+    for url in ("gs://bucket/x", "s3:///no-bucket", "/local/path"):
+        with pytest.raises(ValueError, match="s3://bucket/prefix"):
+            RootMirror(url, tmp_path / "copy")
