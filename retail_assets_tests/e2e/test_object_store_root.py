@@ -1,7 +1,7 @@
 """The data root on a real S3-compatible server (SeaweedFS on 127.0.0.1): two 'machines' (separate processes, each
 with its own local copy and Dagster home) run the platform on one `s3://` root. Machine A trains; machine B, with
 nothing but the URL, rebuilds its warehouse from the landing files on the store and trains a challenger that the
-gate holds back; A promotes it by hand, B rolls it back, each seeing the other's pointer; B traces a served number.
+gate holds back (its fits on Dask worker processes); A promotes it by hand, B rolls it back, each seeing the other's pointer; B traces a served number.
 The warehouse and the Dagster homes never reach the store."""
 
 from __future__ import annotations
@@ -59,11 +59,13 @@ def test_two_machines_share_one_object_store_root(tmp_path):
         assert not any(n.startswith(("warehouse.duckdb", "dagster_home", ".mirror")) for n in names)
         v1 = json.loads(fs.cat_file(f"{base}/models/store=0001/live.json"))["version"]
 
-        # machine B has only the URL: its warehouse is rebuilt from the store's landing files; a changed setting
-        # trains a new version, which the store's approval rule holds back
-        _retail(s3, b, "run", settings={"approval_required_stores": ["0001"], "interval": 0.85})
+        # machine B has only the URL: its warehouse is rebuilt from the store's landing files; its fits run on Dask
+        # worker processes; a changed setting trains a new version, which the store's approval rule holds back
+        _retail(s3, b, "run", settings={"approval_required_stores": ["0001"], "interval": 0.85, "fit_engine": "dask"})
         held = json.loads(_retail(s3, b, "models", "--store", "0001", "--all", "--format", "json").stdout)
         v2 = next(r["version"] for r in held if r["version"] != v1)
+        manifest = json.loads(fs.cat_file(f"{base}/models/store=0001/{v2}/manifest.json"))
+        assert manifest["summary"]["fit_engine"] == "dask"  # B's version, on the store, fitted on Dask workers
         assert json.loads(fs.cat_file(f"{base}/models/store=0001/live.json"))["version"] == v1
 
         _retail(s3, a, "promote", "--store", "0001", "--version", v2, "--reason", "approved on machine A")
