@@ -268,8 +268,7 @@ class RootMirror:
 
     def _inside(self, target: Path) -> bool:
         """Whether `target`'s folder resolves inside the copy (no symbolic link leads a write elsewhere)."""
-        root = os.path.realpath(self.local)
-        return os.path.realpath(target.parent).startswith(root + os.sep) or os.path.realpath(target.parent) == root
+        return target.parent.resolve().is_relative_to(self.local.resolve())
 
     # -- push
 
