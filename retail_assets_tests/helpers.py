@@ -83,6 +83,27 @@ def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, only: list[
 FAST = TrainConfig(horizon=14, folds=3, fold_horizon=14, min_train_days=42, raw_interval_samples=50)
 
 
+def small_store(n_items: int = 4, days: int = 450, store: str = "0001") -> pd.DataFrame:
+    """A features frame like store_features writes: closed Sundays in the first months, promotions and
+    one holiday, 450 days so the seasonal calibration folds (a year back) are fitted too."""
+    rng = np.random.default_rng(11)
+    dates = pd.date_range("2024-01-01", periods=days + FAST.horizon, freq="D")
+    weekly = np.array([0.8, 0.9, 0.9, 1.0, 1.1, 1.4, 1.2])
+    rows = []
+    for i in range(n_items):
+        level = [2.0, 6.0, 15.0, 40.0][i % 4]
+        promo = rng.random(len(dates)) < 0.05
+        for k, d in enumerate(dates):
+            fut = k >= days
+            open_day = not (d.weekday() == 6 and k < 90)
+            mean = level * weekly[d.weekday()] * (1 + k / days * 0.2) * (1.5 if promo[k] else 1.0)
+            units = None if fut else (float(rng.poisson(mean)) if open_day else 0.0)
+            rows.append({"store_id": store, "item_id": f"SKU-{i + 1:04d}", "date": d, "is_future": fut,
+                         "units": units, "is_open_day": open_day, "promo_planned": bool(promo[k]),
+                         "holiday_name": "New Year" if (d.month, d.day) == (1, 1) else None})
+    return pd.DataFrame(rows)
+
+
 def synthetic_store(items: dict[str, np.ndarray], start="2024-01-01", horizon=14, store="0001") -> pd.DataFrame:
     """A features frame like store_features writes, from given history arrays (one per item)."""
     rows = []

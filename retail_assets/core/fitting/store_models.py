@@ -103,6 +103,7 @@ def weather_adjust(results: list[ItemResult], codes: dict[str, float], slopes, w
             factor = weather_factor(r.temperature_slope, temp, normal)
             r.future_yhat = {m: v if m == "lightgbm" else (np.asarray(v, dtype=float) * factor).tolist()
                              for m, v in r.future_yhat.items()}
+            r.future_factor = np.asarray(factor, dtype=float).tolist()  # a deferred Prophet fit's too (backtest.py)
             moved += 1
     return moved
 
@@ -267,7 +268,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     if weather is not None:
         adjusted = weather_adjust(results, codes, slopes, weather, served_slopes if outlook else {}, outlook)
     for r in results:
-        r.weights = add_combinations(r.folds, r.future_yhat)
+        r.weights = add_combinations(r.folds, r.future_yhat, r.servable)
     return texts, {"temperature_outlook": outlook, "gbm_fits": counts["fits"],
                    "gbm_origins_cached": counts["cached"],
                   "gbm_seconds": time.perf_counter() - t0, "gbm_variant": served,

@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from retail_assets.core.fitting.champion import decide
+from retail_assets.core.fitting.champion import StoreTraining, decide
 from retail_assets.core.fitting.store_models import add_store_models
 from retail_assets.core.forecast.weather import StoreWeather
 from retail_assets.core.fitting.pool import (
     FitPool,
     build_tasks,
-    run_items,
     validate_fit_engine,
 )
+from retail_assets.core.forecast.backtest import ItemResult, ItemTask, apply_final_prophet
+from retail_assets.core.forecast.combine import add_combinations, complete_combination
 from retail_assets.core.forecast import fold_cache
 from retail_assets.core.forecast.models import TrainConfig
 from retail_assets.core.ids import STORE_ID_PATTERN, validate_store_id
@@ -160,20 +162,24 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     for t in tasks:
         t.cache_salt = cache_salt
         t.fold_cache = cached["items"].get(t.item_id, {}) if cached is not None else None
+        t.defer_final_prophet = True  # fitted below only where the item is served by it
     t1 = time.perf_counter()
-    results = run_items(tasks, workers, progress, engine, scheduler_address, pool)
-    t2 = time.perf_counter()
-    store_cache = cached["store"] if cached is not None else None
-    weather = store_weather(features, weather_issues, climate)
-    categories = (features.drop_duplicates("item_id").set_index("item_id")["category"].astype(str).to_dict()
-                  if "category" in features.columns else None)
-    gbm_texts, store_figures = add_store_models(tasks, results, cfg, store_cache, weather, categories,
-                                               borrowed_slopes if weather is not None else None,
-                                               pooled_estimates if weather is not None else None)
-    if cached is not None:  # what this training used or made: the next one after a new day reads it
-        fold_cache.save(cache_file, cache_salt, {r.item_id: r.fold_cache for r in results}, store_cache)
-    training = decide(store_id, results, cfg, gbm_texts)
+    with (nullcontext(pool) if pool is not None else FitPool(engine, workers, scheduler_address)) as fits:
+        results = fits.run(tasks, progress)
+        t2 = time.perf_counter()
+        store_cache = cached["store"] if cached is not None else None
+        weather = store_weather(features, weather_issues, climate)
+        categories = (features.drop_duplicates("item_id").set_index("item_id")["category"].astype(str).to_dict()
+                      if "category" in features.columns else None)
+        gbm_texts, store_figures = add_store_models(tasks, results, cfg, store_cache, weather, categories,
+                                                   borrowed_slopes if weather is not None else None,
+                                                   pooled_estimates if weather is not None else None)
+        if cached is not None:  # what this training used or made: the next one after a new day reads it
+            fold_cache.save(cache_file, cache_salt, {r.item_id: r.fold_cache for r in results}, store_cache)
+        training = decide(store_id, results, cfg, gbm_texts)
+        training, final_fits = serve_prophet(fits, tasks, training, progress)
     training.summary.update(store_figures)
+    training.summary["prophet_final_fits"] = final_fits
     training.summary["temperature_regressor"] = None if weather is None else {
         "observed_days": int(weather.observed.notna().sum()), "forecast_issues": int(weather.issues["issued_at"].nunique())}
     training.summary["folds_cached"] = int(sum(r.cached_folds for r in results))
@@ -189,6 +195,39 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     mv.promotion = (promote_or_hold(models_root, mv, live, features, gate) if gate is not None
                     else promotion.Decision(True, "ungated", promotion.RULES["ungated"]).to_json())
     return mv
+
+
+def served_parts(champion: str, r: ItemResult) -> set[str]:
+    """The models an item's served forecast is made of: the champion, or a combination's parts."""
+    return set(r.weights) if champion == "combination" else {champion}
+
+
+def serve_prophet(fits: FitPool, tasks: list[ItemTask], training: StoreTraining,
+                  progress: Callable[[str], None] | None = None) -> tuple[StoreTraining, dict]:
+    """The final Prophet fits the decisions serve (a Prophet champion, a combination with a Prophet part), made
+    now that the champions are known; every other item's is never made (nothing would read it: a version stores
+    each item's served model only). Where such a fit fails, the store decides again without it, as when a
+    final fit failed in the worker: that item is served its next best model, with the reason. Returns the
+    training and the counts: fitted, failed, and not made because no served forecast reads them."""
+    results = training.results
+    needed = [i for i, (r, d) in enumerate(zip(results, training.decisions))
+              if r.prophet_pending and "prophet" in served_parts(d.champion, r)]
+    if needed:
+        if progress:
+            progress(f"served Prophet fits: {len(needed)} of {len(results)} items ({fits.describe()})")
+        got = fits.run_final_prophet([(tasks[i], results[i].spec, results[i].final_init) for i in needed])
+        for i, g in zip(needed, got):
+            apply_final_prophet(results[i], g)
+    failed = [results[i] for i in needed if "prophet" not in results[i].future_yhat]
+    for r in results:
+        if r in failed:  # weighted again without the part it lost
+            r.weights = add_combinations(r.folds, r.future_yhat, set(r.future_yhat))
+        else:
+            complete_combination(r.future_yhat, r.weights)
+    if needed:  # the fit figures count the new fits; a failed fit's item is served its next best model
+        training = decide(training.store_id, results, training.cfg, training.gbm_texts)
+    return training, {"fitted": len(needed) - len(failed), "failed": len(failed),
+                      "not_served": sum(r.prophet_pending for r in results)}
 
 
 def history_end(features: pd.DataFrame) -> str:

@@ -19,6 +19,7 @@ from retail_assets.core.forecast.analog import analog_path, history_stage
 from retail_assets.core.forecast.classic import classic_forecasts, is_intermittent
 from retail_assets.core.forecast.fold_cache import digest
 from retail_assets.core.forecast.models import (
+    ProphetSpec,
     TrainConfig,
     fit_prophet,
     holidays_frame,
@@ -56,6 +57,9 @@ class ItemTask:
     analog_y: list[float | None] | None = None  # the reference, one value a day (core/forecast/analog.py)
     analog_stores: str | None = None  # the analog stores it is the mean of
     analog_rule: str | None = None  # how the reference was chosen (analog stores' same item, or a category profile)
+    # True: the final Prophet fit waits until the store knows whether the item is served by it (`final_prophet`,
+    # core/fitting/train.py): an item served by another model never pays for a fit nothing reads
+    defer_final_prophet: bool = False
 
 
 @dataclass
@@ -105,6 +109,18 @@ class ItemResult:
     stage: str = "mature"  # analog.STAGES: which models an item of its age is served from
     analog_stores: str | None = None  # the stores its analog forecast borrows from
     analog_rule: str | None = None
+    final_init: dict | None = None  # the parameters the served Prophet fit starts from (previous version, last fold)
+    prophet_pending: bool = False  # the final Prophet fit was deferred and not (yet) made (ItemTask.defer_final_prophet)
+    future_factor: list[float] | None = None  # the weather factor on the served forecast of every model but the trees
+
+    @property
+    def servable(self) -> set[str]:
+        """The models this item could be served from: those with a final forecast, Prophet while its final fit is
+        pending, and the combination when all its parts are among them."""
+        have = set(self.future_yhat) | ({"prophet"} if self.prophet_pending else set())
+        if self.weights and set(self.weights) <= have:
+            have.add("combination")
+        return have
 
     def count_fit(self, start: str, optimizer: str) -> None:
         self.fits += 1
@@ -259,7 +275,7 @@ def run_item(task: ItemTask) -> ItemResult:
             scale=naive_scale(np.where(open_train, y_train, np.nan), cfg.season),
             level=recent_level(y_train, open_train),
         ))
-    init = task.init or init  # the previous version's final fit, else the last fold's
+    result.final_init = task.init or init  # the previous version's final fit, else the last fold's
 
     y_all = hist["y"].to_numpy(float)
     open_all = hist["open"].to_numpy(bool)
@@ -291,19 +307,57 @@ def run_item(task: ItemTask) -> ItemResult:
         "moving_average_level": float(ma[0]) if h else 0.0,
     }
     if prophet_ok:
-        try:
-            t0 = time.perf_counter()
-            model, start = fit_prophet(pd.DataFrame({"ds": hist["ds"], "y": y_fit, "promo": hist["promo"]}),
-                                       holidays, cfg, spec, init)
-            result.fit_seconds += time.perf_counter() - t0
-            result.count_fit(start, model.fit_optimizer)
-            result.final_start = start
-            pred = prophet_predict(model, pd.DataFrame({"ds": fut["ds"], "promo": fut["promo"]}))
-            result.future_yhat["prophet"] = np.where(open_future, np.clip(pred["yhat"].to_numpy(), 0, None), 0).tolist()
-            result.prophet_json = model_json(model)
-        except Exception as exc:
-            result.prophet_error = f"{type(exc).__name__}: {exc}"[:300]
+        result.prophet_pending = True
+        if not task.defer_final_prophet:
+            apply_final_prophet(result, final_prophet(task, result.spec, result.final_init))
     return result
+
+
+@dataclass
+class FinalProphet:
+    """One item's served Prophet fit on all history: its forecast (closed days at 0), Prophet's JSON, how it
+    started and where its optimum was found; or the error that stopped it."""
+
+    yhat: list[float] | None = None
+    json: str | None = None
+    start: str | None = None
+    optimizer: str | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def final_prophet(task: ItemTask, spec: dict, init: dict | None) -> FinalProphet:
+    """The served Prophet fit of `task`'s item (specification `spec`, as its folds used; starting from `init`).
+    Never raises for a Prophet failure: the error is returned. Runs in a worker or in the training's process."""
+    df = _frame(task)
+    hist, fut = df.iloc[: task.n_history], df.iloc[task.n_history:]
+    y_fit = hist["y"].where(hist["open"])
+    try:
+        t0 = time.perf_counter()
+        model, start = fit_prophet(pd.DataFrame({"ds": hist["ds"], "y": y_fit, "promo": hist["promo"]}),
+                                   holidays_frame(df["ds"], df["holiday"]), task.cfg, ProphetSpec(**spec), init)
+        seconds = time.perf_counter() - t0
+        pred = prophet_predict(model, pd.DataFrame({"ds": fut["ds"], "promo": fut["promo"]}))
+        yhat = np.where(fut["open"].to_numpy(bool), np.clip(pred["yhat"].to_numpy(), 0, None), 0)
+        return FinalProphet(yhat.tolist(), model_json(model), start, model.fit_optimizer, seconds)
+    except Exception as exc:  # noqa: BLE001 - a failed fit costs the item its Prophet model, never the store
+        return FinalProphet(error=f"{type(exc).__name__}: {exc}"[:300])
+
+
+def apply_final_prophet(result: ItemResult, got: FinalProphet) -> None:
+    """The served Prophet fit into `result`: its forecast (times the weather factor the item's other models
+    carry), JSON and fit counts; or its error, and Prophet is no longer servable."""
+    result.prophet_pending = False
+    if got.error is not None:
+        result.prophet_error = got.error
+        return
+    result.fit_seconds += got.seconds
+    result.count_fit(got.start, got.optimizer)
+    result.final_start = got.start
+    yhat = np.asarray(got.yhat, dtype=float)
+    result.future_yhat["prophet"] = (yhat * np.asarray(result.future_factor) if result.future_factor is not None
+                                     else yhat).tolist()
+    result.prophet_json = got.json
 
 
 def pooled_wape(folds: list[FoldForecast], forecasts: list[list[float]]) -> float:

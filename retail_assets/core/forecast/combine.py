@@ -47,18 +47,30 @@ def combine(yhat: dict[str, list[float]], weights: dict[str, float]) -> list[flo
     return np.sum([w * np.asarray(yhat[m], dtype=float) for m, w in weights.items()], axis=0).tolist()
 
 
-def add_combinations(folds: list[FoldForecast], future_yhat: dict[str, list[float]]) -> dict[str, float]:
+def add_combinations(folds: list[FoldForecast], future_yhat: dict[str, list[float]],
+                     servable: set[str] | None = None) -> dict[str, float]:
     """Add the `combination` forecast to every fold and to the future. A fold's weights are set on the folds
     (recent, and the seasonal ones a year back) that ended before it began, the earliest fold's are the
-    defaults in equal weights; the served weights on every fold. Returns the served weights."""
+    defaults in equal weights; the served weights on every fold, among the `servable` models (default: those
+    with a future forecast; a deferred Prophet fit counts, and its part joins in `complete_combination`).
+    Returns the served weights ({} when no combination can be served)."""
     for f in folds:
         earlier = [g for g in folds if _end(g) < _start(f)]
         w = weights_from(earlier, set(f.yhat))
         if w and all(m in f.yhat for m in w):
             f.yhat["combination"] = combine(f.yhat, w)
             f.weights = w
-    served = weights_from(folds, set(future_yhat))
-    if served and all(m in future_yhat for m in served):
-        future_yhat["combination"] = combine(future_yhat, served)
-        return served
-    return {}
+    available = set(future_yhat) if servable is None else set(servable)
+    served = weights_from(folds, available)
+    if not served or not set(served) <= available:
+        return {}
+    complete_combination(future_yhat, served)
+    return served
+
+
+def complete_combination(future_yhat: dict[str, list[float]], weights: dict[str, float]) -> bool:
+    """The served combination's forecast, once every part has one; False while a part is missing."""
+    if not weights or not all(m in future_yhat for m in weights):
+        return False
+    future_yhat["combination"] = combine(future_yhat, weights)
+    return True

@@ -78,13 +78,13 @@ def choose_champion(result: ItemResult, folds: list[FoldForecast], serving: bool
 
     label = f"backtest {metric.upper()}" + (" (intermittent item)" if result.intermittent else "")
     best = min(candidates, key=rank)
-    if serving and best not in result.future_yhat:
+    if serving and best not in result.servable:
         unserved = best
-        best = min([m for m in candidates if m in result.future_yhat] or [BASELINE], key=rank)
+        best = min([m for m in candidates if m in result.servable] or [BASELINE], key=rank)
         return best, (f"{unserved.replace('_', ' ')} backtested best but has no final fit to serve: serving "
                       f"{best.replace('_', ' ')} ({label} {scores[best][metric]:.3f})"), scores
     if (default and not result.intermittent and best != default
-            and (not serving or default in result.future_yhat) and np.isfinite(scores[default][metric])):
+            and (not serving or default in result.servable) and np.isfinite(scores[default][metric])):
         return default, (f"{default.replace('_', ' ')}, the store's best model (backtest WAPE "
                          f"{scores[default][metric]:.3f} on this item; the item's own best: "
                          f"{best.replace('_', ' ')} {scores[best][metric]:.3f})"), scores

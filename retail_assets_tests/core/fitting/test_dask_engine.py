@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,32 +16,9 @@ from retail_assets.core.fitting.champion import decide
 from retail_assets.core.fitting.pool import FitPool, build_tasks, run_items
 from retail_assets.core.fitting.train import train_store
 from retail_assets.core.forecast.models import TrainConfig
+from retail_assets_tests.helpers import FAST, small_store
 
 distributed = pytest.importorskip("distributed")
-
-FAST = TrainConfig(horizon=14, folds=3, fold_horizon=14, min_train_days=42, raw_interval_samples=50)
-
-
-def small_store(n_items: int = 4, days: int = 450, store: str = "0001") -> pd.DataFrame:
-    """A features frame like store_features writes: closed Sundays in the first months, promotions and
-    one holiday, 450 days so the seasonal calibration folds (a year back) are fitted too."""
-    rng = np.random.default_rng(11)
-    dates = pd.date_range("2024-01-01", periods=days + FAST.horizon, freq="D")
-    weekly = np.array([0.8, 0.9, 0.9, 1.0, 1.1, 1.4, 1.2])
-    rows = []
-    for i in range(n_items):
-        level = [2.0, 6.0, 15.0, 40.0][i % 4]
-        promo = rng.random(len(dates)) < 0.05
-        for k, d in enumerate(dates):
-            fut = k >= days
-            open_day = not (d.weekday() == 6 and k < 90)
-            mean = level * weekly[d.weekday()] * (1 + k / days * 0.2) * (1.5 if promo[k] else 1.0)
-            units = None if fut else (float(rng.poisson(mean)) if open_day else 0.0)
-            rows.append({"store_id": store, "item_id": f"SKU-{i + 1:04d}", "date": d, "is_future": fut,
-                         "units": units, "is_open_day": open_day, "promo_planned": bool(promo[k]),
-                         "holiday_name": "New Year" if (d.month, d.day) == (1, 1) else None})
-    return pd.DataFrame(rows)
-
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -85,11 +61,14 @@ def test_dask_cluster_gives_the_same_models_as_the_process_pool(tmp_path, cluste
     assert dask_mv.version == pool_mv.version
     # the Prophet fits themselves agree (their fold forecasts are in the equal backtest file), whatever is served
     assert pd.read_parquet(dask_mv.path / "backtest.parquet")["prophet"].notna().all()
-    # same progress lines (one per item, counted in arrival order, which may differ)
-    for lines in said.values():
-        assert [line.split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
-    strip = lambda lines: sorted(" ".join(line.split(" fits in ")[0].split()[2:]) for line in lines)  # noqa: E731
-    assert strip(said["dask"]) == strip(said["processes"]) == [f"SKU-{i:04d}: 6" for i in range(1, 5)]
+    # same progress lines (one per item, counted in arrival order, which may differ: its 5 fold fits), then the
+    # served Prophet fits, made once the champions are known (each item here is served by Prophet)
+    for engine, lines in said.items():
+        assert [line.split()[1] for line in lines[:-1]] == ["1/4", "2/4", "3/4", "4/4"]
+        assert lines[-1].startswith("served Prophet fits: 4 of 4 items (")
+    strip = lambda lines: sorted(" ".join(line.split(" fits in ")[0].split()[2:]) for line in lines[:-1])  # noqa: E731
+    assert strip(said["dask"]) == strip(said["processes"]) == [f"SKU-{i:04d}: 5" for i in range(1, 5)]
+    assert dask_mv.manifest["summary"]["prophet_final_fits"] == {"fitted": 4, "failed": 0, "not_served": 0}
 
     # the fits ran on the cluster, each worker initialised like a pool worker: its own cmdstan temp dir
     with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
