@@ -137,10 +137,13 @@ def generate_telemetry(data_dir, hours, every_minutes, seed, now_text) -> None:
               "a markdown): non-zero means on; Prophet gets them as a regressor.")
 @click.option("--closed-when-missing", is_flag=True, help="A period missing from the file is a closed day (not "
               "scored, forecast as zero), not a day of zero demand.")
+@click.option("--store-col", default=None, help="The series column naming the store: each store's series are "
+              "trained as the platform trains a store (its own LightGBM model, best model and calibration); without "
+              "it, all series are one store's items.")
 @click.option("--out", default="backtest_results.csv", show_default=True, type=click.Path(path_type=Path))
 @click.option("--workers", default=os.cpu_count() or 2, show_default=True, type=int)
 def backtest(history, date_col, series_cols, target, freq, horizon, holiday_col, regressor_cols, closed_when_missing,
-             out, workers) -> None:
+             store_col, out, workers) -> None:
     """Backtest the champion selection against seasonal naive on your own history CSV."""
     from retail_assets.core.forecast.backtest_csv import run_backtest
 
@@ -158,7 +161,7 @@ def backtest(history, date_col, series_cols, target, freq, horizon, holiday_col,
         report = run_backtest(history, date_col, cols, target, freq, horizon, holiday_col, workers,
                               progress=lambda _m: bar and bar.update(1), on_start=start,
                               regressor_cols=[c.strip() for c in regressor_cols.split(",") if c.strip()],
-                              closed_when_missing=closed_when_missing)
+                              closed_when_missing=closed_when_missing, store_col=store_col)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

@@ -120,11 +120,16 @@ def _count_fits(results: list[ItemResult], by: str) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
+def median_pairs(decisions: list[ItemDecision]) -> list[tuple[float, float]]:
+    """(held-out champion's WAPE, seasonal naive's) per item where both are finite: the two medians are taken
+    over the same items."""
+    return [(d.heldout[d.heldout_champion]["wape"], d.heldout[BASELINE]["wape"]) for d in decisions
+            if d.heldout.get(d.heldout_champion, {}).get("n") and d.heldout.get(BASELINE, {}).get("n")
+            and np.isfinite(d.heldout[d.heldout_champion]["wape"]) and np.isfinite(d.heldout[BASELINE]["wape"])]
+
+
 def summarize(t: StoreTraining, heldout_cal: CalibrationSet, last_pairs) -> dict:
-    # the two medians over the same items: those where both the champion and the baseline have a finite WAPE
-    pairs = [(d.heldout[d.heldout_champion]["wape"], d.heldout[BASELINE]["wape"]) for d in t.decisions
-             if d.heldout.get(d.heldout_champion, {}).get("n") and d.heldout.get(BASELINE, {}).get("n")
-             and np.isfinite(d.heldout[d.heldout_champion]["wape"]) and np.isfinite(d.heldout[BASELINE]["wape"])]
+    pairs = median_pairs(t.decisions)
     champ, base = [c for c, _ in pairs], [b for _, b in pairs]
     ys, yc, yb = [], [], []
     for (f, model) in last_pairs:

@@ -3,6 +3,7 @@ so a planner can judge the method on their own data before onboarding."""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -10,11 +11,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from retail_assets.core.fitting.champion import decide
+from retail_assets.core.fitting.champion import decide, median_pairs
 from retail_assets.core.fitting.pool import run_items
 from retail_assets.core.fitting.store_models import add_store_models
 from retail_assets.core.forecast.backtest import ItemTask, recent
-from retail_assets.core.forecast.models import MODELS, TrainConfig
+from retail_assets.core.forecast.models import BASELINE, MODELS, TrainConfig
 from retail_assets.core.forecast.selection import fold_metrics
 from retail_assets.core.metrics import wape
 
@@ -94,13 +95,75 @@ def series_tasks(frame: pd.DataFrame, cfg: TrainConfig, closed_when_missing: boo
     return tasks
 
 
+def _store_groups(tasks: list[ItemTask], series_cols: list[str], store_col: str | None) -> dict[str, list[int]]:
+    """Task indexes per store (the `store_col` part of each series key), or one group of all without it."""
+    if store_col is None:
+        return {"backtest": list(range(len(tasks)))}
+    at = series_cols.index(store_col)
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(tasks):
+        groups.setdefault(t.item_id.split("|")[at], []).append(i)
+    return dict(sorted(groups.items()))
+
+
+def _heldout_days(t) -> tuple[int, float]:
+    """Open held-out days and their summed actuals, over the items whose held-out champion forecast them (the
+    days a store's held-out figures are computed on)."""
+    n, total = 0, 0.0
+    for r, d in zip(t.results, t.decisions):
+        for f in recent(r.folds)[-1:]:
+            if d.heldout_champion in f.yhat:
+                y = np.array(f.y, dtype=float)[np.array(f.open_day, bool)]
+                n, total = n + len(y), total + float(y.sum())
+    return n, total
+
+
+def pooled_summary(trainings: list) -> dict:
+    """One summary over several stores' trainings, as if one: weighted WAPEs pooled by each store's summed
+    actuals, coverage, width and interval score by its open days, medians over every item, the mixes added."""
+    if len(trainings) == 1:
+        return trainings[0].summary
+    days = [_heldout_days(t) for t in trainings]
+    n, total = sum(k for k, _ in days), sum(v for _, v in days)
+
+    def pooled(key: str, by_actuals: bool) -> float | None:
+        got = [(t.summary[key], k, v) for t, (k, v) in zip(trainings, days) if t.summary.get(key) is not None]
+        if not got or not (total if by_actuals else n):
+            return None
+        return sum(x * (v if by_actuals else k) for x, k, v in got) / (total if by_actuals else n)
+    pairs = [p for t in trainings for p in median_pairs(t.decisions)]
+    mix: dict[str, int] = {}
+    for t in trainings:
+        for m, c in t.summary["champion_mix"].items():
+            mix[m] = mix.get(m, 0) + c
+    beats = [d.heldout[d.heldout_champion]["wape"] < d.heldout[BASELINE]["wape"] for t in trainings
+             for d in t.decisions if d.heldout_champion != BASELINE]
+    out = {**trainings[0].summary, "stores": len(trainings), "items": sum(t.summary["items"] for t in trainings),
+           "champion_mix": dict(sorted(mix.items())),
+           "heldout_median_wape_champion": statistics.median(c for c, _ in pairs) if pairs else None,
+           "heldout_median_wape_seasonal_naive": statistics.median(b for _, b in pairs) if pairs else None,
+           "heldout_share_champion_beats_naive": float(np.mean(beats)) if beats else 0.0}
+    for key in ("heldout_weighted_wape_champion", "heldout_weighted_wape_seasonal_naive"):
+        out[key] = pooled(key, by_actuals=True)
+    for key in ("heldout_coverage_calibrated", "heldout_interval_mean_width", "heldout_interval_score"):
+        out[key] = pooled(key, by_actuals=False)
+    score = out["heldout_interval_score"]
+    out["heldout_interval_score_relative"] = score / (total / n) if score is not None and total > 0 else None
+    return out
+
+
 def run_backtest(path: Path, date_col: str, series_cols: list[str], target: str, freq: str = "D",
                  horizon: int | None = None, holiday_col: str | None = None, workers: int = 2,
                  progress: Callable[[str], None] | None = None,
                  on_start: Callable[[int], None] | None = None, regressor_cols: list[str] | None = None,
-                 closed_when_missing: bool = False) -> BacktestReport:
+                 closed_when_missing: bool = False, store_col: str | None = None) -> BacktestReport:
+    """The platform's backtest on a CSV. `store_col` (one of `series_cols`): the series of each store are trained
+    as the platform trains a store (its own LightGBM model and variant, its own best model and calibration);
+    without it, every series is one store's item (one LightGBM model over all of them)."""
     if freq not in ("D", "W"):
         raise BacktestInputError("--freq must be D (daily) or W (weekly)")
+    if store_col is not None and store_col not in series_cols:
+        raise BacktestInputError(f"--store-col {store_col!r} is not one of --series-cols {series_cols}")
     horizon = horizon or (28 if freq == "D" else 8)
     if horizon < 1:
         raise BacktestInputError("--horizon must be at least 1")
@@ -116,10 +179,15 @@ def run_backtest(path: Path, date_col: str, series_cols: list[str], target: str,
     if on_start:
         on_start(len(tasks))
     results = run_items(tasks, workers, progress)
-    gbm_texts, _figures = add_store_models(tasks, results, cfg)
-    training = decide("backtest", results, cfg, gbm_texts)
+    trainings = []
+    for store, at in _store_groups(tasks, series_cols, store_col).items():
+        group = [results[i] for i in at]
+        gbm_texts, _figures = add_store_models([tasks[i] for i in at], group, cfg)
+        trainings.append(decide(store, group, cfg, gbm_texts))
+    all_results = [r for t in trainings for r in t.results]
+    all_decisions = [d for t in trainings for d in t.decisions]
     rows, per_model = [], {}
-    for r, d in zip(training.results, training.decisions):
+    for r, d in zip(all_results, all_decisions):
         row = {"series": r.item_id, "champion": d.champion, "heldout_champion": d.heldout_champion,
                "reason": d.reason, "status": d.status, "error": d.error}
         for m in MODELS:
@@ -131,7 +199,7 @@ def run_backtest(path: Path, date_col: str, series_cols: list[str], target: str,
     results = pd.DataFrame(rows)
     for m in MODELS:
         ys, yh = [], []
-        for r in training.results:
+        for r in all_results:
             for f in recent(r.folds)[-1:]:
                 if m in f.yhat:
                     ys.append(np.array(f.y))
@@ -139,4 +207,4 @@ def run_backtest(path: Path, date_col: str, series_cols: list[str], target: str,
         col = results[f"heldout_wape_{m}"].replace([np.inf], np.nan)
         per_model[m] = {"median_wape": float(col.median()) if col.notna().any() else None,
                         "weighted_wape": wape(np.concatenate(ys), np.concatenate(yh)) if ys else None}
-    return BacktestReport(len(tasks), training.summary, per_model, results)
+    return BacktestReport(len(tasks), pooled_summary(trainings), per_model, results)

@@ -151,3 +151,40 @@ def test_retail_backtest_closed_when_missing_and_regressors(tmp_path):
     assert proc.returncode == 0, proc.stderr
     # every Sunday closed: seasonal naive is exact on the open days, where the zero reading was not
     assert pd.read_csv(tmp_path / "r.csv")["heldout_wape_seasonal_naive"].iloc[0] == 0.0
+
+
+def test_retail_backtest_trains_each_store_apart_with_store_col(tmp_path):
+    """With --store-col, each store's series are trained as the platform trains a store: every series' result
+    is the one its store's file alone gives, and the summary pools the stores' figures."""
+    from retail_assets.core.forecast.backtest_csv import BacktestInputError, run_backtest
+
+    rows = []
+    for store, skus in (("s1", (("A", 20), ("B", 6))), ("s2", (("A", 35), ("C", 9), ("D", 14)))):
+        for sku, level in skus:
+            y = noisy_weekly(200, level, ord(sku) + len(store) * 7 + int(store[1]))
+            for d, v in zip(pd.date_range("2023-01-02", periods=200, freq="D"), y):
+                rows.append({"store": store, "sku": sku, "day": d.date().isoformat(), "sales": v})
+    frame = pd.DataFrame(rows)
+    both = tmp_path / "both.csv"
+    frame.to_csv(both, index=False)
+    args = dict(date_col="day", series_cols=["store", "sku"], target="sales", freq="D", horizon=14, workers=1)
+    apart = run_backtest(both, store_col="store", **args)
+    alone = {}
+    for store, g in frame.groupby("store"):
+        g.to_csv(tmp_path / f"{store}.csv", index=False)
+        alone[store] = run_backtest(tmp_path / f"{store}.csv", **args)
+    one_model = run_backtest(both, **args)
+
+    cols = ["series", "champion", "heldout_champion", "heldout_wape_lightgbm", "heldout_wape_prophet"]
+    joined = pd.concat([r.results for r in alone.values()]).sort_values("series")[cols].reset_index(drop=True)
+    assert apart.results.sort_values("series")[cols].reset_index(drop=True).equals(joined)
+    assert apart.summary["stores"] == 2 and apart.summary["items"] == 5
+    assert sum(apart.summary["champion_mix"].values()) == 5
+    # the pooled weighted WAPE lies between the two stores' own
+    own = [r.summary["heldout_weighted_wape_champion"] for r in alone.values()]
+    assert min(own) <= apart.summary["heldout_weighted_wape_champion"] <= max(own)
+    # without it, one LightGBM model over both stores' series: other trees, other forecasts
+    lgb = lambda r: r.results.sort_values("series")["heldout_wape_lightgbm"].to_numpy()  # noqa: E731
+    assert not np.allclose(lgb(one_model), lgb(apart))
+    with pytest.raises(BacktestInputError, match="--store-col 'region' is not one of"):
+        run_backtest(both, store_col="region", **args)
