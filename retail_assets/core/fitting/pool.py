@@ -214,8 +214,8 @@ class FitPool:
     def run_final_prophet(self, jobs: list[tuple[ItemTask, dict, dict | None]]) -> list[FinalProphet]:
         """The deferred served Prophet fits (backtest.final_prophet) of (task, specification, start) jobs, in job
         order: in this process when the pool has no worker running yet and there are at most
-        IN_PROCESS_FINAL_FITS of them (a retrain, whose folds came from the cache), else on the pool's workers. A worker that dies costs its
-        item the Prophet model (the error is returned), never the store."""
+        IN_PROCESS_FINAL_FITS of them (a retrain, whose folds came from the cache), else on the pool's workers. A
+        worker that dies costs its item the Prophet model (the error is returned), never the store."""
         light = [(dataclasses.replace(t, fold_cache=None, analog_y=None), spec, init) for t, spec, init in jobs]
         idle = self._executor is None and self._client is None
         if (self.engine == "processes" and self.workers <= 1) or (idle and len(jobs) <= IN_PROCESS_FINAL_FITS):

@@ -57,8 +57,8 @@ class ItemTask:
     analog_y: list[float | None] | None = None  # the reference, one value a day (core/forecast/analog.py)
     analog_stores: str | None = None  # the analog stores it is the mean of
     analog_rule: str | None = None  # how the reference was chosen (analog stores' same item, or a category profile)
-    # True: the final Prophet fit waits until the store knows whether the item is served by it (`final_prophet`,
-    # core/fitting/train.py): an item served by another model never pays for a fit nothing reads
+    # True: the final Prophet fit waits until the store knows whether the item is served by it (`serve_prophet`
+    # in core/fitting/train.py calls `final_prophet`): an item served by another model never pays for an unread fit
     defer_final_prophet: bool = False
 
 
@@ -109,9 +109,9 @@ class ItemResult:
     stage: str = "mature"  # analog.STAGES: which models an item of its age is served from
     analog_stores: str | None = None  # the stores its analog forecast borrows from
     analog_rule: str | None = None
-    final_init: dict | None = None  # the parameters the served Prophet fit starts from (previous version, last fold)
-    prophet_pending: bool = False  # the final Prophet fit was deferred and not (yet) made (ItemTask.defer_final_prophet)
-    future_factor: list[float] | None = None  # the weather factor on the served forecast of every model but the trees
+    final_init: dict | None = None  # where the served Prophet fit starts: the previous version's, else the last fold's
+    prophet_pending: bool = False  # the final Prophet fit was deferred, not (yet) made (ItemTask.defer_final_prophet)
+    future_factor: list[float] | None = None  # the weather factor on the served forecast of all models but the trees
 
     @property
     def servable(self) -> set[str]:

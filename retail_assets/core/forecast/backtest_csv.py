@@ -15,6 +15,7 @@ from retail_assets.core.fitting.champion import decide, median_pairs
 from retail_assets.core.fitting.pool import run_items
 from retail_assets.core.fitting.store_models import add_store_models
 from retail_assets.core.forecast.backtest import ItemTask, recent
+from retail_assets.core.forecast.calibration import raw_prophet_coverage
 from retail_assets.core.forecast.models import BASELINE, MODELS, TrainConfig
 from retail_assets.core.forecast.selection import fold_metrics
 from retail_assets.core.metrics import wape
@@ -120,7 +121,8 @@ def _heldout_days(t) -> tuple[int, float]:
 
 def pooled_summary(trainings: list) -> dict:
     """One summary over several stores' trainings, as if one: weighted WAPEs pooled by each store's summed
-    actuals, coverage, width and interval score by its open days, medians over every item, the mixes added."""
+    actuals, coverage, width and interval score by its open days, medians over every item, the mixes added.
+    Only figures that pool: a store's own choices (its best model, LightGBM variant, fit counts) are not in it."""
     if len(trainings) == 1:
         return trainings[0].summary
     days = [_heldout_days(t) for t in trainings]
@@ -138,7 +140,11 @@ def pooled_summary(trainings: list) -> dict:
             mix[m] = mix.get(m, 0) + c
     beats = [d.heldout[d.heldout_champion]["wape"] < d.heldout[BASELINE]["wape"] for t in trainings
              for d in t.decisions if d.heldout_champion != BASELINE]
-    out = {**trainings[0].summary, "stores": len(trainings), "items": sum(t.summary["items"] for t in trainings),
+    first = trainings[0]
+    out = {"heldout_fold": first.summary["heldout_fold"], "nominal_coverage": first.summary["nominal_coverage"],
+           "stores": len(trainings), "items": sum(t.summary["items"] for t in trainings),
+           "heldout_coverage_prophet_raw": raw_prophet_coverage([r for t in trainings for r in t.results],
+                                                                first.cfg.folds - 1),
            "champion_mix": dict(sorted(mix.items())),
            "heldout_median_wape_champion": statistics.median(c for c, _ in pairs) if pairs else None,
            "heldout_median_wape_seasonal_naive": statistics.median(b for _, b in pairs) if pairs else None,
