@@ -35,7 +35,7 @@ from retail_assets.core.features.grid import materialize_store_features
 from retail_assets.core.demo.generator import generate_landing_zone
 from retail_assets.core.demo.world import GeneratorConfig
 from retail_assets.core.ingest.load import load_landing_zone
-from retail_assets.core.fitting.pool import build_tasks, run_items
+from retail_assets.core.fitting.pool import FitPool, build_tasks, run_items, shared_pool
 from retail_assets.core.fitting.train import train_store
 from retail_assets.dbt import dbt_executable
 from retail_assets.settings import DBT_PROJECT_DIR
@@ -92,6 +92,24 @@ def run_retrain(fs, root: Path, cfg: TrainConfig, cores: int, n_items: int) -> N
           f"({(w_new / w_ref - 1):+.2%}; goal within 0.5 %)")
 
 
+def run_shared_pool(fs, root: Path, cfg: TrainConfig, cores: int, stores: int) -> None:
+    """`stores` copies of the store (other ids, the same features), cold, each training with its own pool and then
+    all in one shared pool (`pool.shared_pool`, what `retail run` opens around its store runs); twice, alternating."""
+    frames = [fs.frame.assign(store_id=f"{k + 1:04d}") for k in range(stores)]
+    for rep in range(2):
+        t0 = time.perf_counter()
+        for frame in frames:
+            train_store(frame, root / f"own-{rep}", "bench-own", cfg, workers=cores, warm_start=False)
+        own = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with FitPool("processes", cores) as pool, shared_pool(pool):
+            for frame in frames:
+                train_store(frame, root / f"shared-{rep}", "bench-shared", cfg, warm_start=False)
+        shared = time.perf_counter() - t0
+        print(f"  {stores} stores cold, one after another: a pool each {own:6.1f}s, one shared pool {shared:6.1f}s "
+              f"({own / shared:.2f}x)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=50)
@@ -99,6 +117,9 @@ def main() -> None:
     parser.add_argument("--zoo", action="store_true", help="also time the zoo against Prophet + baselines")
     parser.add_argument("--retrain-only", action="store_true",
                         help="only the retrain after one new day against its cold train")
+    parser.add_argument("--shared-pool", type=int, default=0, metavar="STORES",
+                        help="only STORES copies of the store trained one after another, each starting its own "
+                             "pool (one Dagster run per store before) against one pool shared by all (`retail run`)")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
@@ -108,6 +129,9 @@ def main() -> None:
         tasks = build_tasks(fs.frame, cfg)
         print(f"store 0001: {len(tasks)} items x {args.days} days; {cores} cores", flush=True)
 
+        if args.shared_pool:
+            run_shared_pool(fs, root, cfg, cores, args.shared_pool)
+            return
         run_retrain(fs, root, cfg, cores, len(tasks))
         if args.retrain_only:
             return

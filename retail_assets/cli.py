@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -475,7 +476,9 @@ def run(data_dir) -> None:
     from retail_assets.definitions import build_definitions
     from retail_assets.defs.governance.run_hygiene import local_run_tags, reap_dead_runs
 
+    from retail_assets.core.fitting.pool import shared_pool
     from retail_assets.progress import HANDLER, progress_logger
+    from retail_assets.resources import ForecastSettings, settings_from_env
 
     HANDLER.attach_terminal()
 
@@ -486,7 +489,7 @@ def run(data_dir) -> None:
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     silent = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}, "progress": {}}}
     tags = local_run_tags()
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.get() as instance, contextlib.ExitStack() as stack:
         # what a killed earlier run left: runs still STARTED, temp files of atomic writes, cmdstan folders
         for run_id, _msg in reap_dead_runs(instance):
             click.echo(f"run {run_id} was left STARTED by a process that is gone: marked failed")
@@ -504,6 +507,9 @@ def run(data_dir) -> None:
         store_job = defs.resolve_job_def("store_pipeline")
         outcomes = {}
         click.echo(f"per-store pipeline (features, gate, model, forecast, bundle) for {len(stores)} stores ...")
+        # one fit pool for every store's run in this process: its workers start once, not once per store
+        fits = stack.enter_context(ForecastSettings(**settings_from_env()).fit_pool())
+        stack.enter_context(shared_pool(fits))
         for i, store in enumerate(stores, start=1):
             t_store = time.perf_counter()
             HANDLER.label = f"[{i}/{len(stores)}] store {store}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -171,6 +172,11 @@ class FitPool:
             self._cluster.close()
             self._cluster = None
 
+    @property
+    def started(self) -> bool:
+        """Workers (or a Dask client) are up: the next fits pay no start."""
+        return self._executor is not None or self._client is not None
+
     def describe(self) -> str:
         if self.engine == "processes":
             return f"process pool of {self.workers}" if self.workers > 1 else "in process, one at a time"
@@ -217,7 +223,7 @@ class FitPool:
         IN_PROCESS_FINAL_FITS of them (a retrain, whose folds came from the cache), else on the pool's workers. A
         worker that dies costs its item the Prophet model (the error is returned), never the store."""
         light = [(dataclasses.replace(t, fold_cache=None, analog_y=None), spec, init) for t, spec, init in jobs]
-        idle = self._executor is None and self._client is None
+        idle = not self.started
         if (self.engine == "processes" and self.workers <= 1) or (idle and len(jobs) <= IN_PROCESS_FINAL_FITS):
             return [final_prophet(*job) for job in light]
         if self.engine == "dask":
@@ -338,6 +344,25 @@ class FitPool:
             report(r)
             fut.release()
         return [results[t.item_id] for t in tasks]
+
+
+_SHARED: list[FitPool] = []  # pools opened for every training of this process (`shared_pool`), innermost last
+
+
+@contextlib.contextmanager
+def shared_pool(pool: FitPool):
+    """While open, every training in this process that is given no pool uses `pool`: `retail run` runs each store as
+    its own Dagster run, all in one process, so its stores start the workers once, as a batch of stores does."""
+    _SHARED.append(pool)
+    try:
+        yield pool
+    finally:
+        _SHARED.remove(pool)
+
+
+def shared() -> FitPool | None:
+    """The pool `shared_pool` opened for this process, if any."""
+    return _SHARED[-1] if _SHARED else None
 
 
 def run_items(tasks: list[ItemTask], workers: int, progress: Callable[[str], None] | None = None,

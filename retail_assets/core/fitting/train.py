@@ -18,6 +18,7 @@ from retail_assets.core.forecast.weather import StoreWeather
 from retail_assets.core.fitting.pool import (
     FitPool,
     build_tasks,
+    shared,
     validate_fit_engine,
 )
 from retail_assets.core.forecast.backtest import ItemResult, ItemTask, apply_final_prophet
@@ -131,7 +132,8 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
                 pooled_estimates: dict[str, list[tuple[float, float]]] | None = None,
                 gate: PromotionPolicy | None = None) -> ModelVersion:
     """Train (or reuse) the store's models. Same features, code and config as the live version: reused.
-    Where the fits run (`engine`, `scheduler_address`, or an open `pool`) never changes the models.
+    Where the fits run (`engine`, `scheduler_address`, an open `pool`, else the process's `pool.shared_pool`)
+    never changes the models.
     `weather_issues`: the store's issued weather forecasts (features/grid.py), with the temperature observed
     in its features the store's LightGBM temperature regressor (core/forecast/weather.py); `climate`: a young
     store's climate zone's temperature, its normal (features/grid.py `build_climate`); `borrowed_slopes`: a
@@ -141,6 +143,7 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     policy a new version must pass to go live (core/registry/promotion.py; its decision in `mv.promotion`);
     None (a direct call of the core) puts it live ungated, as recorded."""
     store_id = validate_store_id(str(features["store_id"].iloc[0]))
+    pool = pool if pool is not None else shared()
     if pool is None:
         validate_fit_engine(engine, scheduler_address)
     live = live_version(models_root, store_id)
@@ -164,6 +167,7 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
         t.fold_cache = cached["items"].get(t.item_id, {}) if cached is not None else None
         t.defer_final_prophet = True  # fitted below only where the item is served by it
     t1 = time.perf_counter()
+    workers_up = pool is not None and pool.started  # started by an earlier store of the same batch or run
     with (nullcontext(pool) if pool is not None else FitPool(engine, workers, scheduler_address)) as fits:
         results = fits.run(tasks, progress)
         t2 = time.perf_counter()
@@ -187,6 +191,7 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     # where the time went (not part of the version: the same models whatever the engine or the machine)
     training.summary["fit_engine"] = pool.engine if pool is not None else engine
     training.summary["items_fitted_in_process"] = int(sum(r.fitted_here for r in results))
+    training.summary["fit_workers_already_up"] = workers_up
     training.summary["fit_wall_seconds"] = t2 - t1  # the fitting stage: pool start (unless reused) to last item
     training.summary["wall_seconds"] = time.perf_counter() - t0
     training.summary["history_end"] = history_end(features)

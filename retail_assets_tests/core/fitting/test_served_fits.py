@@ -96,3 +96,21 @@ def test_train_store_fits_prophet_only_for_the_items_it_serves(tmp_path):
     by_prophet = [i for i, info in items.items() if info["champion"] == "prophet"
                   or "prophet" in (info["combination_weights"] or {}) and info["champion"] == "combination"]
     assert counts["fitted"] == len(by_prophet) and counts["failed"] == 0 and counts["not_served"] >= 1
+
+
+def test_stores_trained_in_one_shared_pool_start_its_workers_once(tmp_path):
+    """`retail run` trains each store in its own Dagster run, all in one process: with `shared_pool` open, the
+    second store finds the workers the first started, and the models are those of a pool of its own."""
+    from retail_assets.core.fitting.pool import shared_pool
+
+    stores = {s: small_store(n_items=2, days=200, store=s) for s in ("0001", "0002")}
+    with FitPool("processes", workers=2) as pool, shared_pool(pool):
+        shared_mvs = {s: train_store(f, tmp_path / "shared", "features-v1", FAST, warm_start=False)
+                      for s, f in stores.items()}
+        executor = pool._executor
+    assert executor is not None and pool._executor is None  # started once, closed with the block
+    assert shared_mvs["0001"].manifest["summary"]["fit_workers_already_up"] is False
+    assert shared_mvs["0002"].manifest["summary"]["fit_workers_already_up"] is True
+    own = train_store(stores["0002"], tmp_path / "own", "features-v1", FAST, workers=2, warm_start=False)
+    assert own.manifest["summary"]["fit_workers_already_up"] is False
+    assert own.version == shared_mvs["0002"].version
