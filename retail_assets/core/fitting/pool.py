@@ -239,10 +239,7 @@ class FitPool:
                     out.append(FinalProphet(error=f"worker failed: {type(exc).__name__}: {exc}"[:300]))
                 fut.release()
             return out
-        if self._executor is None:
-            lifetime.sweep_scratch()
-            self._executor = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                                                    initializer=_worker_init)
+        self._start_processes()
         futures = [self._executor.submit(final_prophet, *job) for job in light]
         out, broken = [], False
         for fut in futures:
@@ -258,11 +255,15 @@ class FitPool:
 
     # -- processes
 
-    def _run_processes(self, tasks, report) -> list[ItemResult]:
+    def _start_processes(self) -> None:
+        """The spawned workers, started on first use and kept until `close` (or a dead worker breaks them)."""
         if self._executor is None:
             lifetime.sweep_scratch()  # what killed runs' workers left behind
             self._executor = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
                                                     initializer=_worker_init)
+
+    def _run_processes(self, tasks, report) -> list[ItemResult]:
+        self._start_processes()
         results: dict[str, ItemResult] = {}
         futures = {self._executor.submit(run_item, t): t for t in tasks}
         broken = False
