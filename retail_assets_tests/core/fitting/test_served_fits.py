@@ -17,7 +17,8 @@ from retail_assets_tests.helpers import FAST, small_store, synthetic_store
 
 
 def store():
-    """Regular items of different shapes (some served by Prophet or a mix with it, some not) and an intermittent one."""
+    """Regular items of different shapes and an intermittent one; here no item is served by a model with a Prophet
+    part (`small_store`'s are)."""
     rng = np.random.default_rng(5)
     n = 240
     t = np.arange(n)

@@ -133,6 +133,20 @@ def test_object_keys_and_links_never_lead_a_pull_outside_the_copy(s3_env, tmp_pa
     assert not (outside / "f.parquet").exists()
 
 
+def test_a_file_gone_from_the_store_is_never_deleted_through_a_link(s3_env, tmp_path):
+    url, a, b = _copies(tmp_path, "unlink")
+    atomic_write_text(a.local / "exports" / "old.csv", "rows")
+    a.push()
+    b.pull()
+    (a.local / "exports" / "old.csv").unlink()
+    a.push()  # removed from the store
+    outside = tmp_path / "elsewhere"
+    (b.local / "exports").rename(outside)  # the folder moved out of the copy (its files keep their size and mtime)
+    (b.local / "exports").symlink_to(outside)  # and linked back
+    b.pull()
+    assert (outside / "old.csv").read_text() == "rows"  # nothing deleted through the link
+
+
 def test_only_an_s3_url_is_a_root_on_object_storage(tmp_path):
     for url in ("gs://bucket/x", "s3:///no-bucket", "/local/path"):
         with pytest.raises(ValueError, match="s3://bucket/prefix"):
