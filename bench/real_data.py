@@ -90,8 +90,9 @@ def main() -> None:
     rows += [(f"{m} alone", per[m]["weighted_wape"]) for m in per]
     rows += [("LightGBM, calendar + ids (all series)", gbm)]
     # what a user would pick instead: a library's model alone or the plain gradient-boosted model (the
-    # platform's own store LightGBM and combination are parts of the champion, shown but not alternatives)
-    own = {"lightgbm alone", "combination alone"}
+    # platform's own store models (LightGBM, seasonal index) and combination are parts of the champion, shown
+    # but not alternatives)
+    own = {"lightgbm alone", "seasonal_index alone", "combination alone"}
     best_alt = min((w for name, w in rows[1:] if w is not None and name not in own), default=None)
     for name, w in rows:
         print(f"  {name:<40} weighted WAPE {fmt(w)}")

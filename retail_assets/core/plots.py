@@ -31,7 +31,7 @@ def markdown_image(png: bytes, title: str) -> str:
     return f"**{title}**\n\n![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
-CANDIDATE_COLORS = {"prophet": "tab:green", "lightgbm": "tab:purple", "ets": "tab:brown", "combination": "tab:pink"}
+CANDIDATE_COLORS = {"prophet": "tab:green", "lightgbm": "tab:purple", "seasonal_index": "tab:olive", "ets": "tab:brown", "combination": "tab:pink"}
 
 
 def forecast_plot(item_id: str, history: pd.DataFrame, backtest: pd.DataFrame, forecast: pd.DataFrame,

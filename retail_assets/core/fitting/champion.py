@@ -89,7 +89,7 @@ def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig,
     return training
 
 
-ALTERNATIVES = ("prophet", "lightgbm", "ets", "theta", "analog", "combination")
+ALTERNATIVES = ("prophet", "lightgbm", "seasonal_index", "ets", "theta", "analog", "combination")
 
 
 def alone_figures(results: list[ItemResult]) -> dict[str, float | None]:

@@ -1,5 +1,6 @@
 """The store-level candidates, added once every item's own models are back from the pool: the store's
-LightGBM model (one fit per backtest origin over all items, and the final fit) and each item's combination.
+LightGBM model (one fit per backtest origin over all items, and the final fit), its seasonal-index model (the same
+origins) and each item's combination.
 Pure: no Dagster, no files."""
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from retail_assets.core.forecast import gbm
+from retail_assets.core.forecast import gbm, seasonal_index
 from retail_assets.core.forecast.backtest import ItemResult, ItemTask, pooled_wape
 from retail_assets.core.forecast.combine import add_combinations
 from retail_assets.core.forecast.fold_cache import digest
+from retail_assets.core.forecast.seasonal_index import SEASONAL_INDEX
 from retail_assets.core.forecast.weather import StoreWeather, weather_factor
 
 
@@ -160,7 +162,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
         by_item[v] = {item: g for item, g in frames[v].groupby(level=0, sort=False)}
     folds = {(r.item_id, i): f for r in results for i, f in enumerate(r.folds)}
     by_variant: dict[str, dict] = {v: {} for v in cfg.gbm_variants}  # (item, fold index) -> forecast
-    counts = {"fits": 0, "cached": 0}  # LightGBM fits made, origins and trees taken from the fold cache
+    counts = {"fits": 0, "cached": 0, "index_fits": 0}  # LightGBM fits made, origins and trees taken from the
+    # fold cache, seasonal-index fits made
     starts = sorted({f.dates[0] for f in folds.values()})
     previous, used = (cache or {}), {}
     slopes_at: dict = {}
@@ -201,9 +204,33 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
         if key:
             used[key] = forecasts
         return forecasts
+    index_rows = seasonal_index.store_rows(items, cfg.freq)
+    numbers = {it["item_id"]: n for n, it in enumerate(items)}
+
+    def index_forecasts(key, start, at: list) -> dict:
+        """item -> its fold's forecast at `start` by the seasonal-index model fitted before `start` (closed
+        days 0), from the fold cache under `key` when there, and kept under it."""
+        forecasts = previous.get(key) if key else None
+        if forecasts is None:
+            forecasts = {}
+            model = seasonal_index.fit(index_rows, pd.Timestamp(start), cfg.freq)
+            if model is not None:
+                counts["index_fits"] += 1
+                for item, _i, f in at:
+                    path = seasonal_index.predict(model, index_rows,
+                                                  seasonal_index.positions(index_rows, numbers[item], f.dates))
+                    forecasts[item] = np.where(np.asarray(f.open_day, bool), path, 0.0).tolist()
+        if key:
+            used[key] = forecasts
+        return forecasts
     for start in starts:
         origin = _origin_key(tasks, start, cfg, weather, groups, borrowed_slopes) if cache is not None else None
         at = [(item, i, f) for (item, i), f in folds.items() if f.dates[0] == start]
+        forecasts = (index_forecasts(digest([origin, SEASONAL_INDEX]) if origin else None, start, at)
+                     if cfg.seasonal_index else {})
+        for item, _i, f in at:
+            if item in forecasts:
+                f.yhat[SEASONAL_INDEX] = forecasts[item]
         for v in cfg.gbm_variants:  # the plain trees' forecast of every item
             forecasts = fold_forecasts(digest([origin, v]) if origin else None, v, start, at, None)
             by_variant[v].update({(item, i): forecasts[item] for item, i, _f in at if item in forecasts})
@@ -256,6 +283,16 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
                     r.gbm_state["temperature_path"] = [float(v) for v in rows[gbm.TEMPERATURE]]
                     r.gbm_state["window_temperature_path"] = [float(v) for v in rows[gbm.WINDOW_TEMPERATURE]]
                     r.gbm_state["temperature_slope"] = served_slopes[float(code)]
+    if cfg.seasonal_index and first_future is not None:  # the seasonal-index model on all history, ahead
+        model = seasonal_index.fit(index_rows, pd.Timestamp(first_future), cfg.freq)
+        if model is not None:
+            counts["index_fits"] += 1
+            for r in results:
+                if r.future_dates:
+                    at = seasonal_index.positions(index_rows, numbers[r.item_id], r.future_dates)
+                    path = seasonal_index.predict(model, index_rows, at)
+                    r.future_paths[SEASONAL_INDEX] = path.tolist()
+                    r.future_yhat[SEASONAL_INDEX] = np.where(index_rows.open[at], path, 0.0).tolist()
     outlook = None
     if weather is not None and len(future):  # the temperature the served forecast assumes, and where it came from
         days = sorted(future["ds"].unique())
@@ -270,7 +307,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     for r in results:
         r.weights = add_combinations(r.folds, r.future_yhat, r.servable)
     return texts, {"temperature_outlook": outlook, "gbm_fits": counts["fits"],
-                   "gbm_origins_cached": counts["cached"],
+                   "gbm_origins_cached": counts["cached"], "seasonal_index_fits": counts["index_fits"],
                   "gbm_seconds": time.perf_counter() - t0, "gbm_variant": served,
                   "weather_adjusted_items": adjusted if weather is not None else 0,
                   "temperature_slopes_borrowed": borrowed_slopes or None,  # per category, from the analog stores

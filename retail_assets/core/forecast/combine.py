@@ -10,7 +10,7 @@ import numpy as np
 
 from retail_assets.core.forecast.backtest import FoldForecast, pooled_wape
 
-COMBINED = ("prophet", "lightgbm", "ets", "theta", "croston_sba", "tsb")  # candidates a combination draws on
+COMBINED = ("prophet", "lightgbm", "seasonal_index", "ets", "theta", "croston_sba", "tsb")  # candidates a combination draws on
 TOP = 3  # models per combination, at most
 WITHIN = 1.5  # a part's WAPE on the earlier folds is at most this times the best part's (1.15 left out
 # parts that still helped: measured on the real weekly data, README)

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 MODELS = ("prophet", "seasonal_naive", "moving_average", "ets", "theta", "croston_sba", "tsb", "lightgbm",
-          "analog", "combination")
+          "seasonal_index", "analog", "combination")
 """Every candidate of an item's selection: Prophet; the baselines; statsforecast's classic models
-(core/forecast/classic.py); the store's gradient-boosted model (core/forecast/gbm.py); and the combination
+(core/forecast/classic.py); the store's gradient-boosted model (core/forecast/gbm.py) and its seasonal-index model
+(core/forecast/seasonal_index.py); and the combination
 of the best of them with weights set on earlier folds (core/forecast/combine.py); for a young store's items,
 the analog stores' forecast scaled to its level (core/forecast/analog.py)."""
 BASELINE = "seasonal_naive"
@@ -36,6 +37,7 @@ class TrainConfig:
     classic_window: int = 364  # periods ETS and Theta fit on (the most recent)
     gbm_rounds: int = 300  # boosting rounds of the store's LightGBM model
     gbm_variants: tuple[str, ...] = ("level", "calendar")  # the LightGBM variants a store chooses from (gbm.VARIANTS)
+    seasonal_index: bool = True  # the store's seasonal-index model among the candidates (seasonal_index.py)
     freq: str = "D"  # "D" daily or "W" weekly
     anchor_folds: bool = True  # daily folds end on the last Sunday: a new day moves no fold (fold_cache.py)
     fold_cache: bool = True  # reuse a fold's forecasts when everything that made them is unchanged

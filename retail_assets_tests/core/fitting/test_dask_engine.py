@@ -16,7 +16,7 @@ from retail_assets.core.fitting.champion import decide
 from retail_assets.core.fitting.pool import FitPool, build_tasks, run_items
 from retail_assets.core.fitting.train import train_store
 from retail_assets.core.forecast.models import TrainConfig
-from retail_assets_tests.helpers import FAST, small_store
+from retail_assets_tests.helpers import FAST_WITHOUT_INDEX, small_store
 
 distributed = pytest.importorskip("distributed")
 
@@ -44,9 +44,9 @@ def item_hashes(mv) -> dict[str, str]:
 def test_dask_cluster_gives_the_same_models_as_the_process_pool(tmp_path, cluster):
     store = small_store()
     said: dict[str, list[str]] = {"processes": [], "dask": []}
-    pool_mv = train_store(store, tmp_path / "processes", "features-v1", FAST, workers=2, warm_start=False,
+    pool_mv = train_store(store, tmp_path / "processes", "features-v1", FAST_WITHOUT_INDEX, workers=2, warm_start=False,
                           progress=said["processes"].append)
-    dask_mv = train_store(store, tmp_path / "dask", "features-v1", FAST, workers=2, warm_start=False,
+    dask_mv = train_store(store, tmp_path / "dask", "features-v1", FAST_WITHOUT_INDEX, workers=2, warm_start=False,
                           progress=said["dask"].append, engine="dask",
                           scheduler_address=cluster.scheduler_address)
 
@@ -82,9 +82,9 @@ def test_dask_cluster_gives_the_same_models_as_the_process_pool(tmp_path, cluste
 def test_a_local_cluster_started_for_the_run_gives_the_same_models(tmp_path):
     """No scheduler address: a LocalCluster of `workers` processes for the run, shut down afterwards."""
     store = small_store(n_items=2, days=200)
-    pool_mv = train_store(store, tmp_path / "processes", "features-v1", FAST, workers=2, warm_start=False)
+    pool_mv = train_store(store, tmp_path / "processes", "features-v1", FAST_WITHOUT_INDEX, workers=2, warm_start=False)
     with FitPool("dask", workers=2) as pool:
-        dask_mv = train_store(store, tmp_path / "dask", "features-v1", FAST, warm_start=False, pool=pool)
+        dask_mv = train_store(store, tmp_path / "dask", "features-v1", FAST_WITHOUT_INDEX, warm_start=False, pool=pool)
         cluster = pool._cluster
         assert len(cluster.workers) == 2
         assert all(spec["options"]["nthreads"] == 1 for spec in cluster.worker_spec.values())
@@ -107,8 +107,8 @@ class DiesOffParent(TrainConfig):
 
 def test_a_worker_that_dies_costs_its_item_prophet_not_the_store(cluster):
     store = small_store(n_items=3, days=200)
-    tasks = build_tasks(store, FAST)
-    deadly = DiesOffParent(**FAST.to_json(), parent_pid=os.getpid())
+    tasks = build_tasks(store, FAST_WITHOUT_INDEX)
+    deadly = DiesOffParent(**FAST_WITHOUT_INDEX.to_json(), parent_pid=os.getpid())
     tasks[1] = dataclasses.replace(tasks[1], cfg=deadly)
     said: list[str] = []
     results = run_items(tasks, workers=2, progress=said.append, engine="dask",
@@ -119,7 +119,7 @@ def test_a_worker_that_dies_costs_its_item_prophet_not_the_store(cluster):
     assert dead.fits == 0 and dead.prophet_json is None and dead.future_yhat["seasonal_naive"]
     assert all(r.prophet_error is None and r.prophet_json for r in (results[0], results[2]))
     assert any("prophet failed: worker failed" in line for line in said)
-    training = decide("0001", results, FAST)
+    training = decide("0001", results, FAST_WITHOUT_INDEX)
     by_item = {d.item_id: d for d in training.decisions}
     assert by_item[dead.item_id].status == "fallback" and by_item[dead.item_id].champion != "prophet"
     assert training.summary["items_fallback"] == 1
@@ -129,7 +129,7 @@ def test_an_unknown_engine_is_refused_with_the_choices(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"unknown fit engine 'spark': choose one of 'processes', 'dask'"):
         FitPool("spark", workers=2)
     with pytest.raises(ValueError, match="unknown fit engine 'ray'"):
-        train_store(small_store(n_items=1, days=120), tmp_path, "v1", FAST, engine="ray")
+        train_store(small_store(n_items=1, days=120), tmp_path, "v1", FAST_WITHOUT_INDEX, engine="ray")
     assert not any(tmp_path.iterdir())  # refused before anything was fitted or written
     with pytest.raises(ValueError, match="set fit_engine to 'dask'"):
         FitPool("processes", scheduler_address="tcp://127.0.0.1:8786")
@@ -152,8 +152,8 @@ def test_an_unreachable_or_empty_scheduler_fails_the_store_with_a_message(tmp_pa
     monkeypatch.setattr(FitPool, "worker_wait_s", 2.0)
     store = small_store(n_items=1, days=120)
     with pytest.raises(RuntimeError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
-        train_store(store, tmp_path, "v1", FAST, engine="dask", scheduler_address="tcp://127.0.0.1:9")
+        train_store(store, tmp_path, "v1", FAST_WITHOUT_INDEX, engine="dask", scheduler_address="tcp://127.0.0.1:9")
     with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address="127.0.0.1:0") as empty:
         with pytest.raises(RuntimeError, match="has no workers after 2 s"):
-            train_store(store, tmp_path, "v1", FAST, engine="dask", scheduler_address=empty.scheduler_address)
+            train_store(store, tmp_path, "v1", FAST_WITHOUT_INDEX, engine="dask", scheduler_address=empty.scheduler_address)
     assert not (tmp_path / "store=0001").exists()  # nothing written

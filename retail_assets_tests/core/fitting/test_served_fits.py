@@ -13,7 +13,7 @@ from retail_assets.core.fitting.pool import FitPool, build_tasks
 from retail_assets.core.fitting.store_models import add_store_models
 from retail_assets.core.fitting.train import serve_prophet, served_parts, train_store
 from retail_assets.core.registry.versions import model_artifact
-from retail_assets_tests.helpers import FAST, small_store, synthetic_store
+from retail_assets_tests.helpers import FAST_WITHOUT_INDEX, small_store, synthetic_store
 
 
 def store():
@@ -33,13 +33,13 @@ def store():
 
 
 def trained(defer: bool, tasks_for_finals=None, features=None):
-    tasks = build_tasks(store() if features is None else features, FAST)
+    tasks = build_tasks(store() if features is None else features, FAST_WITHOUT_INDEX)
     for t in tasks:
         t.defer_final_prophet = defer
     with FitPool("processes", workers=1) as fits:
         results = fits.run(tasks)
-        gbm_texts, _ = add_store_models(tasks, results, FAST)
-        training = decide("0001", results, FAST, gbm_texts)
+        gbm_texts, _ = add_store_models(tasks, results, FAST_WITHOUT_INDEX)
+        training = decide("0001", results, FAST_WITHOUT_INDEX, gbm_texts)
         counts = None
         if defer:
             training, counts = serve_prophet(fits, tasks_for_finals(tasks) if tasks_for_finals else tasks, training)
@@ -91,7 +91,7 @@ def test_a_served_prophet_fit_that_fails_serves_the_items_next_best_model():
 
 
 def test_train_store_fits_prophet_only_for_the_items_it_serves(tmp_path):
-    mv = train_store(store(), tmp_path, "features-v1", FAST, workers=1, warm_start=False)
+    mv = train_store(store(), tmp_path, "features-v1", FAST_WITHOUT_INDEX, workers=1, warm_start=False)
     counts = mv.manifest["summary"]["prophet_final_fits"]
     items = mv.manifest["items"]
     by_prophet = [i for i, info in items.items() if info["champion"] == "prophet"
@@ -106,12 +106,12 @@ def test_stores_trained_in_one_shared_pool_start_its_workers_once(tmp_path):
 
     stores = {s: small_store(n_items=2, days=200, store=s) for s in ("0001", "0002")}
     with FitPool("processes", workers=2) as pool, shared_pool(pool):
-        shared_mvs = {s: train_store(f, tmp_path / "shared", "features-v1", FAST, warm_start=False)
+        shared_mvs = {s: train_store(f, tmp_path / "shared", "features-v1", FAST_WITHOUT_INDEX, warm_start=False)
                       for s, f in stores.items()}
         executor = pool._executor
     assert executor is not None and pool._executor is None  # started once, closed with the block
     assert shared_mvs["0001"].manifest["summary"]["fit_workers_already_up"] is False
     assert shared_mvs["0002"].manifest["summary"]["fit_workers_already_up"] is True
-    own = train_store(stores["0002"], tmp_path / "own", "features-v1", FAST, workers=2, warm_start=False)
+    own = train_store(stores["0002"], tmp_path / "own", "features-v1", FAST_WITHOUT_INDEX, workers=2, warm_start=False)
     assert own.manifest["summary"]["fit_workers_already_up"] is False
     assert own.version == shared_mvs["0002"].version

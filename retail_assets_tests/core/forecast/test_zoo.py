@@ -57,11 +57,12 @@ def zoo_store():
 def test_every_model_type_backtests_and_the_intermittent_item_gets_an_intermittent_model(zoo_store):
     _features, cfg, results, booster_text, figures = zoo_store
     assert set(booster_text) == {BOOSTER_FILE} and figures["gbm_fits"] >= 2  # no weather data: plain trees
+    assert figures["seasonal_index_fits"] == len({f.dates[0] for r in results for f in r.folds}) + 1
     regular = [r for r in results if r.item_id != "SKU-sparse"]
     for r in regular:
         assert not r.intermittent
         for f in recent(r.folds):
-            assert {"prophet", "seasonal_naive", "ets", "theta", "lightgbm", "analog"} <= set(f.yhat)
+            assert {"prophet", "seasonal_naive", "ets", "theta", "lightgbm", "seasonal_index", "analog"} <= set(f.yhat)
     sparse = next(r for r in results if r.item_id == "SKU-sparse")
     assert sparse.intermittent and {"croston_sba", "tsb"} <= set(recent(sparse.folds)[-1].yhat)
     training = decide("0001", results, cfg, booster_text)
