@@ -204,7 +204,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
         if key:
             used[key] = forecasts
         return forecasts
-    index_rows = seasonal_index.store_rows(items, cfg.freq)
+    index_rows = seasonal_index.store_rows(items, cfg.freq, categories)
     numbers = {it["item_id"]: n for n, it in enumerate(items)}
 
     def index_forecasts(key, start, at: list) -> dict:

@@ -1,5 +1,8 @@
 """The store's seasonal-index model: each item's level times factors the store's items share (day of week,
-month, year on daily data; week of year and year on weekly data) and the day's promotion depth and holiday.
+month, year on daily data; week of year and year on weekly data), the day's promotion depth and holiday, and
+on daily data the four weeks before Christmas, week by week. Where the items' categories are known, the yearly
+shape (month or week of year) and the Christmas run-up are per category: ice cream and heating do not share a
+summer.
 The classic retail planning model (base demand x seasonal indices), fitted as the maximum-likelihood Poisson
 log-linear model of those main effects: iterative proportional fitting, which matches every factor level's
 fitted total to its sold total. Pooling the shapes over the store's items estimates a weekday or a December
@@ -24,6 +27,7 @@ MAX_ITER = 100
 TOLERANCE = 1e-7  # largest relative change of any factor in a sweep at convergence
 MIN_YEAR_PERIODS = {"D": 56, "W": 8}  # a year with less history before the cutoff takes the year before's factor
 NO_HOLIDAY = ""
+RUN_UP_WEEKS = 4  # weeks before Christmas Day with a factor each (on daily data)
 
 
 @dataclass
@@ -38,8 +42,16 @@ class StoreRows:
     holidays: list[str]  # holiday level -> name (NO_HOLIDAY first)
 
 
-def store_rows(items: list[dict], freq: str) -> StoreRows:
-    """`items`: dicts with item_id, dates, y (None ahead), open_day, promo, holiday (name or None)."""
+def _run_up_week(ds: pd.DatetimeIndex) -> np.ndarray:
+    """1 for the 7 days before Christmas Day, 2 for the 7 before those, .. RUN_UP_WEEKS; 0 otherwise."""
+    christmas = pd.to_datetime({"year": ds.year, "month": 12, "day": 25})
+    days = (pd.DatetimeIndex(christmas) - ds.normalize()).days.to_numpy()
+    return np.where((days >= 1) & (days <= 7 * RUN_UP_WEEKS), (days + 6) // 7, 0)
+
+
+def store_rows(items: list[dict], freq: str, categories: dict[str, str] | None = None) -> StoreRows:
+    """`items`: dicts with item_id, dates, y (None ahead), open_day, promo, holiday (name or None);
+    `categories` (item -> category): the yearly shape and the run-up per category, else one for the store."""
     offsets, n = [], 0
     for it in items:
         offsets.append(n)
@@ -50,12 +62,16 @@ def store_rows(items: list[dict], freq: str) -> StoreRows:
     names = [NO_HOLIDAY if h is None else str(h) for it in items for h in it["holiday"]]
     holidays = [NO_HOLIDAY] + sorted(set(names) - {NO_HOLIDAY})
     index = {h: i for i, h in enumerate(holidays)}
-    codes = {"item": np.repeat(np.arange(len(items)), [len(it["dates"]) for it in items])}
+    lengths = [len(it["dates"]) for it in items]
+    names_of = sorted({(categories or {}).get(it["item_id"], "") for it in items})
+    group = np.repeat([names_of.index((categories or {}).get(it["item_id"], "")) for it in items], lengths)
+    codes = {"item": np.repeat(np.arange(len(items)), lengths)}
     if freq == "D":
         codes["day_of_week"] = ds.dayofweek.to_numpy()
-        codes["month"] = ds.month.to_numpy() - 1
+        codes["month"] = group * 12 + ds.month.to_numpy() - 1
+        codes["run_up"] = group * (RUN_UP_WEEKS + 1) + _run_up_week(ds)
     else:
-        codes["week_of_year"] = np.minimum(ds.isocalendar().week.to_numpy(dtype=int), 52) - 1
+        codes["week_of_year"] = group * 52 + np.minimum(ds.isocalendar().week.to_numpy(dtype=int), 52) - 1
     codes["year"] = ds.year.to_numpy()
     promo = np.array([float(v) for it in items for v in it["promo"]], dtype=float)
     codes["promo"] = np.rint(np.clip(np.nan_to_num(promo), 0.0, 1.0) / PROMO_STEP).astype(int)
