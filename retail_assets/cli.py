@@ -455,10 +455,12 @@ def prepare() -> None:
 
 @main.command()
 @click.option("--data-dir", default=None, help="Data root (default: $RETAIL_DATA_DIR or ./data).")
-def run(data_dir) -> None:
+@click.option("--no-ingest", is_flag=True, help="Load no landing files: train every store on the marts as they are "
+              "(on a machine without the warehouse, those its warehouse machine published on the object store).")
+def run(data_dir, no_ingest) -> None:
     """Materialize every asset into the data root, recorded in its local Dagster instance."""
     layout = _layout(data_dir)
-    if not layout.landing.is_dir():
+    if not no_ingest and not layout.landing.is_dir():
         _fail(f"no landing zone at {layout.landing}: run `retail generate` first, or copy your files there")
     # the embedded default instance lives in the data root; an instance configured elsewhere (e.g. Postgres)
     # is used when DAGSTER_HOME says so
@@ -496,10 +498,16 @@ def run(data_dir) -> None:
         stale = sweep_stale_temps(layout.root)
         if stale:
             click.echo(f"removed {len(stale)} temp files left by killed writers")
-        click.echo("ingest and harmonize (raw landing -> dbt build -> store partitions) ...")
-        result = defs.resolve_job_def("ingest_and_harmonize").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=quiet, tags=tags
-        )
+        ingest = defs.resolve_job_def("ingest_and_harmonize")
+        from retail_assets.defs.stores.assets import STORE_REGISTRY
+
+        if no_ingest:  # the store partitions from the marts as they are, nothing loaded or rebuilt
+            click.echo("no ingest: store partitions from the marts as they are ...")
+            result = ingest.execute_in_process(instance=instance, raise_on_error=False, run_config=quiet, tags=tags,
+                                               asset_selection=[STORE_REGISTRY])
+        else:
+            click.echo("ingest and harmonize (raw landing -> dbt build -> store partitions) ...")
+            result = ingest.execute_in_process(instance=instance, raise_on_error=False, run_config=quiet, tags=tags)
         if not result.success:
             failed = [e.step_key for e in result.all_events if e.is_step_failure]
             _fail(f"run {result.run_id} failed at {', '.join(failed) or 'a step'}; open `make dev` to see its logs")
@@ -521,7 +529,8 @@ def run(data_dir) -> None:
             click.echo(f"  [{i}/{len(stores)}] " + _store_line(layout, store, outcomes[store],
                                                              time.perf_counter() - t_store))
         fleet_note = None
-        if any(o == "ok" for o in outcomes.values()):
+        # the forecasts view, registry and fleet tables are the warehouse's: a machine without one leaves them to it
+        if any(o == "ok" for o in outcomes.values()) and layout.warehouse.exists():
             defs.resolve_job_def("publish_forecasts").execute_in_process(
                 instance=instance, raise_on_error=False, run_config=quiet, tags=tags)
             fleet_note = _demo_fleet(layout, defs, instance, quiet, tags)
@@ -604,6 +613,9 @@ def _store_outcome(result) -> str:
 def _print_summary(layout: DataLayout, seconds: float, run_id: str, store_outcomes: dict[str, str]) -> None:
     from retail_assets.resources import build_resources
 
+    if not layout.warehouse.exists():  # a machine that trained on the marts on the object store
+        _print_marts_summary(layout, seconds, run_id, store_outcomes)
+        return
     # same connection settings as the run's resource: DuckDB refuses a second, different config
     with build_resources(layout.root)["duckdb"].get_connection() as con:
         q = lambda sql: con.execute(sql).fetchone()  # noqa: E731
@@ -631,12 +643,37 @@ def _print_summary(layout: DataLayout, seconds: float, run_id: str, store_outcom
     for f, why in rejected:
         click.echo(f"  REJECTED FILE  {f}: {why}")
     ok = sorted(s for s, o in store_outcomes.items() if o == "ok")
+    _print_stores(layout, store_outcomes)
+
+
+def _print_stores(layout: DataLayout, store_outcomes: dict[str, str]) -> None:
+    ok = sorted(s for s, o in store_outcomes.items() if o == "ok")
     click.echo(f"  features       {layout.features}/store=<id>/features.parquet: "
                f"{len(ok)} of {len(store_outcomes)} stores passed their gate")
     for store, outcome in sorted(store_outcomes.items()):
         if outcome != "ok":
             click.echo(f"    store {store}: {outcome}")
     _print_models(layout, ok)
+
+
+def _print_marts_summary(layout: DataLayout, seconds: float, run_id: str, store_outcomes: dict[str, str]) -> None:
+    """What a machine without the warehouse trained on: the marts' build on the object store."""
+    from retail_assets.core import marts
+    from retail_assets.core.mirror import copy_url
+    from retail_assets.core.warehouse import connect_readonly
+
+    url = copy_url(layout.root)
+    pointer = marts.current(url) if url else None
+    with connect_readonly(layout.warehouse) as con:
+        q = lambda sql: con.execute(sql).fetchone()  # noqa: E731
+        stores, items = q("select count(*) from dim_store")[0], q("select count(*) from dim_item")[0]
+        rows, first, last = q("select count(*), min(business_date), max(business_date) from fct_daily_demand")
+    click.echo(f"\nfinished in {seconds:.1f}s (store registry run {run_id})")
+    click.echo(f"  warehouse      none on this machine: the marts of build {pointer['build'] if pointer else '?'} "
+               f"(published {pointer['published_at'] if pointer else '?'}) read in place on {url}/{marts.MARTS_DIR}/")
+    click.echo(f"  stores/items   {stores} stores x {items} items")
+    click.echo(f"  fct_daily_demand  {rows:,} rows, {first} .. {last}")
+    _print_stores(layout, store_outcomes)
 
 
 def _print_models(layout: DataLayout, stores: list[str]) -> None:

@@ -27,7 +27,8 @@ give (core/storage.py):
 
 Never synced: the DuckDB warehouse (local to the machine that writes it; a new machine rebuilds it from the landing
 files with `retail run`, whose ingest loads every file its warehouse has not loaded), the Dagster home, lock files,
-the temp files of atomic writes (core/atomic.py) and the copy's own index (`.mirror/`).
+the temp files of atomic writes (core/atomic.py) and the copy's own index (`.mirror/`). Never copied here: the
+warehouse's marts (`marts/`), which the warehouse writes to the store and other machines read there (core/marts.py).
 """
 
 from __future__ import annotations
@@ -45,12 +46,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text
+from retail_assets.core.marts import MARTS_DIR
 from retail_assets.core.storage import filesystem, is_url, lost_race
 
 INDEX_DIR = ".mirror"
 INDEX_FILE = "index.json"
 # never leave the machine: the warehouse and Dagster's home are local by design, the rest is per process
 LOCAL_ONLY_TOP = ("warehouse.duckdb", "warehouse.duckdb.wal", "dagster_home", INDEX_DIR)
+# never copied here: the warehouse's marts are read on the store in place (core/marts.py)
+UNSYNCED_TOP = (*LOCAL_ONLY_TOP, MARTS_DIR)
 _TEMP = re.compile(r"^\..+\.tmp$")
 POINTER_NAMES = ("live.json", "latest.json")  # what other files are found through: pushed after them
 APPEND_SUFFIX = ".jsonl"
@@ -110,7 +114,7 @@ def _synced(rel: str) -> bool:
     """Whether a relative path is synced: never a path with empty, `.` or `..` parts (an object key may hold them:
     it would land outside the copy), nothing local-only, no lock or temp file."""
     parts = rel.split("/")
-    if parts[0] in LOCAL_ONLY_TOP or any(p in ("", ".", "..") for p in parts):
+    if parts[0] in UNSYNCED_TOP or any(p in ("", ".", "..") for p in parts):
         return False
     name = parts[-1]
     return not (name.endswith(".lock") or _TEMP.match(name))
@@ -130,6 +134,14 @@ def merge_lines(theirs: bytes, ours: bytes) -> bytes:
     seen = set(have)
     extra = [line for line in ours.split(b"\n") if line and line not in seen]
     return b"".join(line + b"\n" for line in have + extra)
+
+
+def copy_url(local: str | os.PathLike) -> str | None:
+    """The object-store URL whose copy `local` is (from its index), or None for a root of its own."""
+    try:
+        return json.loads((Path(local) / INDEX_DIR / INDEX_FILE).read_text()).get("url")
+    except (OSError, ValueError):
+        return None
 
 
 class RootMirror:
@@ -190,7 +202,7 @@ class RootMirror:
         for dirpath, dirnames, filenames in os.walk(self.local):
             rel_dir = os.path.relpath(dirpath, self.local)
             if rel_dir == ".":
-                dirnames[:] = [d for d in dirnames if d not in LOCAL_ONLY_TOP]
+                dirnames[:] = [d for d in dirnames if d not in UNSYNCED_TOP]
             for name in filenames:
                 rel = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
                 p = Path(dirpath) / name

@@ -44,9 +44,21 @@ def connect_readonly(warehouse: Path, wait_seconds: float = RUN_READER_WAIT_S):
     It takes the shared side of the platform's writer lock, so it waits while an ingest or a dbt build of
     this platform writes (and such a writer waits for it: DuckDB would refuse a writer while a reader has the
     file open); it also retries while any other process holds DuckDB's own lock. After `wait_seconds` it
-    refuses in one sentence (`WarehouseBusy`)."""
+    refuses in one sentence (`WarehouseBusy`).
+    A machine without the warehouse, working on a copy of an object-store root whose warehouse machine published
+    its marts there, reads those in place instead (core/marts.py): the same tables, as of the last build."""
     if not Path(warehouse).exists():
-        raise WarehouseMissing(f"no warehouse at {warehouse}: materialize the ingest assets first (`retail run`)")
+        published = _published_marts(Path(warehouse).parent)
+        if published is None:
+            raise WarehouseMissing(f"no warehouse at {warehouse}: materialize the ingest assets first (`retail run`)")
+        from retail_assets.core import marts
+
+        con = marts.connect(*published)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
     deadline = time.monotonic() + wait_seconds
     with _lock(Path(warehouse), shared=True, deadline=deadline):
         con = _open_readonly(Path(warehouse), deadline)
@@ -54,6 +66,16 @@ def connect_readonly(warehouse: Path, wait_seconds: float = RUN_READER_WAIT_S):
             yield con
         finally:
             con.close()
+
+
+def _published_marts(root: Path) -> tuple[str, dict] | None:
+    """(url, pointer) of the marts published for the object-store root `root` is a copy of; None otherwise."""
+    from retail_assets.core.marts import current
+    from retail_assets.core.mirror import copy_url
+
+    url = copy_url(root)
+    pointer = current(url) if url else None
+    return (url, pointer) if pointer else None
 
 
 def _open_readonly(warehouse: Path, deadline: float) -> duckdb.DuckDBPyConnection:

@@ -1,5 +1,7 @@
-"""The data root on a real S3-compatible server (SeaweedFS on 127.0.0.1): two 'machines' (separate processes, each
-with its own local copy and Dagster home) run the platform on one `s3://` root. Machine A trains; machine B, with
+"""The data root on a real S3-compatible server (SeaweedFS on 127.0.0.1): 'machines' (separate processes, each
+with its own local copy and Dagster home) run the platform on one `s3://` root. Machine A ingests, publishes the
+warehouse's marts as Parquet on the store and trains; machine C, with no warehouse and no ingest, runs the store
+pipeline on those marts in place and arrives at A's very features (so A's model is reused); machine B, with
 nothing but the URL, rebuilds its warehouse from the landing files on the store and trains a challenger that the
 gate holds back (its fits on Dask worker processes); A promotes it by hand, B rolls it back, each seeing the other's pointer; B traces a served number.
 The warehouse and the Dagster homes never reach the store."""
@@ -58,6 +60,20 @@ def test_two_machines_share_one_object_store_root(tmp_path):
         assert "features/store=0001/features.parquet" in names
         assert not any(n.startswith(("warehouse.duckdb", "dagster_home", ".mirror")) for n in names)
         v1 = json.loads(fs.cat_file(f"{base}/models/store=0001/live.json"))["version"]
+        pointer = json.loads(fs.cat_file(f"{base}/marts/current.json"))  # A's warehouse published its marts
+        assert {"dim_store", "fct_daily_demand"} <= set(pointer["tables"])
+        assert all(fs.exists(f"{base}/marts/{pointer['build']}/{t}.parquet") for t in pointer["tables"])
+
+        # machine C has no warehouse and loads no landing file: the per-store pipeline reads A's marts on the
+        # store through DuckDB; the features it builds are A's to the byte, so the store's model is reused
+        c = tmp_path / "machine-c"
+        run_c = _retail(s3, c, "run", "--no-ingest")
+        assert f"the marts of build {pointer['build']}" in run_c.stdout, run_c.stdout
+        assert "1 of 1 stores passed their gate" in run_c.stdout
+        copy_c = next((c / "copies").iterdir())
+        assert not (copy_c / "warehouse.duckdb").exists() and not (copy_c / "marts").exists()
+        versions = json.loads(_retail(s3, c, "models", "--store", "0001", "--all", "--format", "json").stdout)
+        assert {r["version"] for r in versions if r.get("version")} == {v1}, versions
 
         # machine B has only the URL: its warehouse is rebuilt from the store's landing files; its fits run on Dask
         # worker processes; a changed setting trains a new version, which the store's approval rule holds back

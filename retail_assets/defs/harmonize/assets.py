@@ -18,7 +18,9 @@ from dagster_dbt import (
 
 from retail_assets.core.ingest.harmonize import INCREMENTAL_MODELS, plan_build, record_build
 from retail_assets.dbt import dbt_project
-from retail_assets.resources import RetailDataRoot, WarehouseResource
+from retail_assets.resources import ObjectStoreDataRoot, RetailDataRoot, WarehouseResource
+
+WAREHOUSE_MARTS = dg.AssetKey("warehouse_marts")
 
 
 class RetailDbtTranslator(DagsterDbtTranslator):
@@ -120,3 +122,37 @@ def _with_counts(context, events, con, build_meta: dict):
             extra = build_meta if table in INCREMENTAL_MODELS else {}
             event = event.with_metadata({**event.metadata, **_model_metadata(con, table), **extra})
         yield event
+
+
+@functools.cache
+def warehouse_marts() -> dg.AssetsDefinition:
+    """The marts as Parquet on the object store (core/marts.py), after every build."""
+
+    @dg.asset(
+        key=WAREHOUSE_MARTS,
+        deps=[dbt_models()],
+        group_name="warehouse",
+        kinds={"duckdb", "parquet"},
+        description="With the data root on an object store: every dim_/fct_ mart written as Parquet to "
+                    "`<root>/marts/<build>/` by DuckDB through the registered s3fs filesystem, then `current.json` "
+                    "pointed at it, so a machine without the warehouse runs the per-store pipeline on them in "
+                    "place. With a local root there is nothing to publish.",
+    )
+    def publish_marts(context: dg.AssetExecutionContext, data_root: RetailDataRoot) -> dg.MaterializeResult:
+        from retail_assets.core import marts
+        from retail_assets.core.warehouse import connect_readonly
+
+        if not isinstance(data_root, ObjectStoreDataRoot):
+            return dg.MaterializeResult(metadata={"published": False,
+                                                  "reason": "the data root is local: every run reads the warehouse"})
+        with connect_readonly(data_root.layout.warehouse) as con:
+            pointer = marts.publish(con, data_root.data_dir)
+        context.log.info(f"published {len(pointer['tables'])} marts as build {pointer['build']}")
+        return dg.MaterializeResult(metadata={
+            "published": True, "build": pointer["build"],
+            "location": f"{data_root.data_dir.rstrip('/')}/{marts.MARTS_DIR}/{pointer['build']}/",
+            "tables": dg.MetadataValue.md("| mart | rows |\n|---|---|\n" + "\n".join(
+                f"| {t} | {n:,} |" for t, n in pointer["tables"].items())),
+            "dagster/row_count": sum(pointer["tables"].values())})
+
+    return publish_marts

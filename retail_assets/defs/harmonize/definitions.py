@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from retail_assets.defs.harmonize.assets import dbt_models
+from retail_assets.defs.harmonize.assets import dbt_models, warehouse_marts
 from retail_assets.defs.harmonize.checks import warehouse_checks
 from retail_assets.defs.harmonize.jobs import ingest_and_harmonize_job
 
 
 def definitions() -> dg.Definitions:
-    return dg.Definitions(assets=[dbt_models()], asset_checks=warehouse_checks(), jobs=[ingest_and_harmonize_job()])
+    return dg.Definitions(assets=[dbt_models(), warehouse_marts()], asset_checks=warehouse_checks(), jobs=[ingest_and_harmonize_job()])
