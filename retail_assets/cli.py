@@ -48,18 +48,21 @@ class _Retail(click.Group):
             raise
 
 
-def _layout(data_dir: str | None) -> DataLayout:
+def _layout(data_dir: str | None, without_landing: bool = False) -> DataLayout:
     """The data root's local folder. For an object-store URL, this machine's copy: pulled now, pushed when the
-    command ends (core/mirror.py), each said on stderr."""
+    command ends (core/mirror.py), each said on stderr; `without_landing`: the copy leaves the landing files on
+    the store (a machine that does not ingest), here and in the runs this process starts."""
     from retail_assets.core.storage import is_url
     from retail_assets.settings import data_root_setting, export_data_root
 
     configured = data_root_setting(data_dir)
     layout = DataLayout(export_data_root(configured))
     if is_url(configured):
-        from retail_assets.core.mirror import RootMirror
+        from retail_assets.core.mirror import WITHOUT_LANDING_ENV, RootMirror
 
-        copy = RootMirror(configured, layout.root)
+        if without_landing:
+            os.environ[WITHOUT_LANDING_ENV] = "1"  # the runs' data root resource reads it when it is built
+        copy = RootMirror(configured, layout.root, skip=("landing",) if without_landing else ())
         click.echo(f"pulled {configured} into {layout.root}: {copy.pull().describe()}", err=True)
         click.get_current_context().call_on_close(
             lambda: click.echo(f"pushed to {configured}: {copy.push().describe()}", err=True))
@@ -459,7 +462,7 @@ def prepare() -> None:
               "(on a machine without the warehouse, those its warehouse machine published on the object store).")
 def run(data_dir, no_ingest) -> None:
     """Materialize every asset into the data root, recorded in its local Dagster instance."""
-    layout = _layout(data_dir)
+    layout = _layout(data_dir, without_landing=no_ingest)
     if not no_ingest and not layout.landing.is_dir():
         _fail(f"no landing zone at {layout.landing}: run `retail generate` first, or copy your files there")
     # the embedded default instance lives in the data root; an instance configured elsewhere (e.g. Postgres)

@@ -78,15 +78,25 @@ class RetailDataRoot(dg.ConfigurableResource):
         export_data_root(self.data_dir)
 
 
+def _without_landing_env() -> str:
+    from retail_assets.core.mirror import WITHOUT_LANDING_ENV
+
+    return WITHOUT_LANDING_ENV
+
+
 class ObjectStoreDataRoot(RetailDataRoot):
     """The data root on object storage (`s3://bucket/prefix`): a run works on this machine's copy of it
     (core/mirror.py), pulled when the resource is set up and pushed when it is torn down, each logged with what
     it moved. A sensor or test that builds its context by hand opens it with `with`."""
 
+    # False on a machine that never ingests (`retail run --no-ingest` sets RETAIL_COPY_WITHOUT_LANDING=1): its
+    # copy leaves the landing files on the store
+    sync_landing: bool = pydantic.Field(default_factory=lambda: os.environ.get(_without_landing_env()) != "1")
+
     def mirror(self):
         from retail_assets.core.mirror import RootMirror
 
-        return RootMirror(self.data_dir, self.layout.root)
+        return RootMirror(self.data_dir, self.layout.root, skip=() if self.sync_landing else ("landing",))
 
     def setup_for_execution(self, context) -> None:
         copy = self.mirror()

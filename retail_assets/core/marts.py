@@ -8,7 +8,8 @@ then puts `<root>/marts/current.json` naming that build: a reader either sees th
 (each object is put whole; the pointer goes last). The build before stays for readers still on it; older ones go.
 A machine without the warehouse reads the marts in place: an in-memory DuckDB with one view per table over
 `read_parquet('s3://...')`, again through the registered filesystem (`connect`), so a run of the per-store
-pipeline needs no ingest and no warehouse. `marts/` is never pulled into a local copy (core/mirror.py).
+pipeline needs no ingest, no warehouse and no landing file (`retail run --no-ingest`). `marts/` is never pulled
+into a local copy (core/mirror.py).
 Pure: no Dagster."""
 
 from __future__ import annotations

@@ -144,10 +144,15 @@ def copy_url(local: str | os.PathLike) -> str | None:
         return None
 
 
-class RootMirror:
-    """The local copy of an object-store data root (`s3://bucket/prefix`)."""
+WITHOUT_LANDING_ENV = "RETAIL_COPY_WITHOUT_LANDING"  # "1": this machine's copy leaves `landing/` on the store
 
-    def __init__(self, url: str, local: str | os.PathLike | None = None):
+
+class RootMirror:
+    """The local copy of an object-store data root (`s3://bucket/prefix`). `skip`: top-level folders this copy
+    leaves alone on the store, neither pulled nor pushed nor deleted (`landing` on a machine that never ingests:
+    `retail run --no-ingest` trains on the marts and needs no history)."""
+
+    def __init__(self, url: str, local: str | os.PathLike | None = None, skip: tuple[str, ...] = ()):
         if not is_url(url) or not url.startswith("s3://") or not url[len("s3://"):].split("/")[0]:
             raise ValueError(f"{url!r} is not an s3://bucket/prefix URL (S3 or an S3-compatible server: the one "
                              "object store this is tested on)")
@@ -157,6 +162,11 @@ class RootMirror:
         self.local = Path(local) if local is not None else local_copy_dir(self.url)
         self.local.mkdir(parents=True, exist_ok=True)
         self._index_path = self.local / INDEX_DIR / INDEX_FILE
+        self.skip = tuple(skip)
+
+    def _mine(self, rel: str) -> bool:
+        """Whether this copy syncs `rel` (synced at all, and not under a skipped folder)."""
+        return _synced(rel) and rel.split("/", 1)[0] not in self.skip
 
     # -- the index: what each synced file was on the store when this copy last saw it
 
@@ -193,7 +203,7 @@ class RootMirror:
             if info.get("type") == "directory":
                 continue
             rel = path[len(self.base) + 1:] if path.startswith(self.base + "/") else None
-            if rel and _synced(rel):
+            if rel and self._mine(rel):
                 out[rel] = info
         return out
 
@@ -202,7 +212,7 @@ class RootMirror:
         for dirpath, dirnames, filenames in os.walk(self.local):
             rel_dir = os.path.relpath(dirpath, self.local)
             if rel_dir == ".":
-                dirnames[:] = [d for d in dirnames if d not in UNSYNCED_TOP]
+                dirnames[:] = [d for d in dirnames if d not in UNSYNCED_TOP and d not in self.skip]
             for name in filenames:
                 rel = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
                 p = Path(dirpath) / name
@@ -231,7 +241,8 @@ class RootMirror:
                     if isinstance(data, BaseException):
                         raise data
                     self._pulled(rel, remote[rel].get("ETag"), data, index, stats)
-            for rel in sorted(set(index) - set(remote)):  # gone from the store: gone here, unless changed here
+            # gone from the store: gone here, unless changed here (a skipped folder's entries stay as they were)
+            for rel in sorted(r for r in set(index) - set(remote) if self._mine(r)):
                 target = self.local / rel
                 if not self._inside(target) or (target.is_file() and not _same_stat(index[rel], target.stat())):
                     continue  # a folder now linked out of the copy is never written through, nor deleted through
@@ -312,7 +323,7 @@ class RootMirror:
                 for rel in conflicts:
                     self._take_theirs(rel, index)
                 if not conflicts:
-                    for rel in sorted(set(index) - set(files)):  # removed here since the pull
+                    for rel in sorted(r for r in set(index) - set(files) if self._mine(r)):  # removed here since
                         with contextlib.suppress(FileNotFoundError):
                             self.fs.rm_file(f"{self.base}/{rel}")
                         del index[rel]

@@ -72,6 +72,7 @@ def test_two_machines_share_one_object_store_root(tmp_path):
         assert "1 of 1 stores passed their gate" in run_c.stdout
         copy_c = next((c / "copies").iterdir())
         assert not (copy_c / "warehouse.duckdb").exists() and not (copy_c / "marts").exists()
+        assert not (copy_c / "landing").exists()  # nor the history: the landing files stay on the store
         versions = json.loads(_retail(s3, c, "models", "--store", "0001", "--all", "--format", "json").stdout)
         assert {r["version"] for r in versions if r.get("version")} == {v1}, versions
 

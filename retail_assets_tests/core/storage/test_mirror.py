@@ -151,3 +151,19 @@ def test_only_an_s3_url_is_a_root_on_object_storage(tmp_path):
     for url in ("gs://bucket/x", "s3:///no-bucket", "/local/path"):
         with pytest.raises(ValueError, match="s3://bucket/prefix"):
             RootMirror(url, tmp_path / "copy")
+
+
+def test_a_copy_that_skips_the_landing_files_neither_pulls_nor_deletes_them(s3_env, tmp_path):
+    url, a, _ = _copies(tmp_path, "no-landing")
+    atomic_write_text(a.local / "landing" / "pos_us" / "day1.csv", "rows")
+    atomic_write_text(a.local / "features" / "store=0001" / "features.parquet", "f")
+    a.push()
+    c = RootMirror(url, tmp_path / "c", skip=("landing",))
+    assert c.pull().files == 1 and not (c.local / "landing").exists()
+    # a copy that did pull them once and now skips them: removing them here removes nothing on the store
+    full = RootMirror(url, tmp_path / "d")
+    full.pull()
+    (full.local / "landing" / "pos_us" / "day1.csv").unlink()
+    skipping = RootMirror(url, tmp_path / "d", skip=("landing",))
+    assert skipping.push().deleted == 0 and skipping.pull().deleted == 0
+    assert a.fs.exists(f"{a.base}/landing/pos_us/day1.csv")
