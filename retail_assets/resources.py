@@ -136,6 +136,10 @@ class ForecastSettings(dg.ConfigurableResource):
     # address, on a LocalCluster of fit_workers single-threaded worker processes started for the run
     fit_engine: str = "processes"
     dask_scheduler_address: str | None = None
+    # with fit_engine "dask" and the data root on an object store: the items' histories go to the root once per
+    # store and each Dask worker reads them there (its machine needs the S3 settings), instead of each task
+    # carrying its item's history through the scheduler
+    fit_inputs_via_data_root: bool = False
     # inventory cover (core/inventory/cover.py): a seasonal category holding more weeks of forecast demand than
     # overstock_weeks is over-stocked; an item whose upper forecast over the lead time exceeds its stock may run out
     overstock_weeks: float = 6.0
@@ -162,7 +166,8 @@ class ForecastSettings(dg.ConfigurableResource):
         """An unstarted pool for this engine; open it around several stores to start the workers once."""
         from retail_assets.core.fitting.pool import FitPool
 
-        return FitPool(self.fit_engine, self.fit_workers, self.dask_scheduler_address)
+        return FitPool(self.fit_engine, self.fit_workers, self.dask_scheduler_address,
+                       inputs_root=data_root_setting() if self.fit_inputs_via_data_root else None)
 
     def train_config(self):
         from retail_assets.core.forecast.models import TrainConfig

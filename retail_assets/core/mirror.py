@@ -47,14 +47,15 @@ from pathlib import Path
 
 from retail_assets.core.atomic import atomic_write_bytes, atomic_write_text
 from retail_assets.core.marts import MARTS_DIR
-from retail_assets.core.storage import filesystem, is_url, lost_race
+from retail_assets.core.storage import FIT_INPUTS_DIR, filesystem, is_url, lost_race
 
 INDEX_DIR = ".mirror"
 INDEX_FILE = "index.json"
 # never leave the machine: the warehouse and Dagster's home are local by design, the rest is per process
 LOCAL_ONLY_TOP = ("warehouse.duckdb", "warehouse.duckdb.wal", "dagster_home", INDEX_DIR)
-# never copied here: the warehouse's marts are read on the store in place (core/marts.py)
-UNSYNCED_TOP = (*LOCAL_ONLY_TOP, MARTS_DIR)
+# never copied here: the warehouse's marts are read on the store in place (core/marts.py), a Dask fit's inputs
+# by its workers (core/fitting/pool.py)
+UNSYNCED_TOP = (*LOCAL_ONLY_TOP, MARTS_DIR, FIT_INPUTS_DIR)
 _TEMP = re.compile(r"^\..+\.tmp$")
 POINTER_NAMES = ("live.json", "latest.json")  # what other files are found through: pushed after them
 APPEND_SUFFIX = ".jsonl"

@@ -13,6 +13,7 @@ message says what to do.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -37,6 +38,7 @@ from retail_assets.core.features.grid import (
 from retail_assets.core.ids import validate_store_id
 from retail_assets.core.inventory import cover
 from retail_assets.core.forecast.serving import forecast_store, servable_features
+from retail_assets.core.fitting.pool import shared
 from retail_assets.core.fitting.train import analog_slopes, chain_slope_estimates, train_store
 from retail_assets.core.registry.versions import ModelVersion, live_version
 from retail_assets.core.quality.gx import SuiteOutcome, validate_frame
@@ -223,14 +225,17 @@ def train_model(layout, settings, store_id: str, say: Say = _quiet, pool=None,
     path = features_path(layout, store_id)
     features = read_features(layout, store_id)
     analog = read_analog_reference(path)
-    mv = train_store(features, layout.models, features_version(path), settings.train_config(),
-                     workers=settings.fit_workers, warm_start=settings.warm_start, progress=say,
-                     engine=settings.fit_engine, scheduler_address=settings.dask_scheduler_address, pool=pool,
-                     analog_reference=analog, weather_issues=read_weather_issues(path),
-                     climate=read_climate(path), borrowed_slopes=analog_slopes(layout.models, analog, features),
-                     pooled_estimates=(chain_slope_estimates(layout.models, store_id)
-                                       if "temperature_c" in features.columns else None),
-                     gate=settings.promotion_policy())
+    with contextlib.ExitStack() as stack:
+        if pool is None and shared() is None and getattr(settings, "fit_inputs_via_data_root", False):
+            pool = stack.enter_context(settings.fit_pool())  # the settings' pool knows where the inputs go
+        mv = train_store(features, layout.models, features_version(path), settings.train_config(),
+                         workers=settings.fit_workers, warm_start=settings.warm_start, progress=say,
+                         engine=settings.fit_engine, scheduler_address=settings.dask_scheduler_address, pool=pool,
+                         analog_reference=analog, weather_issues=read_weather_issues(path),
+                         climate=read_climate(path), borrowed_slopes=analog_slopes(layout.models, analog, features),
+                         pooled_estimates=(chain_slope_estimates(layout.models, store_id)
+                                           if "temperature_c" in features.columns else None),
+                         gate=settings.promotion_policy())
     registry.record_model(layout.models, mv)
     if trigger:
         registry.record_retrain(layout.models, mv, trigger, started, registry.utc_now())

@@ -15,6 +15,7 @@ import errno
 import os
 
 PRECONDITION_FAILED = "At least one of the pre-conditions you specified did not hold"
+FIT_INPUTS_DIR = "fit_inputs"  # <root>/fit_inputs/<sha256>.json: a Dask fit's item histories (core/fitting/pool.py)
 
 
 def is_url(root: str | os.PathLike) -> bool:

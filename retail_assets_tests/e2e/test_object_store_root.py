@@ -77,12 +77,17 @@ def test_two_machines_share_one_object_store_root(tmp_path):
         assert {r["version"] for r in versions if r.get("version")} == {v1}, versions
 
         # machine B has only the URL: its warehouse is rebuilt from the store's landing files; its fits run on Dask
-        # worker processes; a changed setting trains a new version, which the store's approval rule holds back
-        _retail(s3, b, "run", settings={"approval_required_stores": ["0001"], "interval": 0.85, "fit_engine": "dask"})
+        # worker processes that read the histories from the root; a changed setting trains a new version, which the
+        # store's approval rule holds back
+        _retail(s3, b, "run", settings={"approval_required_stores": ["0001"], "interval": 0.85, "fit_engine": "dask",
+                                        "fit_inputs_via_data_root": True})
         held = json.loads(_retail(s3, b, "models", "--store", "0001", "--all", "--format", "json").stdout)
         v2 = next(r["version"] for r in held if r["version"] != v1)
         manifest = json.loads(fs.cat_file(f"{base}/models/store=0001/{v2}/manifest.json"))
         assert manifest["summary"]["fit_engine"] == "dask"  # B's version, on the store, fitted on Dask workers
+        # which read the items' histories from the root (one object per store's fits, removed after them)
+        assert manifest["summary"]["items_read_from_root"] == 3
+        assert not [n for n in fs.find(f"{base}/fit_inputs") if n.endswith(".json")]
         assert json.loads(fs.cat_file(f"{base}/models/store=0001/live.json"))["version"] == v1
 
         _retail(s3, a, "promote", "--store", "0001", "--version", v2, "--reason", "approved on machine A")

@@ -8,6 +8,8 @@ import concurrent.futures as cf
 import contextlib
 import dataclasses
 import functools
+import hashlib
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -146,7 +148,18 @@ class FitPool:
     connect_timeout_s = 30.0  # an external scheduler must answer within this
     worker_wait_s = 120.0  # ...and have at least one worker within this
 
-    def __init__(self, engine: str = "processes", workers: int = 2, scheduler_address: str | None = None):
+    def __init__(self, engine: str = "processes", workers: int = 2, scheduler_address: str | None = None,
+                 inputs_root: str | None = None):
+        """`inputs_root` (an object-store data root, with the `dask` engine): the items' histories go to the root
+        once, as one content-addressed object, and each task carries only its item's name and settings; the
+        workers read the histories there (`run_item_from_root`), so nothing large travels through the scheduler."""
+        from retail_assets.core.storage import is_url
+
+        if inputs_root is not None and (engine != "dask" or not is_url(inputs_root)):
+            raise ValueError("fit inputs through the data root need the dask engine and an object-store data root "
+                             f"(got engine {engine!r}, root {inputs_root!r})")
+        self.inputs_root = inputs_root
+        self.items_read_from_root = 0  # items whose worker read their history from the root (all runs of this pool)
         self.engine = validate_fit_engine(engine, scheduler_address)
         self.workers = max(int(workers), 1)
         self.scheduler_address = scheduler_address or None
@@ -332,19 +345,75 @@ class FitPool:
 
         client = self._connect()
         run = uuid.uuid4().hex[:12]
-        futures = {client.submit(run_item, t, key=f"retail-fit-{t.store_id}-{t.item_id}-{run}"): t
-                   for t in tasks}
-        results: dict[str, ItemResult] = {}
-        for fut in as_completed(list(futures), loop=client.loop):
-            t = futures[fut]
-            try:
-                r = fut.result()
-            except (Exception, asyncio.CancelledError) as exc:  # worker lost (KilledWorker), or the task raised
-                r = _fallback(t, exc)
-            results[t.item_id] = r
-            report(r)
-            fut.release()
+        sha = publish_fit_inputs(self.inputs_root, tasks) if self.inputs_root else None
+        self.items_read_from_root += len(tasks) if sha else 0
+        try:
+            futures = {(client.submit(run_item_from_root, self.inputs_root, sha, _without_history(t),
+                                      key=f"retail-fit-{t.store_id}-{t.item_id}-{run}") if sha else
+                        client.submit(run_item, t, key=f"retail-fit-{t.store_id}-{t.item_id}-{run}")): t
+                       for t in tasks}
+            results: dict[str, ItemResult] = {}
+            for fut in as_completed(list(futures), loop=client.loop):
+                t = futures[fut]
+                try:
+                    r = fut.result()
+                except (Exception, asyncio.CancelledError) as exc:  # worker lost (KilledWorker), or the task raised
+                    r = _fallback(t, exc)
+                results[t.item_id] = r
+                report(r)
+                fut.release()
+        finally:
+            if sha:
+                remove_fit_inputs(self.inputs_root, sha)
         return [results[t.item_id] for t in tasks]
+
+
+HISTORY_FIELDS = ("dates", "y", "open_day", "promo", "holiday", "analog_y")  # what an item's task carries in bulk
+
+
+def _inputs_path(url: str, sha: str) -> tuple:
+    from retail_assets.core.storage import FIT_INPUTS_DIR, filesystem
+
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ValueError(f"{sha!r} is not a SHA-256 of fit inputs")
+    fs, base = filesystem(url)
+    return fs, f"{base.rstrip('/')}/{FIT_INPUTS_DIR}/{sha}.json"
+
+
+def publish_fit_inputs(url: str, tasks: list[ItemTask]) -> str:
+    """Every task's history as one JSON object on the store, named by its SHA-256 (immutable: a put never races
+    another with different bytes); returns the hash."""
+    payload = json.dumps({t.item_id: {f: getattr(t, f) for f in HISTORY_FIELDS} for t in tasks},
+                         sort_keys=True, separators=(",", ":")).encode()
+    sha = hashlib.sha256(payload).hexdigest()
+    fs, path = _inputs_path(url, sha)
+    fs.pipe_file(path, payload)
+    return sha
+
+
+def remove_fit_inputs(url: str, sha: str) -> None:
+    fs, path = _inputs_path(url, sha)
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm_file(path)
+
+
+@functools.lru_cache(maxsize=2)
+def _fit_inputs(url: str, sha: str) -> dict:
+    """The histories under `sha`, read once per worker process and checked against their hash."""
+    fs, path = _inputs_path(url, sha)
+    payload = fs.cat_file(path)
+    if hashlib.sha256(payload).hexdigest() != sha:
+        raise ValueError(f"{path} does not hash to its name: changed on the store after it was written")
+    return json.loads(payload)
+
+
+def _without_history(t: ItemTask) -> ItemTask:
+    return dataclasses.replace(t, dates=[], y=[], open_day=[], promo=[], holiday=[], analog_y=None)
+
+
+def run_item_from_root(url: str, sha: str, task: ItemTask) -> ItemResult:
+    """A Dask worker's fit of one item whose history it reads from the data root (`FitPool(inputs_root=...)`)."""
+    return run_item(dataclasses.replace(task, **_fit_inputs(url, sha)[task.item_id]))
 
 
 _SHARED: list[FitPool] = []  # pools opened for every training of this process (`shared_pool`), innermost last

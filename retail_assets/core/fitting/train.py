@@ -169,7 +169,9 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     t1 = time.perf_counter()
     workers_up = pool is not None and pool.started  # started by an earlier store of the same batch or run
     with (nullcontext(pool) if pool is not None else FitPool(engine, workers, scheduler_address)) as fits:
+        read_before = fits.items_read_from_root
         results = fits.run(tasks, progress)
+        read_from_root = fits.items_read_from_root - read_before
         t2 = time.perf_counter()
         store_cache = cached["store"] if cached is not None else None
         weather = store_weather(features, weather_issues, climate)
@@ -190,6 +192,8 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     training.summary["folds_total"] = int(sum(len(r.folds) for r in results))
     # where the time went (not part of the version: the same models whatever the engine or the machine)
     training.summary["fit_engine"] = pool.engine if pool is not None else engine
+    # items whose Dask worker read its history from the data root (FitPool inputs_root), not from its task
+    training.summary["items_read_from_root"] = read_from_root
     training.summary["items_fitted_in_process"] = int(sum(r.fitted_here for r in results))
     training.summary["fit_workers_already_up"] = workers_up
     training.summary["fit_wall_seconds"] = t2 - t1  # the fitting stage: pool start (unless reused) to last item

@@ -157,3 +157,46 @@ def test_an_unreachable_or_empty_scheduler_fails_the_store_with_a_message(tmp_pa
         with pytest.raises(RuntimeError, match="has no workers after 2 s"):
             train_store(store, tmp_path, "v1", FAST_WITHOUT_INDEX, engine="dask", scheduler_address=empty.scheduler_address)
     assert not (tmp_path / "store=0001").exists()  # nothing written
+
+
+def test_dask_workers_read_the_histories_from_the_object_store_root_and_fit_the_same_models(s3_env, tmp_path):
+    """`FitPool(inputs_root=...)`: the histories go to the root as one object named by its SHA-256, each task carries
+    no history, and the worker processes (started after the S3 settings are in the environment, as on a worker
+    machine) read them there: the same models as the process pool; the object is gone after the run; an object
+    whose bytes no longer hash to its name is refused."""
+    from retail_assets.core.fitting import pool as fit_pool
+    from retail_assets.core.storage import FIT_INPUTS_DIR, filesystem
+    from retail_assets_tests.s3server import BUCKET
+
+    url = f"s3://{BUCKET}/dask-inputs"
+    store = small_store()
+    pool_mv = train_store(store, tmp_path / "processes", "features-v1", FAST_WITHOUT_INDEX, workers=2,
+                          warm_start=False)
+    submitted = []
+    real_submit = distributed.Client.submit
+
+    def spy(self, fn, *args, **kwargs):
+        submitted.append(args)
+        return real_submit(self, fn, *args, **kwargs)
+    distributed.Client.submit = spy
+    try:
+        with FitPool("dask", workers=2, inputs_root=url) as fits:
+            dask_mv = train_store(store, tmp_path / "dask", "features-v1", FAST_WITHOUT_INDEX, warm_start=False,
+                                  pool=fits)
+    finally:
+        distributed.Client.submit = real_submit
+    assert item_hashes(dask_mv) == item_hashes(pool_mv) and dask_mv.manifest["files"] == pool_mv.manifest["files"]
+    assert dask_mv.manifest["summary"]["items_read_from_root"] == 4 and pool_mv.manifest["summary"]["items_read_from_root"] == 0
+    tasks = [a[2] for a in submitted if len(a) == 3 and a[0] == url]
+    assert len(tasks) == 4 and all(t.dates == [] and t.y == [] for t in tasks)  # no history through the scheduler
+    fs, base = filesystem(url)
+    assert not [p for p in fs.find(f"{base}/{FIT_INPUTS_DIR}") if p.endswith(".json")]  # removed after the run
+
+    tasks = build_tasks(store, FAST_WITHOUT_INDEX)
+    sha = fit_pool.publish_fit_inputs(url, tasks)
+    fs.pipe_file(f"{base}/{FIT_INPUTS_DIR}/{sha}.json", b"{}")  # changed on the store after it was written
+    fit_pool._fit_inputs.cache_clear()
+    with pytest.raises(ValueError, match="does not hash to its name"):
+        fit_pool.run_item_from_root(url, sha, fit_pool._without_history(tasks[0]))
+    with pytest.raises(ValueError, match="not a SHA-256"):
+        fit_pool.run_item_from_root(url, "../../models/x", tasks[0])
