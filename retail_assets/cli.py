@@ -645,7 +645,6 @@ def _print_summary(layout: DataLayout, seconds: float, run_id: str, store_outcom
     click.echo("  quarantine     " + ", ".join(f"{r}: {n}" for r, n in reasons))
     for f, why in rejected:
         click.echo(f"  REJECTED FILE  {f}: {why}")
-    ok = sorted(s for s, o in store_outcomes.items() if o == "ok")
     _print_stores(layout, store_outcomes)
 
 

@@ -160,6 +160,9 @@ class ForecastSettings(dg.ConfigurableResource):
         from retail_assets.core.fitting.pool import validate_fit_engine
 
         validate_fit_engine(self.fit_engine, self.dask_scheduler_address)
+        if self.fit_inputs_via_data_root and self.fit_engine != "dask":
+            raise ValueError("fit_inputs_via_data_root is for Dask workers: set fit_engine to 'dask' (the process "
+                             "pool's workers read their tasks, not the root)")
         return self
 
     def fit_pool(self):

@@ -138,6 +138,10 @@ def test_an_unknown_engine_is_refused_with_the_choices(tmp_path, monkeypatch):
 
     with pytest.raises(Exception, match="unknown fit engine 'Dask'"):
         ForecastSettings(fit_engine="Dask")
+    with pytest.raises(Exception, match="fit_inputs_via_data_root is for Dask workers"):
+        ForecastSettings(fit_inputs_via_data_root=True)
+    with pytest.raises(ValueError, match="need the dask engine and an object-store data root"):
+        FitPool("dask", inputs_root=str(tmp_path))  # a local root: nothing a worker elsewhere could read
     monkeypatch.setenv(SETTINGS_ENV, json.dumps({"fit_engine": "multiprocessing"}))
     with pytest.raises(Exception, match="unknown fit engine 'multiprocessing': choose one of"):
         build_resources(tmp_path)
