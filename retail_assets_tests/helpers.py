@@ -82,8 +82,8 @@ def run_store_pipeline(data_dir: Path, instance: dg.DagsterInstance, only: list[
 # ---------------------------------------------------------------- synthetic stores (no warehouse)
 
 FAST = TrainConfig(horizon=14, folds=3, fold_horizon=14, min_train_days=42, raw_interval_samples=50)
-# the stores of small_store follow the seasonal-index model's own form (level x weekday x trend), so it serves
-# every item; tests of how Prophet-served items are fitted and served leave it out
+# the stores of small_store follow the seasonal-index model's own form (level x weekday x trend), so it wins
+# their selection; tests of how Prophet-served items are fitted and served leave it out
 FAST_WITHOUT_INDEX = dataclasses.replace(FAST, seasonal_index=False)
 
 
