@@ -196,7 +196,8 @@ def batched(data: Path, home: Path, stores: list[str], settings: dict, batch_siz
             mat = ev.step_materialization_data.materialization
             if mat.asset_key.to_user_string() == "edge_bundle":
                 store, status = mat.partition, "ok"
-        elif ev.event_type_value == "ASSET_CHECK_EVALUATION" and not ev.asset_check_evaluation_data.passed:
+        elif (ev.event_type_value == "ASSET_CHECK_EVALUATION" and not ev.asset_check_evaluation_data.passed
+              and ev.asset_check_evaluation_data.severity.value == "ERROR"):  # a failed warning blocks nothing
             store, status = ev.asset_check_evaluation_data.partition, "blocked"
         if store:
             done[0] += 1
