@@ -39,7 +39,6 @@ class StoreRows:
     y: np.ndarray  # NaN ahead and where unknown
     open: np.ndarray
     codes: dict[str, np.ndarray]  # factor -> level per row (year: the calendar year, mapped per cutoff in `fit`)
-    holidays: list[str]  # holiday level -> name (NO_HOLIDAY first)
 
 
 def _run_up_week(ds: pd.DatetimeIndex) -> np.ndarray:
@@ -76,8 +75,7 @@ def store_rows(items: list[dict], freq: str, categories: dict[str, str] | None =
     promo = np.array([float(v) for it in items for v in it["promo"]], dtype=float)
     codes["promo"] = np.rint(np.clip(np.nan_to_num(promo), 0.0, 1.0) / PROMO_STEP).astype(int)
     codes["holiday"] = np.array([index[h] for h in names], dtype=int)
-    return StoreRows(offsets, dates, ds, y, np.array([bool(v) for it in items for v in it["open_day"]]),
-                     codes, holidays)
+    return StoreRows(offsets, dates, ds, y, np.array([bool(v) for it in items for v in it["open_day"]]), codes)
 
 
 @dataclass
@@ -87,11 +85,6 @@ class SeasonalIndex:
     factors: dict[str, np.ndarray]
     years: list[int]
     seen: dict[str, np.ndarray]  # factor -> which levels the fit saw
-    iterations: int
-
-    def to_json(self) -> dict:
-        return {"factors": {k: [float(v) for v in f] for k, f in self.factors.items()}, "years": self.years,
-                "iterations": self.iterations}
 
 
 def _year_levels(years: np.ndarray, kept: list[int]) -> np.ndarray:
@@ -109,9 +102,8 @@ def fit(rows: StoreRows, cutoff: pd.Timestamp, freq: str) -> SeasonalIndex | Non
         return None
     y = np.clip(rows.y[use], 0.0, None)
     years = rows.codes["year"][use]
-    counts = pd.Series(years).value_counts()  # the years with history
     last_year = int(years.max())
-    kept = sorted(int(v) for v in counts.index)
+    kept = [int(v) for v in np.unique(years)]  # the years with history
     if len(kept) > 1 and len(np.unique(rows.ds[use][years == last_year])) < MIN_YEAR_PERIODS[freq]:
         kept.remove(last_year)
     codes = {k: (v[use] if k != "year" else _year_levels(years, kept)) for k, v in rows.codes.items()}
@@ -121,8 +113,7 @@ def fit(rows: StoreRows, cutoff: pd.Timestamp, freq: str) -> SeasonalIndex | Non
     factors["item"] = np.divide(np.bincount(codes["item"], weights=y, minlength=sizes["item"]), n_item,
                                 out=np.zeros(sizes["item"]), where=n_item > 0)
     pred = factors["item"][codes["item"]].copy()
-    iterations = 0
-    for iterations in range(1, MAX_ITER + 1):
+    for _ in range(MAX_ITER):
         change = 0.0
         for k in codes:
             sold = np.bincount(codes[k], weights=y, minlength=sizes[k])
@@ -142,7 +133,7 @@ def fit(rows: StoreRows, cutoff: pd.Timestamp, freq: str) -> SeasonalIndex | Non
             if mean > 0:
                 factors[k] /= mean
                 factors["item"] *= mean
-    return SeasonalIndex(factors, kept, seen, iterations)
+    return SeasonalIndex(factors, kept, seen)
 
 
 def predict(model: SeasonalIndex, rows: StoreRows, positions: np.ndarray) -> np.ndarray:
@@ -154,9 +145,11 @@ def predict(model: SeasonalIndex, rows: StoreRows, positions: np.ndarray) -> np.
         if k == "year":
             levels = _year_levels(rows.codes["year"][positions], model.years)
         else:
-            levels = np.minimum(rows.codes[k][positions], len(f) - 1)
-        factor = f[levels]
-        unseen = ~model.seen[k][levels]
+            levels = rows.codes[k][positions]
+        inside = levels < len(f)  # a level past every one the rows had when fitted (a deeper promotion) is unseen
+        safe = np.where(inside, levels, 0)
+        factor = f[safe]
+        unseen = ~inside | ~model.seen[k][safe]
         if k == "promo" and unseen.any() and model.seen[k].any():
             seen_at = np.flatnonzero(model.seen[k])
             nearest = seen_at[np.abs(seen_at[None, :] - levels[unseen][:, None]).argmin(axis=1)]
