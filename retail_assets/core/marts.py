@@ -50,8 +50,8 @@ def publish(con, url: str) -> dict:
     try:
         for name in _names(con):
             target = f"{_base(url)}/{build}/{name}.parquet".replace("'", "''")
-            con.execute(f'copy (select * from "{name}") to \'{target}\' (format parquet)')
-            rows[name] = con.execute(f'select count(*) from "{name}"').fetchone()[0]
+            # COPY answers with the rows it wrote: the count is of what was published, read once
+            rows[name] = con.execute(f'copy (select * from "{name}") to \'{target}\' (format parquet)').fetchone()[0]
     finally:  # the caller's connection as it was
         for registered in set(con.list_filesystems()) - before:
             con.unregister_filesystem(registered)
