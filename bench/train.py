@@ -81,7 +81,7 @@ def run_retrain(fs, root: Path, cfg: TrainConfig, cores: int, n_items: int) -> N
     print(f"  cold train of yesterday   : {t_cold:6.1f}s wall")
     print(f"  retrain after one new day ({new_day:%A %Y-%m-%d}): {t_new:6.1f}s wall; folds from the cache "
           f"{s['folds_cached']} of {s['folds_total']}, LightGBM origins {s['gbm_origins_cached']} cached, "
-          f"{s['gbm_fits']} fitted; Prophet fits by start {s['prophet_fit_starts']} (served final fits {s.get('prophet_final_fits', 'all made')}); items fitted in this process "
+          f"{s['gbm_fits']} fitted; Prophet fits by start {s['prophet_fit_starts']} (served final fits {s.get('prophet_final_fits', 'all made')}; classic {s.get('classic_final_fits', 'all made')}); items fitted in this process "
           f"(no worker started) {s['items_fitted_in_process']} of {n_items}")
     print(f"  the same day trained without the cache: {t_ref:6.1f}s wall")
     speed = t_cold / t_new

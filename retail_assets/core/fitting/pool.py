@@ -23,7 +23,8 @@ import pandas as pd
 
 from retail_assets.core import lifetime
 from retail_assets.core.features.grid import promo_regressor
-from retail_assets.core.forecast.backtest import FinalProphet, ItemResult, ItemTask, final_prophet, run_item
+from retail_assets.core.forecast.backtest import (FinalClassic, FinalProphet, ItemResult, ItemTask, final_classic,
+                                                 final_prophet, run_item)
 from retail_assets.core.forecast.models import TrainConfig, quiet_prophet
 from retail_assets.core.registry.versions import library_versions
 
@@ -232,35 +233,45 @@ class FitPool:
 
     def run_final_prophet(self, jobs: list[tuple[ItemTask, dict, dict | None]]) -> list[FinalProphet]:
         """The deferred served Prophet fits (backtest.final_prophet) of (task, specification, start) jobs, in job
-        order: in this process when the pool has no worker running yet and there are at most
-        IN_PROCESS_FINAL_FITS of them (a retrain, whose folds came from the cache), else on the pool's workers. A
-        worker that dies costs its item the Prophet model (the error is returned), never the store."""
-        light = [(dataclasses.replace(t, fold_cache=None, analog_y=None), spec, init) for t, spec, init in jobs]
+        order (`run_finals`). A worker that dies costs its item the Prophet model (the error is returned), never
+        the store."""
+        return self.run_finals(final_prophet, jobs, lambda error: FinalProphet(error=error))
+
+    def run_final_classic(self, jobs: list[tuple[ItemTask, bool, list[str]]]) -> list[FinalClassic]:
+        """The deferred served classic fits (backtest.final_classic) of (task, intermittent, models) jobs, in job
+        order (`run_finals`). A worker that dies costs its item those models, never the store."""
+        return self.run_finals(final_classic, jobs, lambda error: FinalClassic(error=error))
+
+    def run_finals(self, fn: Callable, jobs: list[tuple], failed: Callable[[str], object]) -> list:
+        """`fn(*job)` for each job, in job order: in this process when the pool has no worker running yet and there
+        are at most IN_PROCESS_FINAL_FITS of them (a retrain, whose folds came from the cache), else on the pool's
+        workers; `failed(reason)` is the result of a job whose worker died."""
+        light = [(dataclasses.replace(job[0], fold_cache=None, analog_y=None), *job[1:]) for job in jobs]
         idle = not self.started
         if (self.engine == "processes" and self.workers <= 1) or (idle and len(jobs) <= IN_PROCESS_FINAL_FITS):
-            return [final_prophet(*job) for job in light]
+            return [fn(*job) for job in light]
         if self.engine == "dask":
             client = self._connect()
             run = uuid.uuid4().hex[:12]
-            futures = [client.submit(final_prophet, *job, key=f"retail-final-{job[0].store_id}-{job[0].item_id}-{run}")
+            futures = [client.submit(fn, *job, key=f"retail-final-{fn.__name__}-{job[0].store_id}-{job[0].item_id}-{run}")
                        for job in light]
             out = []
             for fut in futures:
                 try:
                     out.append(fut.result())
                 except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - the worker was lost
-                    out.append(FinalProphet(error=f"worker failed: {type(exc).__name__}: {exc}"[:300]))
+                    out.append(failed(f"worker failed: {type(exc).__name__}: {exc}"[:300]))
                 fut.release()
             return out
         self._start_processes()
-        futures = [self._executor.submit(final_prophet, *job) for job in light]
+        futures = [self._executor.submit(fn, *job) for job in light]
         out, broken = [], False
         for fut in futures:
             try:
                 out.append(fut.result())
             except Exception as exc:  # noqa: BLE001 - the worker died
                 broken = broken or isinstance(exc, cf.process.BrokenProcessPool)
-                out.append(FinalProphet(error=f"worker failed: {type(exc).__name__}: {exc}"[:300]))
+                out.append(failed(f"worker failed: {type(exc).__name__}: {exc}"[:300]))
         if broken:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None

@@ -21,7 +21,7 @@ from retail_assets.core.fitting.pool import (
     shared,
     validate_fit_engine,
 )
-from retail_assets.core.forecast.backtest import ItemResult, ItemTask, apply_final_prophet
+from retail_assets.core.forecast.backtest import ItemResult, ItemTask, apply_final_classic, apply_final_prophet
 from retail_assets.core.forecast.combine import add_combinations, complete_combination
 from retail_assets.core.forecast import fold_cache
 from retail_assets.core.forecast.models import TrainConfig
@@ -165,7 +165,7 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     for t in tasks:
         t.cache_salt = cache_salt
         t.fold_cache = cached["items"].get(t.item_id, {}) if cached is not None else None
-        t.defer_final_prophet = True  # fitted below only where the item is served by it
+        t.defer_finals = True  # the final Prophet and classic fits: below, only where the item is served by them
     t1 = time.perf_counter()
     workers_up = pool is not None and pool.started  # started by an earlier store of the same batch or run
     with (nullcontext(pool) if pool is not None else FitPool(engine, workers, scheduler_address)) as fits:
@@ -183,9 +183,10 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
         if cached is not None:  # what this training used or made: the next one after a new day reads it
             fold_cache.save(cache_file, cache_salt, {r.item_id: r.fold_cache for r in results}, store_cache)
         training = decide(store_id, results, cfg, gbm_texts)
-        training, final_fits = serve_prophet(fits, tasks, training, progress)
+        training, final_fits, classic_fits = serve_finals(fits, tasks, training, progress)
     training.summary.update(store_figures)
     training.summary["prophet_final_fits"] = final_fits
+    training.summary["classic_final_fits"] = classic_fits
     training.summary["temperature_regressor"] = None if weather is None else {
         "observed_days": int(weather.observed.notna().sum()), "forecast_issues": int(weather.issues["issued_at"].nunique())}
     training.summary["folds_cached"] = int(sum(r.cached_folds for r in results))
@@ -211,32 +212,50 @@ def served_parts(champion: str, r: ItemResult) -> set[str]:
     return set(r.weights) if champion == "combination" else {champion}
 
 
-def serve_prophet(fits: FitPool, tasks: list[ItemTask], training: StoreTraining,
-                  progress: Callable[[str], None] | None = None) -> tuple[StoreTraining, dict]:
-    """The final Prophet fits the decisions serve (a Prophet champion, a combination with a Prophet part), made
-    now that the champions are known; every other item's is never made (nothing would read it: a version stores
-    each item's served model only). Where such a fit fails, the store decides again without it, as when a
-    final fit failed in the worker: that item is served its next best model, with the reason. Returns the
-    training and the counts: fitted, failed, and not made because no served forecast reads them."""
+def serve_finals(fits: FitPool, tasks: list[ItemTask], training: StoreTraining,
+                 progress: Callable[[str], None] | None = None) -> tuple[StoreTraining, dict, dict]:
+    """The final Prophet and classic fits the decisions serve (such a champion, or a combination with such a part),
+    made now that the champions are known; every other item's is never made (nothing would read it: a version
+    stores each item's served model only). Where a served fit fails, the store decides again without it, as when a
+    final fit failed in the worker: that item is served its next best model among those it has, with the reason.
+    Returns the training and, for Prophet and for the classic models, the counts of fits made, failed, and not
+    made because no served forecast reads them."""
     results = training.results
-    needed = [i for i, (r, d) in enumerate(zip(results, training.decisions))
-              if r.prophet_pending and "prophet" in served_parts(d.champion, r)]
-    if needed:
-        if progress:
-            progress(f"served Prophet fits: {len(needed)} of {len(results)} items ({fits.describe()})")
-        got = fits.run_final_prophet([(tasks[i], results[i].spec, results[i].final_init) for i in needed])
-        for i, g in zip(needed, got):
+    parts = [served_parts(d.champion, r) for r, d in zip(results, training.decisions)]
+    prophet = [i for i, r in enumerate(results) if r.prophet_pending and "prophet" in parts[i]]
+    classic = [(i, [m for m in r.classic_pending if m in parts[i]]) for i, r in enumerate(results)]
+    classic = [(i, names) for i, names in classic if names]
+    if progress and (prophet or classic):
+        progress(f"served final fits: Prophet {len(prophet)} of {len(results)} items, classic models {len(classic)} "
+                 f"of {len(results)} items ({fits.describe()})")
+    if prophet:
+        got = fits.run_final_prophet([(tasks[i], results[i].spec, results[i].final_init) for i in prophet])
+        for i, g in zip(prophet, got):
             apply_final_prophet(results[i], g)
-    failed = [results[i] for i in needed if "prophet" not in results[i].future_yhat]
-    for r in results:
-        if r in failed:  # weighted again without the part it lost
+    if classic:
+        got = fits.run_final_classic([(tasks[i], results[i].intermittent, names) for i, names in classic])
+        for (i, names), g in zip(classic, got):
+            apply_final_classic(results[i], g, names)
+    lost: dict[int, list[str]] = {}  # item -> the served models whose final fit failed
+    for i, names in [(i, ["prophet"]) for i in prophet] + classic:
+        for m in names:
+            if m not in results[i].future_yhat:
+                lost.setdefault(i, []).append(m)
+    prophet_failed = sum("prophet" in names for names in lost.values())
+    classic_failed = sum(len(names) for names in lost.values()) - prophet_failed
+    counts = ({"fitted": len(prophet) - prophet_failed, "failed": prophet_failed,
+               "not_served": sum(r.prophet_pending for r in results)},
+              {"fitted": sum(len(names) for _, names in classic) - classic_failed, "failed": classic_failed,
+               "not_served": sum(len(r.classic_pending) for r in results)})
+    for i, r in enumerate(results):
+        if i in lost:  # weighted again among the forecasts it has: what is pending will not be made in this run
+            r.prophet_pending, r.classic_pending = False, []
             r.weights = add_combinations(r.folds, r.future_yhat, set(r.future_yhat))
         else:
             complete_combination(r.future_yhat, r.weights)
-    if needed:  # the fit figures count the new fits; a failed fit's item is served its next best model
+    if prophet or classic:  # the fit figures count the new fits; a failed fit's item is served its next best model
         training = decide(training.store_id, results, training.cfg, training.gbm_texts)
-    return training, {"fitted": len(needed) - len(failed), "failed": len(failed),
-                      "not_served": sum(r.prophet_pending for r in results)}
+    return training, counts[0], counts[1]
 
 
 def history_end(features: pd.DataFrame) -> str:

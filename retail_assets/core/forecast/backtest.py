@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from retail_assets.core.forecast.analog import analog_path, history_stage
-from retail_assets.core.forecast.classic import classic_forecasts, is_intermittent
+from retail_assets.core.forecast.classic import classic_forecasts, classic_models, is_intermittent
 from retail_assets.core.forecast.fold_cache import digest
 from retail_assets.core.forecast.models import (
     ProphetSpec,
@@ -57,9 +57,10 @@ class ItemTask:
     analog_y: list[float | None] | None = None  # the reference, one value a day (core/forecast/analog.py)
     analog_stores: str | None = None  # the analog stores it is the mean of
     analog_rule: str | None = None  # how the reference was chosen (analog stores' same item, or a category profile)
-    # True: the final Prophet fit waits until the store knows whether the item is served by it (`serve_prophet`
-    # in core/fitting/train.py calls `final_prophet`): an item served by another model never pays for an unread fit
-    defer_final_prophet: bool = False
+    # True: the final Prophet fit and the classic models' final fits wait until the store knows which of them the
+    # item is served by (`serve_finals` in core/fitting/train.py calls `final_prophet` and `final_classic`): an
+    # item served by another model never pays for an unread fit
+    defer_finals: bool = False
 
 
 @dataclass
@@ -110,14 +111,15 @@ class ItemResult:
     analog_stores: str | None = None  # the stores its analog forecast borrows from
     analog_rule: str | None = None
     final_init: dict | None = None  # where the served Prophet fit starts: the previous version's, else the last fold's
-    prophet_pending: bool = False  # the final Prophet fit was deferred, not (yet) made (ItemTask.defer_final_prophet)
+    prophet_pending: bool = False  # the final Prophet fit was deferred, not (yet) made (ItemTask.defer_finals)
+    classic_pending: list[str] = field(default_factory=list)  # classic models whose final fit was deferred, not made
     future_factor: list[float] | None = None  # the weather factor on the served forecast of all models but the trees
 
     @property
     def servable(self) -> set[str]:
-        """The models this item could be served from: those with a final forecast, Prophet while its final fit is
+        """The models this item could be served from: those with a final forecast, those whose final fit is
         pending, and the combination when all its parts are among them."""
-        have = set(self.future_yhat) | ({"prophet"} if self.prophet_pending else set())
+        have = set(self.future_yhat) | ({"prophet"} if self.prophet_pending else set()) | set(self.classic_pending)
         if self.weights and set(self.weights) <= have:
             have.add("combination")
         return have
@@ -184,7 +186,7 @@ def _fit_fold(train: pd.DataFrame, test: pd.DataFrame, y_fit: pd.Series, holiday
         "moving_average": moving_average(y_train, open_train, len(test), cfg.moving_average_days),
     }
     if cfg.zoo:
-        yhat.update(classic_forecasts(y_train, open_train, len(test), cfg, result.intermittent))
+        yhat.update(classic_forecasts(y_train, open_train, len(test), cfg, classic_models(result.intermittent)))
     raw_lo = raw_hi = error = None
     # Prophet's own interval is only read for the raw-coverage figure, on the held-out (last recent) fold:
     # sampling 200 trajectories anywhere else is time spent on nothing
@@ -289,9 +291,11 @@ def run_item(task: ItemTask) -> ItemResult:
     ma = moving_average(y_all, open_all, h, cfg.moving_average_days)
     result.future_yhat = {"seasonal_naive": np.where(open_future, sn, 0).tolist(),
                           "moving_average": np.where(open_future, ma, 0).tolist()}
-    for name, path in (classic_forecasts(y_all, open_all, h, cfg, result.intermittent) if cfg.zoo else {}).items():
-        result.future_paths[name] = path.tolist()
-        result.future_yhat[name] = np.where(open_future, path, 0).tolist()
+    if cfg.zoo:
+        result.classic_pending = list(classic_models(result.intermittent))
+        if not task.defer_finals:
+            apply_final_classic(result, final_classic(task, result.intermittent, result.classic_pending),
+                                result.classic_pending)
     path = _analog(task, ref, hist, len(hist), h)
     if path is not None:
         result.future_paths["analog"] = path.tolist()
@@ -308,7 +312,7 @@ def run_item(task: ItemTask) -> ItemResult:
     }
     if prophet_ok:
         result.prophet_pending = True
-        if not task.defer_final_prophet:
+        if not task.defer_finals:
             apply_final_prophet(result, final_prophet(task, result.spec, result.final_init))
     return result
 
@@ -342,6 +346,38 @@ def final_prophet(task: ItemTask, spec: dict, init: dict | None) -> FinalProphet
         return FinalProphet(yhat.tolist(), model_json(model), start, model.fit_optimizer, seconds)
     except Exception as exc:  # noqa: BLE001 - a failed fit costs the item its Prophet model, never the store
         return FinalProphet(error=f"{type(exc).__name__}: {exc}"[:300])
+
+
+@dataclass
+class FinalClassic:
+    """Classic models' final fits of one item: each fitted model's path from the anchor date (before closed days;
+    a model that failed to fit is absent), or the error that stopped them all (a lost worker)."""
+
+    paths: dict[str, list[float]] = field(default_factory=dict)
+    error: str | None = None
+
+
+def final_classic(task: ItemTask, intermittent: bool, names: list[str]) -> FinalClassic:
+    """The final fits on all history of the classic models `names` of `task`'s item. Runs in a worker or in the
+    training's process."""
+    y = np.array([np.nan if v is None else v for v in task.y[: task.n_history]], dtype=float)
+    open_all = np.asarray(task.open_day[: task.n_history], dtype=bool)
+    h = len(task.dates) - task.n_history
+    return FinalClassic({name: path.tolist() for name, path in classic_forecasts(
+        y, open_all, h, task.cfg, [n for n in classic_models(intermittent) if n in names]).items()})
+
+
+def apply_final_classic(result: ItemResult, got: FinalClassic, asked: list[str]) -> None:
+    """Classic final fits into `result`: each path, and its forecast with closed days at 0 (times the weather
+    factor the item's other models carry). No model `asked` for is pending any more: one without a path failed
+    and is not servable."""
+    result.classic_pending = [n for n in result.classic_pending if n not in asked]
+    open_future = np.asarray(result.future_open, dtype=bool)
+    for name, path in got.paths.items():
+        result.future_paths[name] = list(path)
+        yhat = np.where(open_future, np.asarray(path, dtype=float), 0)
+        result.future_yhat[name] = (yhat * np.asarray(result.future_factor) if result.future_factor is not None
+                                    else yhat).tolist()
 
 
 def apply_final_prophet(result: ItemResult, got: FinalProphet) -> None:

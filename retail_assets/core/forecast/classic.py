@@ -11,6 +11,7 @@ from retail_assets.core.forecast.models import TrainConfig, last_open_season
 
 CLASSIC_MODELS = ("ets", "theta", "croston_sba", "tsb")
 INTERMITTENT_MODELS = ("croston_sba", "tsb")
+REGULAR_MODELS = ("ets", "theta")
 INTERMITTENT_ADI = 1.32  # Syntetos-Boylan: mean interval between demands above this is intermittent
 TSB_ALPHA = 0.1  # TSB's smoothing of demand size and probability (statsforecast has no automatic TSB)
 
@@ -42,24 +43,29 @@ def filled_open_series(y_train: np.ndarray, open_train: np.ndarray, season: int)
     return out
 
 
+def classic_models(intermittent: bool) -> tuple[str, ...]:
+    """The classic models an item is fitted with: the intermittent ones for an intermittent item (the only classic
+    models it can be served by), else ETS and Theta."""
+    return INTERMITTENT_MODELS if intermittent else REGULAR_MODELS
+
+
 def classic_forecasts(y_train: np.ndarray, open_train: np.ndarray, horizon: int, cfg: TrainConfig,
-                      intermittent: bool) -> dict[str, np.ndarray]:
-    """Each classic model's forecast path over `horizon` from the end of `y_train`, clipped at zero: ETS and
-    Theta for a regular item, fitted on the last `cfg.classic_window` periods (their optimizers' cost grows
-    with the window and the level they track is recent); the intermittent models for an intermittent one
-    (the only classic models it can be served by). A model that fails to fit is left out, never replaced by
-    another's forecast."""
+                      names: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:
+    """The forecast path over `horizon` from the end of `y_train` of each classic model in `names` (of one
+    `classic_models` group), clipped at zero; ETS and Theta fitted on the last `cfg.classic_window` periods (their
+    optimizers' cost grows with the window and the level they track is recent). A model that fails to fit is
+    left out, never replaced by another's forecast. statsforecast is imported here, on first use: its package
+    imports statsmodels and dask (~1 s), which a retrain whose served items need no classic fit never pays."""
     from statsforecast.models import TSB, AutoETS, CrostonSBA, DynamicOptimizedTheta
 
     y = filled_open_series(y_train, open_train, cfg.season)[-cfg.classic_window:]
     season = cfg.season if len(y) >= 2 * cfg.season else 1
-    if intermittent:
-        models = {"croston_sba": CrostonSBA(), "tsb": TSB(alpha_d=TSB_ALPHA, alpha_p=TSB_ALPHA)}
-    else:
-        models = {"ets": AutoETS(season_length=season, model="ZNZ"),
-                  "theta": DynamicOptimizedTheta(season_length=season)}
+    make = {"croston_sba": CrostonSBA, "tsb": lambda: TSB(alpha_d=TSB_ALPHA, alpha_p=TSB_ALPHA),
+            "ets": lambda: AutoETS(season_length=season, model="ZNZ"),
+            "theta": lambda: DynamicOptimizedTheta(season_length=season)}
     out = {}
-    for name, model in models.items():
+    for name in names:
+        model = make[name]()
         try:
             path = np.asarray(model.forecast(y=y.astype(float), h=horizon)["mean"], dtype=float)
         except Exception:  # noqa: BLE001 - a degenerate series (constant, too short) for this model only

@@ -42,4 +42,5 @@ def bundle_metadata(r: pipeline.BundleResult, settings: ForecastSettings) -> dic
         "verification_max_abs_error": v["max_abs_error"],
         "latency_p50_ms": round(lat["p50"], 4),
         "latency_p99_ms": round(lat["p99"], 4),
+        "latency_runs": lat["runs"],
     }

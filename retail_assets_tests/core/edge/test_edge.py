@@ -21,10 +21,12 @@ from prophet.serialize import model_to_json
 
 from retail_assets.core.canonical import dumps
 from retail_assets.core.edge.bundle import (
+    LATENCY_MIN_RUNS,
     MAX_REL_ERROR_TREES,
     BundleVerificationError,
     build_bundle,
     load_private_key,
+    measure_latency,
 )
 from retail_assets.core.edge.compile import compile_store
 from retail_assets.core.edge.keys import ensure_dev_keys
@@ -453,3 +455,15 @@ def test_a_nan_is_refused_at_publish(bundle, tmp_path, monkeypatch):
     with pytest.raises(BundleVerificationError, match="inf"):
         build_bundle(mv, store, 28, load_private_key(priv.read_bytes()), tmp_path / "bundles", "test")
     assert not list((tmp_path / "bundles").rglob("*.zip"))  # nothing published
+
+
+def test_the_build_latency_figure_stops_at_its_budget_after_enough_runs(bundle):
+    """The publication's latency figure is bounded in time: at least LATENCY_MIN_RUNS timed runs, then it stops
+    once the budget has passed; never more than the runs asked for; the manifest says how many it timed."""
+    _root, _mv, _store, published, pub = bundle
+    loaded = runner.load_bundle(published.path, runner.read_public_key(pub), expected_store="0001")
+    spent = measure_latency(loaded, runs=10_000, budget_seconds=0.0)
+    assert spent["runs"] == LATENCY_MIN_RUNS and 0 < spent["p50"] <= spent["p99"]
+    capped = measure_latency(loaded, runs=7, budget_seconds=60.0)
+    assert capped["runs"] == 7
+    assert 0 < published.manifest["latency_ms"]["runs"] <= 200

@@ -62,10 +62,10 @@ def test_dask_cluster_gives_the_same_models_as_the_process_pool(tmp_path, cluste
     # the Prophet fits themselves agree (their fold forecasts are in the equal backtest file), whatever is served
     assert pd.read_parquet(dask_mv.path / "backtest.parquet")["prophet"].notna().all()
     # same progress lines (one per item, counted in arrival order, which may differ: its 5 fold fits), then the
-    # served Prophet fits, made once the champions are known (each item here is served by Prophet)
+    # served final fits, made once the champions are known (each item here is served by Prophet)
     for engine, lines in said.items():
         assert [line.split()[1] for line in lines[:-1]] == ["1/4", "2/4", "3/4", "4/4"]
-        assert lines[-1].startswith("served Prophet fits: 4 of 4 items (")
+        assert lines[-1].startswith("served final fits: Prophet 4 of 4 items, ")
     strip = lambda lines: sorted(" ".join(line.split(" fits in ")[0].split()[2:]) for line in lines[:-1])  # noqa: E731
     assert strip(said["dask"]) == strip(said["processes"]) == [f"SKU-{i:04d}: 5" for i in range(1, 5)]
     assert dask_mv.manifest["summary"]["prophet_final_fits"] == {"fitted": 4, "failed": 0, "not_served": 0}
