@@ -18,9 +18,12 @@ Definitions (printed with the figures):
     one store run in parallel on the pool, so this sum is a share of the wall time, never above it.
   * Prophet.fit seconds: the time inside Prophet.fit summed over every item and fold, across the parallel
     workers (CPU-like: up to `workers` x the fit time).
-  * overhead: wall - fit time: Dagster runs and steps, features, the Great Expectations gate, reading and
-    writing models, plots, forecasts, bundles (compile, verify, sign), event and metadata storage;
-    reported as a share of fit time. Goal (issue "scale beyond one machine"): <= 10 % with batching.
+  * store-level fits: per store, the store's LightGBM and seasonal index at every origin and the served final
+    fits after the decisions (`gbm_seconds` + `final_fits_seconds` in the manifest's summary); model fits too.
+  * overhead: wall - all model fits (fit time + store-level fits): Dagster runs and steps, features, the Great
+    Expectations gate, reading and writing models, decisions, plots, forecasts, bundles (compile, verify, sign),
+    event and metadata storage; reported as a share of all model fits. Goal (issues 5 and 17): <= 10 % with
+    batching. Printed too: wall - fit time against fit time (the figure before store-level fits were split).
 
     .venv/bin/python bench/backfill.py [--stores 20] [--items 30] [--days 1096] [--batch-size 20]
                                        [--workers 2] [--engine processes|dask] [--keep]
@@ -101,15 +104,24 @@ def _collect(name: str, data: Path, stores: list[str], wall: float, runs: int, s
         s = m["summary"]
         per_store[store] = {"version": m["version"], "code": m["code_version"], "files": m["files"],
                             "calibration": m["calibration"], "fit_wall": s["fit_wall_seconds"],
+                            "store_fit": store_fit_seconds(s),
                             "fit_cpu": s["fit_seconds_total"], "fits": s["fits"], "items": s["items"]}
     fit_wall = sum(v["fit_wall"] for v in per_store.values())
+    store_fit = sum(v["store_fit"] for v in per_store.values())
     return {"name": name, "wall": wall, "runs": runs, "trained": len(per_store), "outcome": outcome,
-            "fit_wall": fit_wall, "fit_cpu": sum(v["fit_cpu"] for v in per_store.values()),
+            "fit_wall": fit_wall, "store_fit": store_fit, "all_fit": fit_wall + store_fit,
+            "all_overhead": wall - fit_wall - store_fit, "fit_cpu": sum(v["fit_cpu"] for v in per_store.values()),
             "fits": sum(v["fits"] for v in per_store.values()), "per_store": per_store,
             "overhead": wall - fit_wall, "phases": phase_rows}
 
 
-def _phase_row(start: float, end: float, marks: dict[str, float], fit_wall: float | None) -> dict[str, float]:
+def store_fit_seconds(summary: dict) -> float:
+    """A store's model fits outside its item pool stage, from its manifest summary: the store's LightGBM and
+    seasonal index at every origin (`gbm_seconds`) and the served final fits after the decisions."""
+    return summary.get("gbm_seconds", 0.0) + summary.get("final_fits_seconds", 0.0)
+
+
+def _phase_row(start: float, end: float, marks: dict[str, float], summary: dict | None) -> dict[str, float]:
     """Seconds per phase of one store from its event times (missing phases: store blocked or failed)."""
     row, prev = {}, start
     for phase in PHASES:
@@ -117,9 +129,10 @@ def _phase_row(start: float, end: float, marks: dict[str, float], fit_wall: floa
             row[phase] = marks[phase] - prev
             prev = marks[phase]
     row["after"] = end - prev  # run finish (a), or 0 inside a batch
-    if fit_wall is not None and "model" in row:
-        row["model_fit"] = fit_wall
-        row["model_other"] = row["model"] - fit_wall
+    if summary is not None and "model" in row:
+        row["model_fit"] = summary["fit_wall_seconds"]
+        row["model_store_fit"] = store_fit_seconds(summary)
+        row["model_other"] = row["model"] - row["model_fit"] - row["model_store_fit"]
     return row
 
 
@@ -163,7 +176,7 @@ def per_partition(data: Path, home: Path, stores: list[str], settings: dict) -> 
         m = _manifest(data / "models", store) if result.success else None
         status = "ok" if result.success else ("blocked" if marks.get("gate_passed") == 0.0 else "failed")
         outcome[store] = status
-        phase_rows[store] = _phase_row(start_epoch, end_epoch, marks, m["summary"]["fit_wall_seconds"] if m else None)
+        phase_rows[store] = _phase_row(start_epoch, end_epoch, marks, m["summary"] if m else None)
         _progress("per partition", i, len(stores), store, status, own, m, time.perf_counter() - t_variant)
     instance.dispose()
     return _collect("per partition", data, [s for s in stores if outcome[s] == "ok"], wall, len(stores),
@@ -225,8 +238,7 @@ def batched(data: Path, home: Path, stores: list[str], settings: dict, batch_siz
             m = _manifest(data / "models", store) if outcome[store] == "ok" else None
             last = store == batch[-1]
             ends = [v for k, v in mk.items() if k in PHASES]
-            row = _phase_row(prev, end_epoch if last else max(ends, default=prev), mk,
-                             m["summary"]["fit_wall_seconds"] if m else None)
+            row = _phase_row(prev, end_epoch if last else max(ends, default=prev), mk, m["summary"] if m else None)
             phase_rows[store] = row
             prev = max(ends, default=prev)
     instance.dispose()
@@ -236,7 +248,7 @@ def batched(data: Path, home: Path, stores: list[str], settings: dict, batch_siz
 
 def _mean_phases(v: dict) -> dict[str, float]:
     rows = [r for s, r in v["phases"].items() if v["outcome"][s] == "ok"]
-    keys = [*PHASES, "model_fit", "model_other", "after"]
+    keys = [*PHASES, "model_fit", "model_store_fit", "model_other", "after"]
     return {k: statistics.mean(r.get(k, 0.0) for r in rows) if rows else float("nan") for k in keys}
 
 
@@ -247,7 +259,10 @@ def report(a: dict, b: dict, args, workers: int, setup: dict) -> None:
     print(f"  the {args.engine} pool of {workers} workers until the last item's result, worker start-up included")
     print("  when the pool starts for that store: every store per partition, the first store per batch);")
     print("  Prophet.fit s = time inside Prophet.fit summed over items and folds across the parallel workers;")
-    print("  overhead = wall - fit time (runs, steps, features, GX gate, model IO, plots, forecast, bundle, events).")
+    print("  store-level fits = the store's LightGBM and seasonal index at every origin and the served final")
+    print("  fits after the decisions (`gbm_seconds` + `final_fits_seconds` in the manifest), per store in turn;")
+    print("  overhead = wall - all model fits (pool stage + store-level fits): runs, steps, features, GX gate,")
+    print("  model IO, decisions, plots, forecast, bundle, events; the line before it counts the pool stage only.")
     print()
     head = f"{'':34s}{'(a) per partition':>20s}{'(b) batched':>16s}{'b / a':>9s}"
     print(head)
@@ -263,17 +278,20 @@ def report(a: dict, b: dict, args, workers: int, setup: dict) -> None:
     line("wall time, s", a["wall"], b["wall"])
     line("fit time (pool wall), s", a["fit_wall"], b["fit_wall"])
     line("Prophet.fit s (across workers)", a["fit_cpu"], b["fit_cpu"])
-    line("overhead = wall - fit time, s", a["overhead"], b["overhead"])
-    line("overhead / fit time, %", 100 * a["overhead"] / a["fit_wall"], 100 * b["overhead"] / b["fit_wall"])
+    line("store-level fits, s", a["store_fit"], b["store_fit"])
+    line("wall - pool stage / pool stage, %", 100 * a["overhead"] / a["fit_wall"], 100 * b["overhead"] / b["fit_wall"])
+    line("overhead = wall - all fits, s", a["all_overhead"], b["all_overhead"])
+    line("overhead / all fits, %", 100 * a["all_overhead"] / a["all_fit"], 100 * b["all_overhead"] / b["all_fit"])
     line("wall per trained store, s", a["wall"] / max(a["trained"], 1), b["wall"] / max(b["trained"], 1))
     print()
     print("Mean seconds per trained store, by phase (from event times):")
     pa, pb = _mean_phases(a), _mean_phases(b)
     labels = {"features": "run start + store_features", "gate": "gx_store_features gate",
-              "model": "demand_model", "model_fit": "  of which fit time", "model_other":
-              "  of which the rest (IO, plots)", "forecast": "demand_forecast", "bundle": "edge_bundle",
+              "model": "demand_model", "model_fit": "  of which the pool stage", "model_store_fit":
+              "  of which store-level fits", "model_other": "  of which the rest (IO, decisions, plots)",
+              "forecast": "demand_forecast", "bundle": "edge_bundle",
               "after": "run finish"}
-    for k in [*PHASES[:3], "model_fit", "model_other", *PHASES[3:], "after"]:
+    for k in [*PHASES[:3], "model_fit", "model_store_fit", "model_other", *PHASES[3:], "after"]:
         line(labels[k], pa[k], pb[k], "{:.2f}")
     blocked = sorted(s for s, o in a["outcome"].items() if o == "blocked")
     failed = {s: o for v in (a, b) for s, o in v["outcome"].items() if o not in ("ok", "blocked")}
@@ -289,19 +307,19 @@ def report(a: dict, b: dict, args, workers: int, setup: dict) -> None:
           f"identical for {len(same_bytes)} of {len(both)} stores; model version identical for {len(same)}"
           + ("" if len(codes) == 1 else f" (the version also hashes the code version, the checkout's git HEAD when "
                                         f"the model is written: {len(codes)} different ones during the bench)"))
-    share_b = b["overhead"] / b["fit_wall"]
-    print(f"goal: overhead <= 10 % of fit time with batching: {100 * share_b:.1f} % -> "
+    share_b = b["all_overhead"] / b["all_fit"]
+    print(f"goal: overhead (wall - all fits) <= 10 % of fit time with batching: {100 * share_b:.1f} % -> "
           f"{'met' if share_b <= 0.10 else 'NOT met'}")
     # the same wall split further: what only orchestration costs vs per-store work any orchestrator needs
     for name, ph, v in (("(a)", pa, a), ("(b)", pb, b)):
         orchestration = ph["features"] + ph["gate"] + ph["model_other"] + ph["after"]
         work = ph["forecast"] + ph["bundle"]
-        print(f"  {name} per store: runs, IO, checks (run start/finish, features IO, gate, model IO + plots) "
-              f"{orchestration:.2f} s = {100 * orchestration / max(ph['model_fit'], 1e-9):.1f} % of fit time; "
-              f"forecast + bundle compute (Prophet predict, ONNX compile, 1e-6 verification) {work:.2f} s = "
-              f"{100 * work / max(ph['model_fit'], 1e-9):.1f} %")
+        fitted = max(ph["model_fit"] + ph["model_store_fit"], 1e-9)
+        print(f"  {name} per store: runs, IO, checks (run start/finish, features IO, gate, model IO, decisions, "
+              f"plots) {orchestration:.2f} s = {100 * orchestration / fitted:.1f} % of all fits; forecast + bundle "
+              f"compute (predict, ONNX compile, verification, latency) {work:.2f} s = {100 * work / fitted:.1f} %")
     print(f"ratio batched / per partition: wall {b['wall'] / a['wall']:.2f}, overhead "
-          f"{b['overhead'] / a['overhead']:.2f}")
+          f"{b['all_overhead'] / a['all_overhead']:.2f}")
     print(f"setup (not timed above): generate {setup['generate']:.0f}s, ingest + dbt {setup['ingest']:.0f}s; "
           f"total bench {time.perf_counter() - setup['t0']:.0f}s")
 

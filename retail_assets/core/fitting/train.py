@@ -183,7 +183,9 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
         if cached is not None:  # what this training used or made: the next one after a new day reads it
             fold_cache.save(cache_file, cache_salt, {r.item_id: r.fold_cache for r in results}, store_cache)
         training = decide(store_id, results, cfg, gbm_texts)
+        t3 = time.perf_counter()
         training, final_fits, classic_fits = serve_finals(fits, tasks, training, progress)
+        t4 = time.perf_counter()
     training.summary.update(store_figures)
     training.summary["prophet_final_fits"] = final_fits
     training.summary["classic_final_fits"] = classic_fits
@@ -198,6 +200,7 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     training.summary["items_fitted_in_process"] = int(sum(r.fitted_here for r in results))
     training.summary["fit_workers_already_up"] = workers_up
     training.summary["fit_wall_seconds"] = t2 - t1  # the fitting stage: pool start (unless reused) to last item
+    training.summary["final_fits_seconds"] = t4 - t3  # the served Prophet and classic final fits, after the decisions
     training.summary["wall_seconds"] = time.perf_counter() - t0
     training.summary["history_end"] = history_end(features)
     mv = write_version(models_root, training, features_version, live.version if (live and inits) else None,

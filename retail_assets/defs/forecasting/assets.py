@@ -108,6 +108,9 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
         # items whose folds all came from the cache fit in the run's process: no worker was started for them
         "items_fitted_in_process": s.get("items_fitted_in_process"),
         "warm_started_items": s["warm_started_items"],
+        # the final fits after the decisions, made only where a served forecast reads them: fitted, failed, not made
+        "prophet_final_fits": dg.MetadataValue.json(s.get("prophet_final_fits", {})),
+        "classic_final_fits": dg.MetadataValue.json(s.get("classic_final_fits", {})),
         # how every Prophet fit started, fallbacks included (a reused version trained before this was recorded
         # has none)
         "prophet_fit_starts": dg.MetadataValue.json(s.get("prophet_fit_starts", {})),
