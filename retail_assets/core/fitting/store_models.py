@@ -171,12 +171,23 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     groups = {codes[i]: c for i, c in (categories or {}).items() if i in codes} or None
     estimates_at: dict = {}  # cutoff -> per category: the slope estimate and standard error, kept or not
 
+    origin_keys: dict = {}  # fold origin -> its key in the fold cache (`_origin_key`), with a cache
+
     def slopes(cutoff) -> dict:
-        """The items' temperature slopes on the history before `cutoff` (the same in every variant)."""
+        """The items' temperature slopes on the history before `cutoff` (the same in every variant); at a fold
+        origin from the fold cache when there (its key covers all they read), and kept under it. The per-category
+        estimates behind them are kept for a computed cutoff only: the served cutoff's are the ones read."""
         if cutoff not in slopes_at:
-            estimates_at[cutoff] = {}
-            slopes_at[cutoff] = gbm.temperature_slopes(frames[cfg.gbm_variants[0]], pd.Timestamp(cutoff), groups,
-                                                       borrowed_slopes, estimates_at[cutoff])
+            key = digest([origin_keys[cutoff], "slopes"]) if cutoff in origin_keys else None
+            hit = previous.get(key) if key else None
+            if hit is not None:
+                slopes_at[cutoff] = {float(code): slope for code, slope in hit.items()}
+            else:
+                estimates_at[cutoff] = {}
+                slopes_at[cutoff] = gbm.temperature_slopes(frames[cfg.gbm_variants[0]], pd.Timestamp(cutoff),
+                                                           groups, borrowed_slopes, estimates_at[cutoff])
+            if key:
+                used[key] = {repr(code): slope for code, slope in slopes_at[cutoff].items()}
         return slopes_at[cutoff]
     # the variant of a fold's trees is chosen on the plain trees' forecasts of every item over the folds ended
     # before it, as a store without weather data chooses it; the weather trees are fitted in that variant only
@@ -225,6 +236,8 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
         return forecasts
     for start in starts:
         origin = _origin_key(tasks, start, cfg, weather, groups, borrowed_slopes) if cache is not None else None
+        if origin:
+            origin_keys[start] = origin
         at = [(item, i, f) for (item, i), f in folds.items() if f.dates[0] == start]
         forecasts = (index_forecasts(digest([origin, SEASONAL_INDEX]) if origin else None, start, at)
                      if cfg.seasonal_index else {})

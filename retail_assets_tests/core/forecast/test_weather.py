@@ -445,3 +445,36 @@ def test_the_slope_pool_reads_every_other_live_store_and_skips_what_is_no_store(
     assert chain_slope_estimates(tmp_path, "0003") == {"beverages": [(0.02, 0.005), (0.03, 0.006)],
                                                       "toys": [(0.0, 0.01)]}
     assert chain_slope_estimates(tmp_path / "empty", "0001") is None
+
+
+def test_a_retrain_from_the_fold_cache_reads_each_origins_slopes_from_it_with_the_same_forecasts(monkeypatch):
+    """The items' temperature slopes at each fold origin are cached under the origin's key: a second training on
+    the same inputs computes them only at the served cutoff, and every fold forecast they move (the trees' and
+    every other model's weather factor) is the same as when they were computed."""
+    from retail_assets.core.forecast import gbm
+
+    issues = _issues(DAYS[300:440], lambda d, k: float(SEASONAL[min(d.dayofyear + k, 499) % 500]) + 0.5)
+    cutoffs = []
+    real = gbm.temperature_slopes
+    monkeypatch.setattr(gbm, "temperature_slopes", lambda frame, cutoff, *a, **k: (
+        cutoffs.append(pd.Timestamp(cutoff)), real(frame, cutoff, *a, **k))[1])
+
+    def trained(cache):
+        tasks, results, cfg, weather = _store(OBSERVED, issues, 420)
+        for r in results:  # another model's fold forecasts, which the weather factor moves
+            for f in r.folds:
+                f.yhat["seasonal_naive"] = [5.0] * len(f.dates)
+        add_store_models(tasks, results, cfg, cache, weather=weather)
+        return {(r.item_id, f.fold, m): v for r in results for f in r.folds for m, v in f.yhat.items()}
+
+    cache: dict = {}
+    first = trained(cache)
+    origins = {pd.Timestamp(c) for c in cutoffs[:-1]}
+    assert len(origins) == 3 and any(key[2] == "seasonal_naive" and key[1] == 0 and first[key] != [5.0] * 14
+                                     for key in first)  # the slopes moved a fold forecast
+    cutoffs.clear()
+    again = trained(cache)
+    assert cutoffs == [pd.Timestamp(DAYS[420])]  # the served cutoff alone
+    assert again.keys() == first.keys()
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key], err_msg=str(key))
