@@ -71,7 +71,8 @@ def decide(store_id: str, results: list[ItemResult], cfg: TrainConfig,
         heldout = {m: fold_metrics(r, m, last) for m in (sel, BASELINE)}
         decisions.append(ItemDecision(
             item_id=r.item_id, champion=champion, reason=reason, backtest=scores, heldout_champion=sel,
-            heldout=heldout, status="fallback" if r.prophet_error else "ok", error=r.prophet_error,
+            heldout=heldout, status="fallback" if r.prophet_error or r.classic_error else "ok",
+            error="; ".join(e for e in (r.prophet_error, r.classic_error) if e) or None,
         ))
     served_pairs = [(f, d.champion) for r, d in zip(results, decisions)
                     for f in recent(r.folds) + seasonal(r.folds, "seasonal_serving") if d.champion in f.yhat]

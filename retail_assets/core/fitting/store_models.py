@@ -170,8 +170,7 @@ def add_store_models(tasks: list[ItemTask], results: list[ItemResult], cfg, cach
     codes = {item: float(i) for i, item in enumerate(sorted(t.item_id for t in tasks))}  # as gbm.store_frame's
     groups = {codes[i]: c for i, c in (categories or {}).items() if i in codes} or None
     estimates_at: dict = {}  # cutoff -> per category: the slope estimate and standard error, kept or not
-
-    origin_keys: dict = {}  # fold origin -> its key in the fold cache (`_origin_key`), with a cache
+    origin_keys: dict = {}  # fold origin -> its key in the fold cache (`_origin_key`), when the training has one
 
     def slopes(cutoff) -> dict:
         """The items' temperature slopes on the history before `cutoff` (the same in every variant); at a fold

@@ -239,6 +239,9 @@ def serve_finals(fits: FitPool, tasks: list[ItemTask], training: StoreTraining,
         got = fits.run_final_classic([(tasks[i], results[i].intermittent, names) for i, names in classic])
         for (i, names), g in zip(classic, got):
             apply_final_classic(results[i], g, names)
+            if missing := [m for m in names if m not in results[i].future_yhat]:
+                results[i].classic_error = (f"final fit of {', '.join(missing)} failed: "
+                                            + (g.error or "the model could not fit the series"))
     lost: dict[int, list[str]] = {}  # item -> the served models whose final fit failed
     for i, names in [(i, ["prophet"]) for i in prophet] + classic:
         for m in names:

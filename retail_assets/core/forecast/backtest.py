@@ -113,6 +113,7 @@ class ItemResult:
     final_init: dict | None = None  # where the served Prophet fit starts: the previous version's, else the last fold's
     prophet_pending: bool = False  # the final Prophet fit was deferred, not (yet) made (ItemTask.defer_finals)
     classic_pending: list[str] = field(default_factory=list)  # classic models whose final fit was deferred, not made
+    classic_error: str | None = None  # a served classic model whose final fit failed (the item fell back)
     future_factor: list[float] | None = None  # the weather factor on the served forecast of all models but the trees
 
     @property

@@ -148,3 +148,6 @@ def test_a_served_classic_fit_that_fails_serves_the_items_next_best_model():
     served = served_parts(d.champion, r)
     assert not served & parts and served <= set(r.future_yhat)  # served a model it has
     assert np.isfinite(r.future_yhat[d.champion]).all()
+    # recorded as the fallback it is, with the reason
+    assert d.status == "fallback" and d.error.startswith("final fit of ") and "could not fit" in d.error
+    assert training.summary["items_fallback"] == 1
