@@ -23,6 +23,7 @@ MARTS_DIR = "marts"
 POINTER = "current.json"
 KEEP_BUILDS = 2  # this build and the one before (a reader that opened it a moment ago)
 _TABLE = re.compile(r"^(dim|fct)_[a-z0-9_]{1,60}$")  # a mart's name: the only names that reach SQL or a key
+_BUILD = re.compile(r"^[0-9]{8}T[0-9]{12}-[0-9a-f]{8}$")  # a build's name, as `publish` makes it
 
 
 def _names(con) -> list[str]:
@@ -66,8 +67,9 @@ def publish(con, url: str) -> dict:
 
 def builds(fs, marts: str) -> list[str]:
     """The builds with objects under `marts` (a path without the protocol), oldest first (a server may list a
-    removed build's empty folder)."""
-    return sorted({p[len(marts) + 1:].split("/")[0] for p in fs.find(marts) if p[len(marts) + 1:].count("/") == 1})
+    removed build's empty folder); only names `publish` makes, so nothing else on the store is ever removed."""
+    return sorted({b for p in fs.find(marts) if p[len(marts) + 1:].count("/") == 1
+                   and _BUILD.match(b := p[len(marts) + 1:].split("/")[0])})
 
 
 def current(url: str) -> dict | None:
@@ -88,7 +90,7 @@ def connect(url: str, pointer: dict):
     fs, _ = filesystem(url)
     con = duckdb_connect(fs)
     build = str(pointer["build"])
-    if not re.fullmatch(r"[0-9]{8}T[0-9]{12}-[0-9a-f]{8}", build):
+    if not _BUILD.match(build):
         raise ValueError(f"{url}/{MARTS_DIR}/{POINTER} names build {build!r}, not one this code writes")
     for name in sorted(pointer["tables"]):
         if not _TABLE.match(name):

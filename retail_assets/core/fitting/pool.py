@@ -160,7 +160,9 @@ class FitPool:
             raise ValueError("fit inputs through the data root need the dask engine and an object-store data root "
                              f"(got engine {engine!r}, root {inputs_root!r})")
         self.inputs_root = inputs_root
-        self.items_read_from_root = 0  # items whose worker read their history from the root (all runs of this pool)
+        # items whose fit task was sent without its history, for the worker to read it from the root (all runs of
+        # this pool); the served final fits after the decisions carry their item's history
+        self.items_read_from_root = 0
         self.engine = validate_fit_engine(engine, scheduler_address)
         self.workers = max(int(workers), 1)
         self.scheduler_address = scheduler_address or None

@@ -195,7 +195,8 @@ def train_store(features: pd.DataFrame, models_root: Path, features_version: str
     training.summary["folds_total"] = int(sum(len(r.folds) for r in results))
     # where the time went (not part of the version: the same models whatever the engine or the machine)
     training.summary["fit_engine"] = pool.engine if pool is not None else engine
-    # items whose Dask worker read its history from the data root (FitPool inputs_root), not from its task
+    # items whose fit task went to a Dask worker without its history, to read it from the data root (FitPool
+    # inputs_root)
     training.summary["items_read_from_root"] = read_from_root
     training.summary["items_fitted_in_process"] = int(sum(r.fitted_here for r in results))
     training.summary["fit_workers_already_up"] = workers_up

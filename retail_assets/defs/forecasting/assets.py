@@ -107,6 +107,8 @@ def model_metadata(r: pipeline.ModelResult, settings: ForecastSettings) -> dict:
         "lightgbm_origins_from_cache": s.get("gbm_origins_cached"),
         # items whose folds all came from the cache fit in the run's process: no worker was started for them
         "items_fitted_in_process": s.get("items_fitted_in_process"),
+        # items whose fit task went to a Dask worker without its history, read from the data root instead
+        "items_read_from_root": s.get("items_read_from_root", 0),
         "warm_started_items": s["warm_started_items"],
         # the final fits after the decisions, made only where a served forecast reads them: fitted, failed, not made
         "prophet_final_fits": dg.MetadataValue.json(s.get("prophet_final_fits", {})),

@@ -52,12 +52,15 @@ def test_marts_publish_through_the_registered_filesystem_and_a_machine_without_t
     # a new build replaces what readers see whole; the build before stays for a reader on it, older ones go
     (a.local / "warehouse.duckdb").unlink()
     _warehouse(a.local / "warehouse.duckdb", units=5)
+    fs, base = filesystem(url)
+    foreign = f"{base}/{marts.MARTS_DIR}/notes/readme.txt"  # not a build of this code: never removed
+    fs.pipe_file(foreign, b"kept")
     with connect_readonly(a.local / "warehouse.duckdb") as con:
         second = marts.publish(con, url)
         third = marts.publish(con, url)
-    fs, base = filesystem(url)
     kept = marts.builds(fs, f"{base}/{marts.MARTS_DIR}")
     assert kept == [second["build"], third["build"]] and first["build"] < second["build"]
+    assert fs.cat_file(foreign) == b"kept"
     with connect_readonly(b.local / "warehouse.duckdb") as con:
         assert con.execute("select sum(units) from fct_daily_demand").fetchone()[0] == 500
     a.push()  # the warehouse machine's push neither sends its warehouse nor touches the marts
